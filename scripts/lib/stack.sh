@@ -99,3 +99,17 @@ tn_stack_stop() {
         >/dev/null 2>&1
     return 0
 }
+
+# tn_stack_resume DIR - start a stack made earlier by tn_stack_start in DIR
+# (same ports, same data, same passwords). Fails if DIR holds none.
+tn_stack_resume() {
+    local dir="$1"
+    [ -f "$dir/env" ] && [ -d "$dir/pg/data" ] || return 1
+    # shellcheck disable=SC1091
+    . "$dir/env"
+    rm -f "$dir/pg/data/postmaster.pid" 2>/dev/null || true
+    "$dir/redis/start.sh"
+    tn_as_pg "$(tn_pg_bin)/pg_ctl" -D "$dir/pg/data" -l "$dir/pg/log" -w \
+        -o "-p $TN_TEST_PG_PORT -k $dir/pg -c listen_addresses=127.0.0.1" start >/dev/null
+    tn_redis_wait "$TN_TEST_REDIS_PORT"
+}

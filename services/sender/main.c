@@ -1,0 +1,31 @@
+/*
+ * NAME
+ *	tern-sender - outbound message sender
+ * DESCRIPTION
+ *	Runs in the shared daemon skeleton (tn_daemon): admin port with
+ *	/healthz, /readyz and /metrics, 1 Hz heartbeat, SIGTERM drain.
+ *	XXX: the sender's own work is not built yet (see README.md, "Status");
+ *	today it starts, reports health and readiness, and drains cleanly.
+ * STREAMS IN
+ *	tern:out, tern:status (group sender) (planned)
+ * STREAMS OUT
+ *	provider send APIs (planned)
+ * DATABASE
+ *	outbound_messages (planned)
+ * ENVIRONMENT
+ *	The shared variables of tn_daemon.h; TN_ADMIN_LISTEN defaults to
+ *	127.0.0.1:9104.
+ * SECURITY
+ *	Will hold provider send credentials, and only this daemon.
+ *	Refuses to run as root unless TN_ALLOW_ROOT=1.
+ */
+#include <tn/tn_daemon.h>
+
+/* main - hand control to the daemon skeleton */
+int main(void)
+{
+    return tn_daemon_main(&(const struct tn_daemon){
+        .name = "sender",
+        .admin_default = "127.0.0.1:9104",
+    });
+}
