@@ -3,13 +3,19 @@
 # those missing. Idempotent: prints nothing when everything is present.
 TN_DEPS_BUILD="cmake make gcc clang pkg-config libuv1-dev libhiredis-dev libpq-dev
  libcurl4-openssl-dev libjansson-dev libssl-dev libcmocka-dev libh2o-dev"
-TN_DEPS_RUN="redis-server redis-tools postgresql postgresql-client curl nodejs npm"
+TN_DEPS_RUN="redis-server redis-tools postgresql curl"
+# Tools a machine may already have from elsewhere (a newer Node.js, say):
+# installed from Debian only when the command is missing, never over it.
+TN_DEPS_CMDS="node:nodejs npm:npm psql:postgresql-client wrk:wrk"
 
 tn_deps_install() {
     local missing=() p
     for p in $TN_DEPS_BUILD $TN_DEPS_RUN "$@"; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' \
             || missing+=("$p")
+    done
+    for p in $TN_DEPS_CMDS; do
+        command -v "${p%%:*}" >/dev/null 2>&1 || missing+=("${p#*:}")
     done
     [ ${#missing[@]} -eq 0 ] && return 0
     echo "installing: ${missing[*]}" >&2

@@ -43,8 +43,10 @@ tn_stack_start() {
     : >"$dir/env"
 
     # Redis: the ACL file from deploy/redis with fresh passwords per user.
-    cp "$root/deploy/redis/users.acl" "$dir/redis/users.acl"
-    for svc in $TN_SERVICES admin; do
+    # redis-server refuses comment lines in an ACL file: keep only the users.
+    grep -v -e '^[[:space:]]*#' -e '^[[:space:]]*$' "$root/deploy/redis/users.acl" \
+        >"$dir/redis/users.acl"
+    for svc in $TN_SERVICES admin keda; do
         pw=$(tn_secret)
         sed -i "s|@PASSWORD_$(echo "$svc" | tr a-z A-Z)@|$pw|" "$dir/redis/users.acl"
         echo "export TN_TEST_REDIS_URL_$(echo "$svc" | tr a-z A-Z)=redis://tern-$svc:$pw@127.0.0.1:$rport" >>"$dir/env"

@@ -47,12 +47,15 @@ char *tn_random_id(const char *prefix);
 
 /* tn_hex_encode - new lowercase hex string of n bytes. */
 char *tn_hex_encode(const void *p, size_t n);
-/* tn_hex_decode - decode hex (either case) into new *out. Errors: TN_EINVAL. */
+/* tn_hex_decode - decode hex (either case, even length, nothing else) into new
+ * *out, NUL-terminated (not counted in *outlen). Errors: TN_EINVAL. */
 enum tn_err tn_hex_decode(const char *s, size_t len, unsigned char **out, size_t *outlen);
 /* tn_base64_encode - new string; url selects base64url without padding. */
 char *tn_base64_encode(const void *p, size_t n, bool url);
-/* tn_base64_decode - decode into new *out (url: base64url, padding optional).
- * Errors: TN_EINVAL on any invalid character or length. */
+/* tn_base64_decode - decode into new *out, NUL-terminated (not counted in
+ * *outlen). Standard base64 requires its padding; url (base64url, '-' '_')
+ * takes it optionally. No whitespace, and only the canonical spelling (unused
+ * low bits zero). Errors: TN_EINVAL on any invalid character or length. */
 enum tn_err tn_base64_decode(const char *s, size_t len, bool url, unsigned char **out,
                              size_t *outlen);
 
@@ -75,7 +78,20 @@ enum tn_err tn_seal(const struct tn_keyring *k, const void *aad, size_t aadlen, 
  * TN_EDENIED authentication failed (tampered, or wrong aad). */
 enum tn_err tn_open(const struct tn_keyring *k, const void *aad, size_t aadlen, const void *sealed,
                     size_t len, unsigned char **out, size_t *outlen);
-/* tn_sealed_key_id - the key id of a sealed value (for rotation reports). */
+/* tn_sealed_key_id - the key id of a sealed value (for rotation reports).
+ * Errors: TN_EINVAL (too short or unknown version byte). */
 enum tn_err tn_sealed_key_id(const void *sealed, size_t len, uint32_t *id);
+
+/* tn__crypto_gcm_encrypt - TESTS ONLY (known-answer vectors): raw AES-256-GCM
+ * with a caller-chosen iv; never reuse an iv with a key. ct has room for ptlen
+ * bytes. Errors: TN_EINVAL (a length over INT_MAX). Use tn_seal instead. */
+enum tn_err tn__crypto_gcm_encrypt(const unsigned char key[32], const unsigned char iv[12],
+                                   const void *aad, size_t aadlen, const void *pt, size_t ptlen,
+                                   unsigned char *ct, unsigned char tag[16]);
+/* tn__crypto_gcm_decrypt - TESTS ONLY: the inverse; pt has room for ctlen
+ * bytes and is wiped on failure. Errors: TN_EINVAL, TN_EDENIED (bad tag). */
+enum tn_err tn__crypto_gcm_decrypt(const unsigned char key[32], const unsigned char iv[12],
+                                   const void *aad, size_t aadlen, const void *ct, size_t ctlen,
+                                   const unsigned char tag[16], unsigned char *pt);
 
 #endif

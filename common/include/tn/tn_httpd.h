@@ -23,9 +23,9 @@ struct tn_httpd;
 struct tn_httpd_req;
 
 struct tn_httpd_opts {
-    const char *listen;   /* "127.0.0.1:8080" or "[::1]:8080"; borrowed */
-    size_t max_body;      /* 0: 1 MiB */
-    size_t max_header;    /* 0: 16 KiB (request line + headers) */
+    const char *listen;       /* numeric "127.0.0.1:8080" or "[::1]:8080"; borrowed */
+    size_t max_body;          /* 0: 1 MiB */
+    size_t max_header;        /* 0: 16 KiB (request line + headers) */
     uint32_t read_timeout_ms; /* 0: 10000; whole request, from its first byte */
     uint32_t idle_timeout_ms; /* 0: 60000; keep-alive idle */
     uint32_t max_conns;       /* 0: 1024 */
@@ -69,12 +69,14 @@ struct tn_httpd *tn_httpd_new(struct uv_loop_s *loop, const struct tn_httpd_opts
 
 /* tn_httpd_header_get - value of the first header named name (case-insensitive),
  * borrowed; NULL if absent. */
-const char *tn_httpd_header_get(const struct tn_httpd_req_view *v, const char *name,
-                                size_t *len);
+const char *tn_httpd_header_get(const struct tn_httpd_req_view *v, const char *name, size_t *len);
 
 /* tn_httpd_respond - send the response. content_type and body borrowed
  * (copied). extra_headers: NULL or "Name: value\r\n..." lines, borrowed.
- * Content-Length is always set. Ownership of req returns to the server. */
+ * Content-Length is always set (except for 1xx/204/304, which carry no body);
+ * a HEAD request gets the headers only. "Connection: close" is added when the
+ * connection ends after this response. Ownership of req returns to the server.
+ * Runs on: loop. */
 void tn_httpd_respond(struct tn_httpd_req *req, int status, const char *content_type,
                       const char *extra_headers, const void *body, size_t body_len);
 
@@ -86,9 +88,33 @@ void tn_httpd_stop_accepting(struct tn_httpd *h);
  * answered (the drain waits for 0). */
 size_t tn_httpd_active(const struct tn_httpd *h);
 
-/* tn_httpd_close - close the listener and every connection; in-flight
- * requests are answered as canceled (NULL-safe). Memory is released from the
- * handles' close callbacks, so the loop must run once more afterwards. */
+/* tn_httpd_close - close the listener and every connection (NULL-safe).
+ * In-flight requests are canceled: their clients see the connection close, and
+ * the handler must still call tn_httpd_respond, which then only frees the
+ * request. Memory is released from the handles' close callbacks (and, for a
+ * request still in the handler, from its respond), so the loop must run once
+ * more afterwards. h must not be used after this call. */
 void tn_httpd_close(struct tn_httpd *h);
+
+/* tn_httpd_port - the bound TCP port (useful with "127.0.0.1:0"); 0 if unknown. */
+int tn_httpd_port(const struct tn_httpd *h);
+
+/* Counters for /metrics; all monotonic except conns_open and active. */
+struct tn_httpd_stats {
+    uint64_t conns_accepted; /* taken into service */
+    uint64_t conns_rejected; /* over max_conns: accepted and closed at once */
+    uint64_t conns_open;     /* currently open (gauge) */
+    uint64_t idle_closed;    /* keep-alive connections closed after idle_timeout */
+    uint64_t requests;       /* handed to the handler */
+    uint64_t responses[6];   /* responses sent by status class: [2] is 2xx .. [5] is 5xx */
+    uint64_t bad_requests;   /* framing failures answered 400/417/501/505 */
+    uint64_t limit_body;     /* 413: body over max_body */
+    uint64_t limit_header;   /* 431: head over max_header */
+    uint64_t limit_timeout;  /* 408: request not complete within read_timeout */
+    uint64_t active;         /* requests in the handler now (gauge) */
+};
+
+/* tn_httpd_stats - copy the counters into *out. Runs on: loop. */
+void tn_httpd_stats(const struct tn_httpd *h, struct tn_httpd_stats *out);
 
 #endif

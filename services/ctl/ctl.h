@@ -1,0 +1,73 @@
+#ifndef CTL_H
+#define CTL_H
+/*
+ * ctl.h - ternctl's private header: one entry point per command group, the
+ * embedded migrations, and small shared CLI helpers (ctl_util.c).
+ *
+ * Exit codes: 0 success, 1 the operation failed (the server said no, or it
+ * is down), 64 usage error (EX_USAGE), 78 missing configuration (EX_CONFIG).
+ */
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <tn/tn_err.h>
+
+struct tn_pgconn;
+
+#define CTL_EX_OK 0
+#define CTL_EX_FAIL 1
+#define CTL_EX_USAGE 64
+#define CTL_EX_CONFIG 78
+
+/* One migration embedded in the binary (generated ctl_sql_embedded.c). */
+struct ctl_sql_file {
+    const char *name;          /* "0001_schema.sql" */
+    const unsigned char *text; /* NUL-terminated */
+    size_t len;
+};
+
+/* Defined in the generated file that only the ternctl program links. */
+extern const struct ctl_sql_file ctl_sql_files[];
+extern const size_t ctl_sql_nfiles;
+
+/* ctl_migrate_main - `ternctl migrate`: apply files[0..n) in order.
+ * files are borrowed (static). Returns an exit code. */
+int ctl_migrate_main(int argc, char **argv, const struct ctl_sql_file *files, size_t n);
+
+/* ctl_tenant_main - `ternctl tenant add|list`. Returns an exit code. */
+int ctl_tenant_main(int argc, char **argv);
+
+/* ctl_channel_main - `ternctl channel add|list|remove`. Returns an exit code. */
+int ctl_channel_main(int argc, char **argv);
+
+/* ctl_connect - open TN_PG_DSN (the admin / tern_ctl DSN) into *out (new).
+ * Prints the reason to stderr. Returns an exit code (CTL_EX_OK on success). */
+int ctl_connect(struct tn_pgconn **out);
+
+/* ctl_tenant_resolve - the id of the tenant named by ref (an id or a slug)
+ * into out (37 bytes). Prints the reason on failure. Returns an exit code. */
+int ctl_tenant_resolve(struct tn_pgconn *c, const char *ref, char out[37]);
+
+/* ctl_usage - print "usage: ternctl <text>" to stderr; returns CTL_EX_USAGE. */
+int ctl_usage(const char *text);
+
+/* ctl_fail - print "ternctl: <what>: <tn_strerror(err)>" to stderr; returns
+ * CTL_EX_FAIL. */
+int ctl_fail(const char *what, enum tn_err err);
+
+/* One command-line option for ctl_parse_opts. */
+struct ctl_opt {
+    const char *name;   /* "--slug" */
+    bool flag;          /* true: no value (sets *value to "1") */
+    const char **value; /* borrowed from argv; NULL when absent */
+};
+
+/* ctl_parse_opts - match argv[0..argc) against opts (terminated by a NULL
+ * name). An option named in repeat (may be NULL) may occur many times: each
+ * occurrence's value is appended to repeat_vals (caller array of repeat_max).
+ * Returns false on an unknown option, a missing value or too many repeats
+ * (a message is printed). */
+bool ctl_parse_opts(int argc, char **argv, const struct ctl_opt *opts, const char *repeat,
+                    const char **repeat_vals, size_t repeat_max, size_t *nrepeat);
+
+#endif
