@@ -47,5 +47,5 @@ for r in ingest agent calsync sender sweeper ctl; do
     put "pg-password-$r" "$pw" 644
     put "pg-dsn-$r" "postgresql://tern_$r:$pw@$phost:$pport/tern" 600
 done
-put master-key "k1:$(head -c 32 /dev/urandom | base64)" 600
+put master-key "1:$(head -c 32 /dev/urandom | base64 -w0)" 600
 echo "secrets written to $dir"

@@ -26,7 +26,9 @@ for d in ingest agent calsync sender sweeper; do
     up=$(echo "$d" | tr a-z A-Z)
     url_var="TN_TEST_REDIS_URL_$up"
     port[$d]=$(tn_free_port)
-    TN_REDIS_URL=${!url_var} TN_ADMIN_LISTEN=127.0.0.1:${port[$d]} TN_DRAIN_TIMEOUT=3s \
+    dsn_var="TN_TEST_PG_DSN_$up"
+    TN_REDIS_URL=${!url_var} TN_PG_DSN=${!dsn_var} TN_ADMIN_LISTEN=127.0.0.1:${port[$d]} \
+        TN_INGEST_LISTEN=127.0.0.1:$(tn_free_port) TN_DRAIN_TIMEOUT=3s \
         TN_HEARTBEAT_FILE=$dir/$d.beat "$TN_BIN_DIR/tern-$d" >"$dir/$d.log" 2>&1 &
     pid[$d]=$!
 done

@@ -1,0 +1,114 @@
+#ifndef INGEST_SRV_H
+#define INGEST_SRV_H
+/*
+ * ingest_srv - private header of tern-ingest's server half: the routing
+ * cache (ingest_routes.c), the atomic dedupe-and-enqueue (ingest_enqueue.c)
+ * and the HTTP front (ingest_http.c). The pure webhook parsers are in
+ * ingest.h.
+ *
+ * Request path (all on the loop, nothing blocks): tn_httpd hands a request
+ * to ingest_http, which routes it by method and path, asks the parser for a
+ * verdict with the routing cache as lookup, and for a 200 with entries runs
+ * one Lua script on Redis that, per entry, sets the dedupe key (NX EX) and
+ * XADDs the entry only when the key was new. The provider gets its 2xx only
+ * after that script's reply; a Redis failure or timeout is a 503, which the
+ * provider retries, and the dedupe key then turns a retry of an
+ * already-written batch into a 200 without a second entry.
+ */
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <tn/tn_err.h>
+
+#include "ingest.h"
+
+struct uv_loop_s;
+struct tn_keyring;
+struct tn_metrics;
+struct tn_redis;
+struct tn_httpd_stats;
+
+/* ---------------------------------------------------------------- routes */
+
+struct ingest_routes;
+
+/* ingest_routes_new - the routing cache: every enabled channel of every
+ * live tenant, read with tern_routing() from Postgres on the threadpool,
+ * secrets opened with keys (borrowed, must outlive the cache), refreshed
+ * every refresh_ms. pg_dsn borrowed (copied). Returns: new (free with
+ * ingest_routes_free). Runs on: loop. */
+struct ingest_routes *ingest_routes_new(struct uv_loop_s *loop, const char *pg_dsn,
+                                        const struct tn_keyring *keys, int64_t refresh_ms);
+
+/* ingest_routes_lookup - an ingest_lookup_fn over the current snapshot;
+ * arg is the struct ingest_routes. Runs on: loop. */
+const struct ingest_route *ingest_routes_lookup(void *arg, const char *provider, const char *key);
+
+/* ingest_routes_loaded - true once one snapshot has been loaded. */
+bool ingest_routes_loaded(const struct ingest_routes *r);
+
+/* ingest_routes_count - channels in the current snapshot (a gauge). */
+size_t ingest_routes_count(const struct ingest_routes *r);
+
+/* ingest_routes_stop - no further refreshes (drain). Runs on: loop. */
+void ingest_routes_stop(struct ingest_routes *r);
+
+/* ingest_routes_busy - a refresh is still running on the threadpool. */
+bool ingest_routes_busy(const struct ingest_routes *r);
+
+/* ingest_routes_free - release everything; call only when not busy, then let
+ * the loop run once more (the timer closes asynchronously). NULL-safe. */
+void ingest_routes_free(struct ingest_routes *r);
+
+/* ---------------------------------------------------------------- enqueue */
+
+/* ingest_enqueue_fn - the batch's fate. err TN_OK: every entry is on its
+ * stream (written now or by an earlier delivery of the same webhook); added
+ * counts those written now. Otherwise nothing is known to be written and the
+ * provider must retry. Runs on: loop. */
+typedef void ingest_enqueue_fn(enum tn_err err, size_t added, void *arg);
+
+/* ingest_enqueue - dedupe and XADD res->entries in order, atomically (one
+ * Lua script). res borrowed until the call returns (arguments are copied);
+ * dedupe_s is the dedupe keys' lifetime. Errors: TN_EUNAVAIL when Redis is
+ * not connected (cb is not called). Runs on: loop. */
+enum tn_err ingest_enqueue(struct tn_redis *redis, const struct ingest_result *res,
+                           int64_t dedupe_s, ingest_enqueue_fn *cb, void *arg);
+
+/* ---------------------------------------------------------------- http */
+
+struct ingest_http_cfg {
+    const char *listen;     /* TN_INGEST_LISTEN */
+    const char *public_url; /* TN_INGEST_PUBLIC_URL, no trailing '/' */
+    size_t max_body;
+    size_t max_header;
+    uint32_t read_timeout_ms;
+    uint32_t idle_timeout_ms;
+    uint32_t max_conns;
+    int64_t dedupe_s;
+};
+
+struct ingest_http;
+
+/* ingest_http_new - listen on cfg->listen and serve the webhooks. cfg,
+ * routes, redis and metrics borrowed for the server's life. Returns: new;
+ * NULL when the address cannot be bound (logged). Runs on: loop. */
+struct ingest_http *ingest_http_new(struct uv_loop_s *loop, const struct ingest_http_cfg *cfg,
+                                    struct ingest_routes *routes, struct tn_redis *redis,
+                                    struct tn_metrics *metrics);
+
+/* ingest_http_drain - stop accepting; requests in flight finish. */
+void ingest_http_drain(struct ingest_http *h);
+
+/* ingest_http_busy - requests still waiting for Redis or the handler. */
+bool ingest_http_busy(const struct ingest_http *h);
+
+/* ingest_http_stats - the server's counters (tn_httpd_stats). */
+void ingest_http_stats(const struct ingest_http *h, struct tn_httpd_stats *out);
+
+/* ingest_http_free - close every connection and release (NULL-safe); the
+ * loop must run once more. */
+void ingest_http_free(struct ingest_http *h);
+
+#endif
