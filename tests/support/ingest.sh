@@ -86,7 +86,7 @@ dump_entries() {
     node -e '
 const { execFileSync } = require("child_process");
 const [url, stream, tid] = process.argv.slice(1);
-const out = execFileSync("redis-cli", ["-u", url, "--no-auth-warning", "--json", "XRANGE", stream, "-", "+"]);
+const out = execFileSync("redis-cli", ["-u", url, "--no-auth-warning", "--json", "XRANGE", stream, "-", "+"], { maxBuffer: 1 << 30 });
 for (const [, kv] of JSON.parse(out)) {
   const f = {};
   for (let i = 0; i < kv.length; i += 2) f[kv[i]] = kv[i + 1];
