@@ -88,21 +88,28 @@ char *ingest_entry_trace_new(const struct ingest_request *req)
     return out;
 }
 
-/* dump - new compact JSON text of data (jansson's buffer API: no libc free) */
+/* dump - new compact JSON text of data (jansson's buffer API: no libc
+ * free). One pass into a generous buffer; a second, sized one only when the
+ * text did not fit. */
 static char *dump(const json_t *data)
 {
-    size_t n = json_dumpb(data, NULL, 0, JSON_COMPACT);
-    char *out;
+    size_t cap = 4096, n;
+    char *out = tn_xmalloc(cap);
 
+    n = json_dumpb(data, out, cap - 1, JSON_COMPACT);
     if (n == 0)
-        return NULL;
-    out = tn_xmalloc(n + 1);
-    if (json_dumpb(data, out, n, JSON_COMPACT) != n) {
-        tn_free(out);
-        return NULL;
+        goto fail;
+    if (n > cap - 1) {
+        cap = n + 1;
+        out = tn_xrealloc(out, cap);
+        if (json_dumpb(data, out, n, JSON_COMPACT) != n)
+            goto fail;
     }
     out[n] = '\0';
     return out;
+fail:
+    tn_free(out);
+    return NULL;
 }
 
 /* entry_add - append a new, empty entry for stream */

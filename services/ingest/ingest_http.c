@@ -32,13 +32,27 @@
 #define TEXT_PLAIN "text/plain; charset=utf-8"
 #define RETRY_AFTER "Retry-After: 5\r\n"
 
+/* The metrics of one (provider, status, reason) outcome, looked up once:
+ * provider and reason are static strings, compared by address. */
+struct outcome {
+    const char *provider;
+    const char *reason;
+    int status;
+    struct tn_metric *requests, *rejected, *seconds;
+};
+
+#define OUTCOMES 64
+
 struct ingest_http {
+    struct outcome outcomes[OUTCOMES];
+    size_t noutcomes;
     struct tn_httpd *httpd;
     const struct ingest_http_cfg *cfg;
     struct ingest_routes *routes;
     struct tn_redis *redis;
     struct tn_metrics *metrics;
     size_t waiting; /* requests waiting for the enqueue script */
+    struct tn_metric *enqueued, *duplicates;
 };
 
 /* One request from routing to response. Strings owned. */
@@ -92,34 +106,46 @@ static enum route_kind route_of(const struct tn_httpd_req_view *v, char **seg)
     return R_NONE;
 }
 
-/* count - add one to a counter with labels. Runs on: loop. */
-static void count(struct ingest_http *h, const char *name, const char *help, const char *labels)
+/* outcome_new - register the metrics of one outcome into o */
+static void outcome_new(struct ingest_http *h, struct outcome *o, const char *provider, int status,
+                        const char *reason)
 {
-    tn_metric_inc(tn_metrics_get(h->metrics, TN_METRIC_COUNTER, name, help, labels));
-}
-
-/* finish - answer, account and release p. Runs on: loop. */
-static void finish(struct pending *p, int status, const char *ctype, const char *extra,
-                   const char *body, size_t len, const char *reason)
-{
-    struct ingest_http *h = p->h;
     char labels[160];
 
-    tn_httpd_respond(p->req, status, ctype, extra, body, len);
-    snprintf(labels, sizeof(labels), "provider=\"%s\",code=\"%d\"", p->provider, status);
-    count(h, "tern_ingest_requests_total", "Webhook requests answered, by provider and status",
-          labels);
+    *o = (struct outcome){.provider = provider, .reason = reason, .status = status};
+    snprintf(labels, sizeof(labels), "provider=\"%s\",code=\"%d\"", provider, status);
+    o->requests = tn_metrics_get(h->metrics, TN_METRIC_COUNTER, "tern_ingest_requests_total",
+                                 "Webhook requests answered, by provider and status", labels);
     if (status >= 300) {
-        snprintf(labels, sizeof(labels), "provider=\"%s\",reason=\"%s\"", p->provider, reason);
-        count(h, "tern_ingest_rejected_total", "Webhook requests refused, by provider and reason",
-              labels);
-        tn_log_info(NULL, "ingest.rejected", TN_KV_STR("provider", p->provider),
-                    TN_KV_INT("status", status), TN_KV_STR("reason", reason));
+        snprintf(labels, sizeof(labels), "provider=\"%s\",reason=\"%s\"", provider, reason);
+        o->rejected = tn_metrics_get(h->metrics, TN_METRIC_COUNTER, "tern_ingest_rejected_total",
+                                     "Webhook requests refused, by provider and reason", labels);
     }
-    snprintf(labels, sizeof(labels), "provider=\"%s\"", p->provider);
-    tn_metric_observe(tn_metrics_get(h->metrics, TN_METRIC_HISTOGRAM, "tern_ingest_request_seconds",
-                                     "Webhook request handling time", labels),
-                      (double)(tn_mono_ms() - p->t0_ms) / 1000.0);
+    snprintf(labels, sizeof(labels), "provider=\"%s\"", provider);
+    o->seconds = tn_metrics_get(h->metrics, TN_METRIC_HISTOGRAM, "tern_ingest_request_seconds",
+                                "Webhook request handling time", labels);
+}
+
+/* outcome_of - the cached metrics of an outcome (a scratch slot when the
+ * cache is full: metrics are registered once either way). */
+static struct outcome *outcome_of(struct ingest_http *h, const char *provider, int status,
+                                  const char *reason)
+{
+    static struct outcome scratch;
+
+    for (size_t i = 0; i < h->noutcomes; i++) {
+        struct outcome *o = &h->outcomes[i];
+        if (o->provider == provider && o->status == status && o->reason == reason)
+            return o;
+    }
+    struct outcome *o = h->noutcomes < OUTCOMES ? &h->outcomes[h->noutcomes++] : &scratch;
+    outcome_new(h, o, provider, status, reason);
+    return o;
+}
+
+/* pending_free - release p and everything it owns */
+static void pending_free(struct pending *p)
+{
     ingest_result_free(&p->res);
     tn_free(p->url);
     tn_free(p->query);
@@ -128,6 +154,23 @@ static void finish(struct pending *p, int status, const char *ctype, const char 
     tn_free(p->sig);
     tn_free(p->trace);
     tn_free(p);
+}
+
+/* finish - answer, account and release p. reason: static. Runs on: loop. */
+static void finish(struct pending *p, int status, const char *ctype, const char *extra,
+                   const char *body, size_t len, const char *reason)
+{
+    struct outcome *o = outcome_of(p->h, p->provider, status, reason);
+
+    tn_httpd_respond(p->req, status, ctype, extra, body, len);
+    tn_metric_inc(o->requests);
+    if (o->rejected != NULL) {
+        tn_metric_inc(o->rejected);
+        tn_log_info(NULL, "ingest.rejected", TN_KV_STR("provider", p->provider),
+                    TN_KV_INT("status", status), TN_KV_STR("reason", reason));
+    }
+    tn_metric_observe(o->seconds, (double)(tn_mono_ms() - p->t0_ms) / 1000.0);
+    pending_free(p);
 }
 
 /* finish_verdict - answer with the parser's verdict */
@@ -142,7 +185,6 @@ static void enqueued(enum tn_err err, size_t added, void *arg)
 {
     struct pending *p = arg;
     struct ingest_http *h = p->h;
-    char labels[96];
 
     h->waiting--;
     if (err != TN_OK) {
@@ -150,13 +192,8 @@ static void enqueued(enum tn_err err, size_t added, void *arg)
         finish(p, 503, TEXT_PLAIN, RETRY_AFTER, msg, sizeof(msg) - 1, "redis.unavailable");
         return;
     }
-    snprintf(labels, sizeof(labels), "provider=\"%s\"", p->provider);
-    tn_metric_add(tn_metrics_get(h->metrics, TN_METRIC_COUNTER, "tern_ingest_enqueued_total",
-                                 "Stream entries written", labels),
-                  (double)added);
-    tn_metric_add(tn_metrics_get(h->metrics, TN_METRIC_COUNTER, "tern_ingest_duplicates_total",
-                                 "Entries skipped as already received", labels),
-                  (double)(p->res.nentries - added));
+    tn_metric_add(h->enqueued, (double)added);
+    tn_metric_add(h->duplicates, (double)(p->res.nentries - added));
     finish_verdict(p);
 }
 
@@ -272,6 +309,10 @@ struct ingest_http *ingest_http_new(struct uv_loop_s *loop, const struct ingest_
     h->routes = routes;
     h->redis = redis;
     h->metrics = metrics;
+    h->enqueued = tn_metrics_get(metrics, TN_METRIC_COUNTER, "tern_ingest_enqueued_total",
+                                 "Stream entries written", NULL);
+    h->duplicates = tn_metrics_get(metrics, TN_METRIC_COUNTER, "tern_ingest_duplicates_total",
+                                   "Entries skipped as already received (redeliveries)", NULL);
     h->httpd = tn_httpd_new(loop, &o, handle, h);
     if (h->httpd == NULL) {
         tn_free(h);
