@@ -110,6 +110,23 @@ bool tn_consumer_ready(const struct tn_consumer *c);
 /* tn_consumer_stats - copy the counters into out. */
 void tn_consumer_stats(const struct tn_consumer *c, struct tn_consumer_stats *out);
 
+/* tn_consumer_stream, tn_consumer_group - the names given at creation.
+ * Returns: borrowed, valid until tn_consumer_free. */
+const char *tn_consumer_stream(const struct tn_consumer *c);
+const char *tn_consumer_group(const struct tn_consumer *c);
+
+struct tn_metrics;
+struct tn_redis;
+
+/* tn_consumer_export - heartbeat hook for /metrics (tn_consumer_export.c):
+ * sets tern_consumer_{handled,acked,retried,dead,reclaimed,errors}_total
+ * {stream,group} from the counters, and sends XINFO GROUPS on r (any
+ * connection whose user may run it; the daemon skeleton's) to set
+ * tern_stream_lag{stream,group} (entries not yet delivered to the group)
+ * and tern_stream_pending{stream,group} (delivered, not acknowledged) when
+ * it answers. c, r, m borrowed; m must outlive the reply. Runs on: loop. */
+void tn_consumer_export(struct tn_consumer *c, struct tn_redis *r, struct tn_metrics *m);
+
 /* tn_consumer_free - close both connections and all handles (NULL-safe).
  * Commands not yet answered are canceled; entries still pending in Redis
  * are reclaimed later by other consumers. Entries still in the handler

@@ -1004,3 +1004,13 @@ const char *tn_entry_field(const struct tn_entry *e, const char *name, size_t *l
     }
     return NULL;
 }
+
+const char *tn_consumer_stream(const struct tn_consumer *c)
+{
+    return c->stream;
+}
+
+const char *tn_consumer_group(const struct tn_consumer *c)
+{
+    return c->group;
+}
