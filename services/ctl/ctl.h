@@ -40,6 +40,9 @@ int ctl_tenant_main(int argc, char **argv);
 /* ctl_channel_main - `ternctl channel add|list|remove`. Returns an exit code. */
 int ctl_channel_main(int argc, char **argv);
 
+/* ctl_dead_main - `ternctl dead list|show|replay` (ctl_dead.c). Returns an exit code. */
+int ctl_dead_main(int argc, char **argv);
+
 /* ctl_connect - open TN_PG_DSN (the admin / tern_ctl DSN) into *out (new).
  * Prints the reason to stderr. Returns an exit code (CTL_EX_OK on success). */
 int ctl_connect(struct tn_pgconn **out);

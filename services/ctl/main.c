@@ -7,6 +7,7 @@
  *	ternctl channel add --tenant T --kind K --address A [--name N] [--secret k=v ...]
  *	ternctl channel list --tenant T [--json] | channel remove --tenant T --id ID
  *	ternctl streams ...
+ *	ternctl dead list|show|replay ... (dead letters; see ctl_dead.c)
  * DESCRIPTION
  *	A dispatch table over the command groups (ctl_*.c). Blocking libpq is
  *	fine here: this is a CLI, not a daemon loop.
@@ -51,6 +52,7 @@ static const struct {
     {"tenant", ctl_tenant_main},
     {"channel", ctl_channel_main},
     {"streams", ctl_streams_main},
+    {"dead", ctl_dead_main},
 };
 
 /* main - set up logging, dispatch on argv[1] */
@@ -69,5 +71,6 @@ int main(int argc, char **argv)
             return ctl_usage("streams: not built into this ternctl");
         return commands[i].fn(argc - 2, argv + 2);
     }
-    return ctl_usage("migrate | tenant add|list | channel add|list|remove | streams ...");
+    return ctl_usage(
+        "migrate | tenant add|list | channel add|list|remove | streams ... | dead list|show|replay");
 }

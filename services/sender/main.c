@@ -2,30 +2,103 @@
  * NAME
  *	tern-sender - outbound message sender
  * DESCRIPTION
- *	Runs in the shared daemon skeleton (tn_daemon): admin port with
- *	/healthz, /readyz and /metrics, 1 Hz heartbeat, SIGTERM drain.
- *	XXX: the sender's own work is not built yet (see README.md, "Status");
- *	today it starts, reports health and readiness, and drains cleanly.
+ *	Delivers outbound messages through WhatsApp Cloud, Twilio (SMS and
+ *	WhatsApp) and Telegram exactly once toward each provider, within their
+ *	rate limits, with retries, dead letters, scheduled sends and delivery
+ *	statuses. The path of a message:
+ *	  tern:out entry -> row upserted, member on the schedule, ACK
+ *	    (sender_out.c);
+ *	  schedule (Redis ZSETs by due time, claimed with a lease, fair across
+ *	    tenants; sender_sched.c) -> token bucket (sender_rate.c) ->
+ *	    prepare: consent, 24-hour window, credentials, 'sending' recorded
+ *	    (sender_store.c) -> provider call (sender_whatsapp.c,
+ *	    sender_twilio.c, sender_telegram.c) -> record: sent, failed with
+ *	    the provider's code, retry with backoff and jitter (Retry-After,
+ *	    Telegram retry_after), or dead after the attempt limit
+ *	    (sender_dead.c);
+ *	  tern:status entry -> the row's furthest state (sender_status.c).
+ *	Exactly once: a row is marked 'sending' before the call and 'sent'
+ *	with the provider's id after it; a redelivered entry or a reclaimed
+ *	member finds the row finished and sends nothing. A crash between the
+ *	provider's answer and the 'sent' update leaves 'sending': the row then
+ *	waits TN_SENDER_ECHO_WAIT for the provider's status echo (WhatsApp
+ *	biz_opaque_callback_data, Twilio StatusCallback ?outbound=) before it
+ *	is sent again. Telegram echoes nothing: there the window is one HTTP
+ *	answer plus one UPDATE, and a resend waits twice the HTTP timeout.
  * STREAMS IN
- *	tern:out, tern:status (group sender) (planned)
+ *	tern:out (group sender): outbound.message (type, v, tenant, trace,
+ *	channel, provider, outbound, dedupe, data)
+ *	tern:status (group sender): delivery.status (tenant, channel, pmid,
+ *	status, outbound?, data.errors)
  * STREAMS OUT
- *	provider send APIs (planned)
+ *	tern:out:dead, tern:status:dead: dead letters (the original fields
+ *	plus dead_reason, dead_from_id, dead_deliveries, dead_at).
+ *	tern:sched, tern:sched:<tenant>: the schedule (ZSETs).
  * DATABASE
- *	outbound_messages (planned)
+ *	outbound_messages (insert, read, update); contacts, channels (with
+ *	the sealed secrets), suppressions, messages, conversations (read).
  * ENVIRONMENT
- *	The shared variables of tn_daemon.h; TN_ADMIN_LISTEN defaults to
- *	127.0.0.1:9104.
+ *	The shared variables of tn_daemon.h (TN_ADMIN_LISTEN 127.0.0.1:9104);
+ *	TN_MASTER_KEY(_FILE) (required); TN_WHATSAPP_API_BASE,
+ *	TN_WHATSAPP_API_VERSION, TN_TWILIO_API_BASE, TN_TELEGRAM_API_BASE,
+ *	TN_SENDER_TWILIO_STATUS_URL; TN_SENDER_* below (limits, retries,
+ *	rates per second per identity: WhatsApp 80 per phone number, Twilio 10
+ *	per sender, Telegram 30 per bot and 1 per chat).
  * SECURITY
- *	Will hold provider send credentials, and only this daemon.
- *	Refuses to run as root unless TN_ALLOW_ROOT=1.
+ *	The only daemon that holds provider send credentials: they are opened
+ *	per send on the threadpool, wiped after use where we own the memory,
+ *	and never logged (no URL is logged: Telegram's carries the token).
+ *	Stream payloads are untrusted: the row's tenant, channel and contact
+ *	decide where a message goes. Refuses to run as root unless
+ *	TN_ALLOW_ROOT=1.
  */
 #include <tn/tn_daemon.h>
+#include <tn/tn_env.h>
+
+#include "sender.h"
+
+#define C struct sender_cfg
+static const struct tn_env_spec sender_env[] = {
+    TN_ENV_SECRET(TN_ENV_MASTER_KEY, "", C, master_key),
+    TN_ENV_STR("TN_WHATSAPP_API_BASE", "https://graph.facebook.com", C, whatsapp_base),
+    TN_ENV_STR("TN_WHATSAPP_API_VERSION", "v21.0", C, whatsapp_version),
+    TN_ENV_STR("TN_TWILIO_API_BASE", "https://api.twilio.com", C, twilio_base),
+    TN_ENV_STR("TN_TELEGRAM_API_BASE", "https://api.telegram.org", C, telegram_base),
+    TN_ENV_STR("TN_SENDER_TWILIO_STATUS_URL", "", C, twilio_status_url),
+    TN_ENV_INT("TN_SENDER_CONCURRENCY", "64", 1, 4096, C, concurrency),
+    TN_ENV_INT("TN_SENDER_PG_POOL", "4", 1, 64, C, pg_pool),
+    TN_ENV_MS("TN_SENDER_HTTP_TIMEOUT", "10s", 100, 120000, C, http_timeout_ms),
+    TN_ENV_MS("TN_SENDER_POLL", "200ms", 10, 1000, C, poll_ms),
+    TN_ENV_MS("TN_SENDER_LEASE", "60s", 1000, 3600000, C, lease_ms),
+    TN_ENV_MS("TN_SENDER_ECHO_WAIT", "5m", 100, 86400000, C, echo_wait_ms),
+    TN_ENV_MS("TN_SENDER_VISIBILITY", "30s", 500, 3600000, C, visibility_ms),
+    TN_ENV_INT("TN_SENDER_MAX_ATTEMPTS", "8", 1, 100, C, max_attempts),
+    TN_ENV_MS("TN_SENDER_RETRY_BASE", "2s", 10, 3600000, C, retry_base_ms),
+    TN_ENV_MS("TN_SENDER_RETRY_CAP", "10m", 10, 86400000, C, retry_cap_ms),
+    TN_ENV_INT("TN_SENDER_TENANT_BATCH", "16", 1, 4096, C, tenant_batch),
+    TN_ENV_INT("TN_SENDER_RATE_WHATSAPP", "80", 0, 1000000, C, rate_whatsapp),
+    TN_ENV_INT("TN_SENDER_RATE_TWILIO", "10", 0, 1000000, C, rate_twilio),
+    TN_ENV_INT("TN_SENDER_RATE_TELEGRAM", "30", 0, 1000000, C, rate_telegram),
+    TN_ENV_INT("TN_SENDER_RATE_TELEGRAM_CHAT", "1", 0, 1000000, C, rate_telegram_chat),
+    TN_ENV_END,
+};
+#undef C
 
 /* main - hand control to the daemon skeleton */
 int main(void)
 {
+    static struct sender_ctx ctx;
+
     return tn_daemon_main(&(const struct tn_daemon){
         .name = "sender",
         .admin_default = "127.0.0.1:9104",
+        .env = sender_env,
+        .cfg = &ctx.cfg,
+        .init = sender_init,
+        .drain = sender_drain,
+        .busy = sender_busy,
+        .fini = sender_fini,
+        .ready = sender_ready,
+        .arg = &ctx,
     });
 }

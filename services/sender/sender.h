@@ -1,0 +1,285 @@
+#ifndef SENDER_H
+#define SENDER_H
+/*
+ * sender.h - tern-sender's private header: the configuration, the daemon
+ * context, one send job, the provider interface and the cross-file
+ * functions of services/sender/sender_*.c.
+ *
+ * The life of an outbound message (see main.c for the whole picture):
+ *   tern:out entry -> sender_out (row upserted, member scheduled, ACK)
+ *   -> schedule ZSET (sender_sched: due time, lease on claim)
+ *   -> sender_send job: rate token, prepare (consent, window, 'sending'),
+ *      provider call, record (sent / failed / retry / dead), unschedule.
+ *   tern:status entry -> sender_status (furthest state, never backwards).
+ */
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <tn/tn_buf.h>
+#include <tn/tn_err.h>
+#include <tn/tn_log.h>
+
+struct json_t;
+struct uv_loop_s;
+struct uv_timer_s;
+struct tn_consumer;
+struct tn_entry;
+struct tn_http;
+struct tn_keyring;
+struct tn_metric;
+struct tn_pg;
+struct tn_pgconn;
+struct tn_redis;
+struct tn_rt;
+struct sender_rate;
+
+#define SENDER_UUID_LEN 36
+#define SENDER_SCHED_INDEX "tern:sched"   /* ZSET: tenant -> its earliest due ms */
+#define SENDER_SCHED_PREFIX "tern:sched:" /* ZSET per tenant: member -> due ms */
+#define SENDER_ERR_CODE_MAX 64
+
+/* The environment (main.c's table parses into this). */
+struct sender_cfg {
+    char *master_key;
+    char *whatsapp_base;
+    char *whatsapp_version;
+    char *twilio_base;
+    char *telegram_base;
+    char *twilio_status_url;
+    int64_t concurrency;
+    int64_t pg_pool;
+    int64_t http_timeout_ms;
+    int64_t poll_ms;
+    int64_t lease_ms;
+    int64_t echo_wait_ms;
+    int64_t visibility_ms;
+    int64_t max_attempts;
+    int64_t retry_base_ms;
+    int64_t retry_cap_ms;
+    int64_t tenant_batch;
+    int64_t rate_whatsapp;
+    int64_t rate_twilio;
+    int64_t rate_telegram;
+    int64_t rate_telegram_chat;
+};
+
+/* Counters on /metrics (handles borrowed from the daemon's registry). */
+struct sender_metrics {
+    struct tn_metric *sent, *failed, *retried, *dead, *rate_limited, *statuses, *send_seconds;
+};
+
+/* The daemon's one context (STYLE.md R7). */
+struct sender_ctx {
+    struct sender_cfg cfg;
+    struct uv_loop_s *loop;
+    struct tn_keyring *keys;
+    struct tn_redis *redis; /* schedule, dead letters: the skeleton's connection */
+    struct tn_pg *pg;
+    struct tn_http *http;
+    struct tn_consumer *out;    /* tern:out */
+    struct tn_consumer *status; /* tern:status */
+    struct sender_rate *rate;
+    struct uv_timer_s *poll;
+    struct sender_metrics m;
+    size_t jobs;     /* send jobs in flight */
+    size_t handlers; /* stream handlers in flight */
+    bool claiming;   /* a claim is on the wire */
+    bool draining;
+    bool curl_inited;
+};
+
+/* ------------------------------------------------------------------ providers */
+
+/* What a provider needs to build one request. All strings borrowed from the
+ * job (valid until the job ends). */
+struct sender_msg {
+    const char *outbound_id;
+    const char *channel_kind;      /* whatsapp | twilio_sms | twilio_whatsapp | telegram */
+    const char *from;              /* channels.external_address */
+    const char *to;                /* contacts.address */
+    const char *text;              /* NULL when sending the template */
+    const struct json_t *template; /* NULL when sending text */
+    const char *reply_to;
+    const struct json_t *secrets; /* the channel's opened secrets */
+};
+
+/* A built HTTP request; every member new (sender_req_free). */
+struct sender_req {
+    char *url;
+    struct tn_buf body;
+    char *headers[4]; /* NULL-terminated */
+    char *userpwd;
+};
+
+enum sender_verdict {
+    SENDER_V_OK,    /* accepted: pmid set */
+    SENDER_V_RETRY, /* not accepted, may succeed later (429, 5xx, network) */
+    SENDER_V_FINAL, /* refused for good: code set */
+};
+
+/* A classified provider answer. */
+struct sender_result {
+    enum sender_verdict v;
+    char pmid[256];
+    char code[SENDER_ERR_CODE_MAX]; /* "131026", "http_503", "network" */
+    int64_t retry_after_ms;         /* 0: none given */
+    bool ambiguous;                 /* RETRY where the provider may have accepted (timeout) */
+};
+
+/* One provider: builds requests and classifies answers. Pure functions. */
+struct sender_provider {
+    const char *name; /* "whatsapp" */
+    bool has_echo;    /* statuses echo our outbound id (see DESIGN.md) */
+    /* build - the request for m. Errors: TN_EINVAL (a final refusal: *why
+     * names it, static text). */
+    enum tn_err (*build)(const struct sender_cfg *cfg, const struct sender_msg *m,
+                         struct sender_req *out, const char **why);
+    /* parse - classify an HTTP answer (body borrowed). */
+    void (*parse)(long status, const char *body, size_t len, const char *retry_after,
+                  struct sender_result *out);
+};
+
+extern const struct sender_provider sender_whatsapp;
+extern const struct sender_provider sender_twilio;
+extern const struct sender_provider sender_telegram;
+
+/* sender_provider_of - the provider of a channel kind, NULL if none. */
+const struct sender_provider *sender_provider_of(const char *channel_kind);
+
+/* sender_req_free - release a request's members (safe on a zeroed one). */
+void sender_req_free(struct sender_req *r);
+
+/* sender_secret - secrets[name] as a string. Returns: borrowed; NULL if absent. */
+const char *sender_secret(const struct json_t *secrets, const char *name);
+
+/* sender_json_text - compact JSON text of j. Returns: new (tn_free). */
+char *sender_json_text(const struct json_t *j);
+
+/* sender_retry_after_ms - a Retry-After header (delta seconds or an HTTP
+ * date) in ms; 0 when absent or unreadable. */
+int64_t sender_retry_after_ms(const char *v);
+
+/* sender_transport_result - classify a transport failure into out. */
+void sender_transport_result(enum tn_err err, struct sender_result *out);
+
+/* ------------------------------------------------------------------ status ranks */
+
+/* sender_status_next - the state a row in `cur` moves to on the provider
+ * status `st` (normalised delivery.status word), or NULL to leave it: rows
+ * never go backwards, failed is kept unless delivered/read prove otherwise.
+ * Returns: static string or NULL. */
+const char *sender_status_next(const char *cur, const char *st);
+
+/* ------------------------------------------------------------------ rate */
+
+/* sender_rate_new - empty token buckets. Returns: new (sender_rate_free). */
+struct sender_rate *sender_rate_new(void);
+/* sender_rate_free - NULL-safe. */
+void sender_rate_free(struct sender_rate *r);
+/* sender_rate_take - take one token from the bucket `key` (borrowed, copied
+ * on first use) refilled at per_s tokens a second, holding at most burst.
+ * Returns 0 when taken, else the ms until a token is free (one is then
+ * reserved: the caller comes back at that time). */
+int64_t sender_rate_take(struct sender_rate *r, const char *key, double per_s, double burst,
+                         int64_t now_ms);
+
+/* ------------------------------------------------------------------ schedule */
+
+/* sender_sched_add - put member (borrowed) of tenant on the schedule at
+ * due_ms; nx: keep an existing due time. done(err, arg) runs once on TN_OK.
+ * Errors: TN_EUNAVAIL (Redis down; done not called). Runs on: loop. */
+enum tn_err sender_sched_add(struct sender_ctx *ctx, const char *tenant, const char *member,
+                             int64_t due_ms, bool nx, void (*done)(enum tn_err, void *), void *arg);
+/* sender_sched_done - take member off the schedule (fire and forget; a lost
+ * removal only brings the member back after its lease, and the row's state
+ * then says it is finished). Runs on: loop. */
+void sender_sched_done(struct sender_ctx *ctx, const char *tenant, const char *member);
+/* sender_sched_start - start the poll timer. Runs on: loop. */
+void sender_sched_start(struct sender_ctx *ctx);
+/* sender_sched_kick - claim due members now (if there is room). */
+void sender_sched_kick(struct sender_ctx *ctx);
+/* sender_sched_stop - stop claiming; close the timer. Runs on: loop. */
+void sender_sched_stop(struct sender_ctx *ctx);
+
+/* sender_member_make - "<outbound>:<channel>:<contact>:<provider>" into out. */
+void sender_member_make(char *out, size_t size, const char *outbound, const char *channel,
+                        const char *contact, const char *provider);
+
+/* ------------------------------------------------------------------ jobs */
+
+enum sender_plan {
+    SENDER_P_SEND,  /* marked 'sending', request built: call the provider */
+    SENDER_P_DONE,  /* nothing (more) to do: unschedule */
+    SENDER_P_LATER, /* not yet: reschedule at later_ms */
+    SENDER_P_DEAD,  /* marked 'dead': dead-letter, then unschedule */
+};
+
+/* The row fields a send (and its dead letter) is made of. Strings new. */
+struct sender_row {
+    char *state, *kind, *text, *reply_to, *reason, *trace, *source_entry, *conversation;
+    char *transport, *created_at, *not_before, *expires_at;
+    char *channel_kind, *from, *to;
+    struct json_t *template; /* new reference or NULL */
+    int attempts;
+};
+
+/* One claimed member on its way to the provider. Owned by sender_send.c;
+ * the threadpool steps (sender_store.c) touch only the job and the
+ * immutable ctx->cfg and ctx->keys. */
+struct sender_job {
+    struct sender_ctx *ctx;
+    char tenant[SENDER_UUID_LEN + 1], id[SENDER_UUID_LEN + 1];
+    char channel[SENDER_UUID_LEN + 1], contact[SENDER_UUID_LEN + 1];
+    char member[200];
+    struct tn_log_ctx log;
+    int64_t t0_ms;
+    const struct sender_provider *prov;
+    struct sender_row row;
+    struct sender_req req;    /* built by prepare */
+    struct sender_result res; /* the provider's answer */
+    enum sender_plan plan;
+    int64_t later_ms;
+    char code[SENDER_ERR_CODE_MAX]; /* why it failed / died */
+};
+
+/* sender_store_prepare - load the row, check consent, window and state,
+ * open the credentials, build the request and record 'sending'.
+ * tn_pg_work_fn on a struct sender_job. Runs on: threadpool. */
+enum tn_err sender_store_prepare(struct tn_pgconn *c, void *arg);
+
+/* sender_store_record - record the provider's answer (job->res): sent,
+ * failed, back to queued with a due time, or dead after the attempt limit.
+ * Sets job->plan. tn_pg_work_fn. Runs on: threadpool. */
+enum tn_err sender_store_record(struct tn_pgconn *c, void *arg);
+
+/* sender_row_free - release a row's members. */
+void sender_row_free(struct sender_row *r);
+
+/* sender_dead_letter - XADD the job's message to tern:out:dead with reason
+ * job->code, then unschedule it. Runs on: loop. */
+void sender_dead_letter(struct sender_job *job);
+
+/* ------------------------------------------------------------------ streams */
+
+/* sender_send_start - run one claimed member (tenant, member borrowed). Runs on: loop. */
+void sender_send_start(struct sender_ctx *ctx, const char *tenant, const char *member);
+
+/* sender_out_entry - tern:out handler (tn_consumer_entry_fn). Runs on: loop. */
+void sender_out_entry(struct tn_consumer *c, struct tn_entry *e, void *arg);
+
+/* sender_status_entry - tern:status handler (tn_consumer_entry_fn). Runs on: loop. */
+void sender_status_entry(struct tn_consumer *c, struct tn_entry *e, void *arg);
+
+/* sender_is_uuid - is s a canonical 36-character uuid? */
+bool sender_is_uuid(const char *s);
+
+/* ------------------------------------------------------------------ lifecycle */
+
+enum tn_err sender_init(struct tn_rt *rt, void *arg);
+void sender_drain(struct tn_rt *rt, void *arg);
+bool sender_busy(void *arg);
+void sender_fini(struct tn_rt *rt, void *arg);
+bool sender_ready(void *arg, const char **why);
+
+#endif

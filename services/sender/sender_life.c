@@ -1,0 +1,171 @@
+/*
+ * NAME
+ *	sender_life - tern-sender's hooks for the daemon skeleton
+ * SYNOPSIS
+ *	.init = sender_init, .drain = sender_drain, .busy = sender_busy,
+ *	.fini = sender_fini, .ready = sender_ready
+ * DESCRIPTION
+ *	init opens what the sender holds: the key ring (channel secrets), the
+ *	Postgres pool, the HTTP client, both stream consumers (tern:out and
+ *	tern:status, group "sender") and the schedule's poll timer. drain
+ *	stops intake (no reads, no claims); in-flight jobs and handlers finish
+ *	(busy). fini releases everything.
+ * RUNS ON
+ *	loop.
+ */
+#include <string.h>
+
+#include <tn/tn_consumer.h>
+#include <tn/tn_crypto.h>
+#include <tn/tn_daemon.h>
+#include <tn/tn_env.h>
+#include <tn/tn_http.h>
+#include <tn/tn_log.h>
+#include <tn/tn_metrics.h>
+#include <tn/tn_pg.h>
+#include <tn/tn_proto.h>
+
+#include "sender.h"
+
+/* metrics - register the sender's counters */
+static void metrics(struct sender_ctx *ctx, struct tn_metrics *m)
+{
+    ctx->m.sent = tn_metrics_get(m, TN_METRIC_COUNTER, "tern_sender_sent_total",
+                                 "messages accepted by a provider", NULL);
+    ctx->m.failed = tn_metrics_get(m, TN_METRIC_COUNTER, "tern_sender_failed_total",
+                                   "messages failed for good (provider or consent)", NULL);
+    ctx->m.retried = tn_metrics_get(m, TN_METRIC_COUNTER, "tern_sender_retries_total",
+                                    "attempts rescheduled after a retryable failure", NULL);
+    ctx->m.dead = tn_metrics_get(m, TN_METRIC_COUNTER, "tern_sender_dead_total",
+                                 "messages dead-lettered", NULL);
+    ctx->m.rate_limited = tn_metrics_get(m, TN_METRIC_COUNTER, "tern_sender_rate_limited_total",
+                                         "sends held back by a token bucket", NULL);
+    ctx->m.statuses = tn_metrics_get(m, TN_METRIC_COUNTER, "tern_sender_statuses_total",
+                                     "delivery statuses applied", NULL);
+    ctx->m.send_seconds = tn_metrics_get(m, TN_METRIC_HISTOGRAM, "tern_sender_send_seconds",
+                                         "provider call latency", NULL);
+}
+
+/* consumer - one of the two stream consumers */
+static struct tn_consumer *consumer(struct sender_ctx *ctx, struct tn_rt *rt, const char *stream,
+                                    tn_consumer_entry_fn *fn)
+{
+    struct tn_consumer_opts o = {
+        .stream = stream,
+        .group = TN_GROUP_SENDER,
+        .name = strcmp(stream, TN_STREAM_OUT) == 0 ? "tern-sender-out" : "tern-sender-status",
+        .count = 64,
+        .visibility_ms = (uint32_t)ctx->cfg.visibility_ms,
+        .retry_base_ms = 500,
+        .retry_cap_ms = 30000,
+    };
+
+    return tn_consumer_new(rt->loop, rt->base->redis_url, &o, fn, ctx);
+}
+
+/* sender_init - open everything and start */
+enum tn_err sender_init(struct tn_rt *rt, void *arg)
+{
+    struct sender_ctx *ctx = arg;
+
+    ctx->loop = rt->loop;
+    ctx->redis = rt->redis;
+    if (rt->base->pg_dsn == NULL || rt->base->pg_dsn[0] == '\0') {
+        /* like tern-agent: a skeleton that reports health and sends nothing */
+        tn_log_warn(NULL, "sender.no_database", TN_KV_STR("hint", "set TN_PG_DSN"));
+        return TN_OK;
+    }
+    if (ctx->cfg.master_key[0] != '\0' &&
+        tn_keyring_parse(ctx->cfg.master_key, &ctx->keys) != TN_OK) {
+        tn_log_error(NULL, "config.invalid", TN_KV_STR("var", TN_ENV_MASTER_KEY));
+        return TN_EINVAL;
+    }
+    if (tn_http_global_init() != TN_OK)
+        return TN_EUNAVAIL;
+    ctx->curl_inited = true;
+    metrics(ctx, rt->metrics);
+    ctx->rate = sender_rate_new();
+    ctx->pg = tn_pg_new(rt->loop, rt->base->pg_dsn, (int)ctx->cfg.pg_pool);
+    ctx->http = tn_http_new(rt->loop, &(struct tn_http_opts){
+                                          .user_agent = "tern-sender/1",
+                                          .default_timeout_ms = (uint32_t)ctx->cfg.http_timeout_ms,
+                                      });
+    ctx->status = consumer(ctx, rt, TN_STREAM_STATUS, sender_status_entry);
+    if (ctx->status == NULL)
+        return TN_EINVAL;
+    if (ctx->keys == NULL) {
+        /* Without the key no credential opens: send nothing rather than fail
+         * every message; tern:out waits (its lag shows it) until a restart
+         * with the key. Statuses are still applied. */
+        tn_log_error(NULL, "sender.no_master_key",
+                     TN_KV_STR("effect", "tern:out is not consumed until TN_MASTER_KEY is set"));
+        return TN_OK;
+    }
+    ctx->out = consumer(ctx, rt, TN_STREAM_OUT, sender_out_entry);
+    if (ctx->out == NULL)
+        return TN_EINVAL;
+    sender_sched_start(ctx);
+    return TN_OK;
+}
+
+/* sender_drain - stop intake */
+void sender_drain(struct tn_rt *rt, void *arg)
+{
+    struct sender_ctx *ctx = arg;
+
+    (void)rt;
+    ctx->draining = true;
+    sender_sched_stop(ctx);
+    if (ctx->out != NULL)
+        tn_consumer_stop(ctx->out);
+    if (ctx->status != NULL)
+        tn_consumer_stop(ctx->status);
+}
+
+/* sender_busy - jobs, handlers or verdicts still in flight */
+bool sender_busy(void *arg)
+{
+    struct sender_ctx *ctx = arg;
+
+    if (ctx->status == NULL)
+        return false;
+    return ctx->jobs > 0 || ctx->handlers > 0 ||
+           (ctx->out != NULL && tn_consumer_inflight(ctx->out) > 0) ||
+           tn_consumer_inflight(ctx->status) > 0;
+}
+
+/* sender_ready - both consumers up */
+bool sender_ready(void *arg, const char **why)
+{
+    struct sender_ctx *ctx = arg;
+
+    if (ctx->status == NULL) /* no database: idle */
+        return true;
+    if ((ctx->out != NULL && !tn_consumer_ready(ctx->out)) || !tn_consumer_ready(ctx->status)) {
+        *why = "stream consumers not ready";
+        return false;
+    }
+    return true;
+}
+
+/* sender_fini - release everything */
+void sender_fini(struct tn_rt *rt, void *arg)
+{
+    struct sender_ctx *ctx = arg;
+
+    (void)rt;
+    sender_sched_stop(ctx);
+    tn_consumer_free(ctx->out);
+    tn_consumer_free(ctx->status);
+    if (ctx->pg != NULL)
+        tn_pg_cancel(ctx->pg); /* first: cancelled sends then record nothing */
+    tn_http_free(ctx->http);   /* in-flight sends end with TN_ECANCELED */
+    if (ctx->pg != NULL) {
+        if (tn_pg_free(ctx->pg) != TN_OK)
+            tn_log_warn(NULL, "sender.pg_busy_at_exit");
+    }
+    sender_rate_free(ctx->rate);
+    tn_keyring_free(ctx->keys);
+    if (ctx->curl_inited)
+        tn_http_global_cleanup();
+}

@@ -1,0 +1,115 @@
+/*
+ * NAME
+ *	sender_rate - token buckets per sending identity
+ * SYNOPSIS
+ *	r = sender_rate_new(); wait = sender_rate_take(r, key, per_s, burst, now);
+ * DESCRIPTION
+ *	One bucket per key (a WhatsApp phone number, a Twilio number, a
+ *	Telegram bot, a Telegram chat), refilled continuously at per_s tokens
+ *	a second up to burst. A take that finds no token reserves the next one
+ *	(the bucket goes negative) and says how long to wait, so that messages
+ *	held back keep their order and come back spaced at the rate.
+ *
+ *	Identities belong to one tenant, so one tenant's burst only waits on
+ *	its own buckets; fairness between tenants at the schedule is
+ *	sender_sched.c's claim.
+ *
+ *	XXX: buckets are per process: N replicas send up to N times the rate
+ *	(the providers' own 429s then slow them down, with backoff). Idle
+ *	buckets are never dropped (a few dozen bytes per identity).
+ * RUNS ON
+ *	loop.
+ */
+#include <string.h>
+
+#include <tn/tn_mem.h>
+
+#include "sender.h"
+
+#define RATE_SLOTS 1024
+
+struct bucket {
+    char *key;
+    double tokens;
+    int64_t at_ms;
+    struct bucket *next;
+};
+
+struct sender_rate {
+    struct bucket *slots[RATE_SLOTS];
+};
+
+/* hash - FNV-1a */
+static uint32_t hash(const char *s)
+{
+    uint32_t h = 2166136261u;
+
+    while (*s != '\0') {
+        h ^= (unsigned char)*s++;
+        h *= 16777619u;
+    }
+    return h;
+}
+
+/* sender_rate_new - empty buckets */
+struct sender_rate *sender_rate_new(void)
+{
+    return tn_xcalloc(1, sizeof(struct sender_rate));
+}
+
+/* sender_rate_free - release every bucket */
+void sender_rate_free(struct sender_rate *r)
+{
+    if (r == NULL)
+        return;
+    for (size_t i = 0; i < RATE_SLOTS; i++) {
+        struct bucket *b = r->slots[i], *next;
+
+        while (b != NULL) {
+            next = b->next;
+            tn_free(b->key);
+            tn_free(b);
+            b = next;
+        }
+    }
+    tn_free(r);
+}
+
+/* find - the bucket of key, made full on first use */
+static struct bucket *find(struct sender_rate *r, const char *key, double burst, int64_t now)
+{
+    uint32_t i = hash(key) % RATE_SLOTS;
+    struct bucket *b;
+
+    for (b = r->slots[i]; b != NULL; b = b->next) {
+        if (strcmp(b->key, key) == 0)
+            return b;
+    }
+    b = tn_xcalloc(1, sizeof(*b));
+    b->key = tn_xstrdup(key);
+    b->tokens = burst;
+    b->at_ms = now;
+    b->next = r->slots[i];
+    r->slots[i] = b;
+    return b;
+}
+
+/* sender_rate_take - one token, or the wait for a reserved one */
+int64_t sender_rate_take(struct sender_rate *r, const char *key, double per_s, double burst,
+                         int64_t now_ms)
+{
+    struct bucket *b = find(r, key, burst, now_ms);
+
+    if (per_s <= 0)
+        return 0;
+    if (now_ms > b->at_ms) {
+        b->tokens += (double)(now_ms - b->at_ms) * per_s / 1000.0;
+        if (b->tokens > burst)
+            b->tokens = burst;
+        b->at_ms = now_ms;
+    }
+    b->tokens -= 1.0;
+    if (b->tokens >= 0)
+        return 0;
+    return (int64_t)(-b->tokens * 1000.0 / per_s) + 1;
+}

@@ -1,0 +1,235 @@
+/*
+ * NAME
+ *	sender_sched - the due-time schedule in Redis
+ * SYNOPSIS
+ *	sender_sched_add(ctx, tenant, member, due_ms, nx, done, arg);
+ *	sender_sched_start(ctx); sender_sched_kick(ctx); sender_sched_done(ctx, t, m);
+ * DESCRIPTION
+ *	Every message waiting to be sent is a member of its tenant's ZSET
+ *	tern:sched:<tenant>, scored by the time (epoch ms) it is due: now for a
+ *	fresh message, not_before for a scheduled one, the backoff for a retry.
+ *	tern:sched indexes the tenants by their earliest due time. Both live
+ *	in Redis (AOF), so the schedule survives restarts and is shared by
+ *	replicas; nothing sleeps on the loop.
+ *
+ *	A claim (one Lua script, atomic) takes the tenants that have something
+ *	due, gives each an equal share of the free job slots (at most
+ *	TN_SENDER_TENANT_BATCH), starting at a random tenant, and re-scores the
+ *	claimed members to now + TN_SENDER_LEASE: a member whose process dies
+ *	comes back by itself when its lease ends. A finished job removes its
+ *	member; a retry re-scores it. This is what makes one tenant's burst
+ *	unable to starve another: every due tenant is served every round.
+ *
+ *	The poll timer claims every TN_SENDER_POLL (default 200 ms), and at
+ *	once after a fresh message is scheduled or a full claim.
+ *
+ *	XXX: the scripts touch keys they do not declare (a tenant's ZSET), which
+ *	is fine on one Redis and not on Redis Cluster; sharding by tenant with
+ *	a hash tag would make both keys one slot.
+ * RUNS ON
+ *	loop.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <hiredis/hiredis.h>
+#include <uv.h>
+
+#include <tn/tn_crypto.h>
+#include <tn/tn_log.h>
+#include <tn/tn_mem.h>
+#include <tn/tn_redis.h>
+#include <tn/tn_time.h>
+
+#include "sender.h"
+
+/* ARGV: tenant, member, due, nx ("1"/"0") */
+static const char lua_add[] =
+    "local k = 'tern:sched:' .. ARGV[1]\n"
+    "if ARGV[4] == '1' then redis.call('ZADD', k, 'NX', ARGV[3], ARGV[2])\n"
+    "else redis.call('ZADD', k, ARGV[3], ARGV[2]) end\n"
+    "local f = redis.call('ZRANGEBYSCORE', k, '-inf', '+inf', 'WITHSCORES', 'LIMIT', 0, 1)\n"
+    "redis.call('ZADD', 'tern:sched', f[2], ARGV[1])\n"
+    "return 1\n";
+
+/* ARGV: tenant, member */
+static const char lua_done[] =
+    "local k = 'tern:sched:' .. ARGV[1]\n"
+    "redis.call('ZREM', k, ARGV[2])\n"
+    "local f = redis.call('ZRANGEBYSCORE', k, '-inf', '+inf', 'WITHSCORES', 'LIMIT', 0, 1)\n"
+    "if #f == 0 then redis.call('ZREM', 'tern:sched', ARGV[1])\n"
+    "else redis.call('ZADD', 'tern:sched', f[2], ARGV[1]) end\n"
+    "return 1\n";
+
+/* ARGV: now, lease_until, total, per_tenant, seed. Returns tenant, member pairs. */
+static const char lua_claim[] =
+    "local now, lease = ARGV[1], ARGV[2]\n"
+    "local total, per = tonumber(ARGV[3]), tonumber(ARGV[4])\n"
+    "local ts = redis.call('ZRANGEBYSCORE', 'tern:sched', '-inf', now, 'LIMIT', 0, 1000)\n"
+    "local out = {}\n"
+    "if #ts == 0 then return out end\n"
+    "local share = math.max(1, math.min(per, math.floor(total / #ts)))\n"
+    "local start = tonumber(ARGV[5]) % #ts\n"
+    "for i = 0, #ts - 1 do\n"
+    "  if #out >= total * 2 then break end\n"
+    "  local t = ts[(start + i) % #ts + 1]\n"
+    "  local k = 'tern:sched:' .. t\n"
+    "  local n = math.min(share, total - #out / 2)\n"
+    "  local ms = redis.call('ZRANGEBYSCORE', k, '-inf', now, 'LIMIT', 0, n)\n"
+    "  for _, m in ipairs(ms) do\n"
+    "    redis.call('ZADD', k, lease, m)\n"
+    "    out[#out + 1] = t\n"
+    "    out[#out + 1] = m\n"
+    "  end\n"
+    "  local f = redis.call('ZRANGEBYSCORE', k, '-inf', '+inf', 'WITHSCORES', 'LIMIT', 0, 1)\n"
+    "  if #f == 0 then redis.call('ZREM', 'tern:sched', t)\n"
+    "  else redis.call('ZADD', 'tern:sched', f[2], t) end\n"
+    "end\n"
+    "return out\n";
+
+struct add_op {
+    void (*done)(enum tn_err, void *);
+    void *arg;
+};
+
+/* sender_member_make - "<outbound>:<channel>:<contact>:<provider>" */
+void sender_member_make(char *out, size_t size, const char *outbound, const char *channel,
+                        const char *contact, const char *provider)
+{
+    snprintf(out, size, "%s:%s:%s:%s", outbound, channel, contact, provider);
+}
+
+/* eval - EVAL script 0 args... */
+static enum tn_err eval(struct sender_ctx *ctx, const char *script, int nargs,
+                        const char *const *args, tn_redis_reply_fn *cb, void *arg)
+{
+    const char *argv[8] = {"EVAL", script, "0"};
+
+    for (int i = 0; i < nargs; i++)
+        argv[3 + i] = args[i];
+    return tn_redis_argv(ctx->redis, 3 + nargs, argv, NULL, cb, arg);
+}
+
+/* add_cb - ZADD answered */
+static void add_cb(struct tn_redis *r, redisReply *reply, enum tn_err err, void *arg)
+{
+    struct add_op *op = arg;
+
+    (void)r;
+    if (err == TN_OK && reply->type == REDIS_REPLY_ERROR) {
+        tn_log_error(NULL, "sender.sched_failed", TN_KV_STR("redis", reply->str));
+        err = TN_EUNAVAIL;
+    }
+    if (op->done != NULL)
+        op->done(err, op->arg);
+    tn_free(op);
+}
+
+/* sender_sched_add - schedule member at due_ms */
+enum tn_err sender_sched_add(struct sender_ctx *ctx, const char *tenant, const char *member,
+                             int64_t due_ms, bool nx, void (*done)(enum tn_err, void *), void *arg)
+{
+    char due[24];
+    struct add_op *op = tn_xcalloc(1, sizeof(*op));
+    enum tn_err err;
+
+    snprintf(due, sizeof(due), "%" PRId64, due_ms);
+    op->done = done;
+    op->arg = arg;
+    err = eval(ctx, lua_add, 4, (const char *const[]){tenant, member, due, nx ? "1" : "0"}, add_cb,
+               op);
+    if (err != TN_OK)
+        tn_free(op);
+    return err;
+}
+
+/* done_cb - removal answered (logged only) */
+static void done_cb(struct tn_redis *r, redisReply *reply, enum tn_err err, void *arg)
+{
+    (void)r;
+    (void)arg;
+    if (err != TN_OK || reply->type == REDIS_REPLY_ERROR)
+        tn_log_warn(NULL, "sender.unschedule_failed", TN_KV_ERR(err));
+}
+
+/* sender_sched_done - remove member */
+void sender_sched_done(struct sender_ctx *ctx, const char *tenant, const char *member)
+{
+    if (eval(ctx, lua_done, 2, (const char *const[]){tenant, member}, done_cb, NULL) != TN_OK)
+        tn_log_warn(NULL, "sender.unschedule_failed", TN_KV_ERR(TN_EUNAVAIL));
+}
+
+/* claim_cb - start a job per claimed member */
+static void claim_cb(struct tn_redis *r, redisReply *reply, enum tn_err err, void *arg)
+{
+    struct sender_ctx *ctx = arg;
+
+    (void)r;
+    ctx->claiming = false;
+    if (err != TN_OK || reply->type != REDIS_REPLY_ARRAY) {
+        if (err == TN_OK)
+            tn_log_error(NULL, "sender.claim_failed", TN_KV_STR("redis", reply->str));
+        return;
+    }
+    for (size_t i = 0; i + 1 < reply->elements; i += 2)
+        sender_send_start(ctx, reply->element[i]->str, reply->element[i + 1]->str);
+    /* something was due: more may be, claim again while there is room */
+    if (reply->elements > 0)
+        sender_sched_kick(ctx);
+}
+
+/* sender_sched_kick - claim what is due, up to the free job slots */
+void sender_sched_kick(struct sender_ctx *ctx)
+{
+    char now[24], lease[24], total[24], per[24], seed[24];
+    int64_t t = tn_now_ms();
+    size_t room;
+    uint32_t rnd;
+
+    if (ctx->claiming || ctx->draining || !tn_redis_connected(ctx->redis))
+        return;
+    room = ctx->jobs < (size_t)ctx->cfg.concurrency ? (size_t)ctx->cfg.concurrency - ctx->jobs : 0;
+    if (room == 0)
+        return;
+    tn_random_bytes(&rnd, sizeof(rnd));
+    snprintf(now, sizeof(now), "%" PRId64, t);
+    snprintf(lease, sizeof(lease), "%" PRId64, t + ctx->cfg.lease_ms);
+    snprintf(total, sizeof(total), "%zu", room);
+    snprintf(per, sizeof(per), "%" PRId64, ctx->cfg.tenant_batch);
+    snprintf(seed, sizeof(seed), "%u", (unsigned)(rnd % 1000000));
+    if (eval(ctx, lua_claim, 5, (const char *const[]){now, lease, total, per, seed}, claim_cb,
+             ctx) == TN_OK)
+        ctx->claiming = true;
+}
+
+/* poll_cb - the periodic claim */
+static void poll_cb(uv_timer_t *t)
+{
+    sender_sched_kick(t->data);
+}
+
+/* sender_sched_start - start polling */
+void sender_sched_start(struct sender_ctx *ctx)
+{
+    ctx->poll = tn_xcalloc(1, sizeof(*ctx->poll));
+    uv_timer_init(ctx->loop, ctx->poll);
+    ctx->poll->data = ctx;
+    uv_timer_start(ctx->poll, poll_cb, 0, (uint64_t)ctx->cfg.poll_ms);
+}
+
+/* close_cb - free the timer */
+static void close_cb(uv_handle_t *h)
+{
+    tn_free(h);
+}
+
+/* sender_sched_stop - stop polling and close the timer */
+void sender_sched_stop(struct sender_ctx *ctx)
+{
+    if (ctx->poll == NULL)
+        return;
+    uv_timer_stop(ctx->poll);
+    uv_close((uv_handle_t *)ctx->poll, close_cb);
+    ctx->poll = NULL;
+}

@@ -1,0 +1,234 @@
+/*
+ * NAME
+ *	sender_send - one claimed message, from the schedule to the provider
+ * SYNOPSIS
+ *	sender_send_start(ctx, tenant, member);
+ * DESCRIPTION
+ *	A member "<outbound>:<channel>:<contact>:<provider>" claimed from the
+ *	schedule (sender_sched.c) first takes a token from its sending
+ *	identity's bucket (the channel; a Telegram chat as well); without one
+ *	it goes back on the schedule for when the token is free. Then:
+ *	  prepare (sender_store.c, threadpool): state, consent, window,
+ *	    credentials, request, 'sending' recorded;
+ *	  the provider call (tn_http on the loop);
+ *	  record (sender_store.c): sent / failed / retry / dead;
+ *	  the schedule: removed when done, re-scored for a retry, and the
+ *	    message written to tern:out:dead when it died.
+ *	A database failure leaves the member claimed: it comes back after its
+ *	lease, and the row's state decides again.
+ * RUNS ON
+ *	loop.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include <tn/tn_http.h>
+#include <tn/tn_log.h>
+#include <tn/tn_mem.h>
+#include <tn/tn_metrics.h>
+#include <tn/tn_pg.h>
+#include <tn/tn_time.h>
+
+#include "sender.h"
+
+/* job_end - release the job */
+static void job_end(struct sender_job *job)
+{
+    struct sender_ctx *ctx = job->ctx;
+
+    sender_row_free(&job->row);
+    sender_req_free(&job->req);
+    tn_free(job);
+    ctx->jobs--;
+    sender_sched_kick(ctx);
+}
+
+/* finish - act on job->plan after a database step */
+static void finish(struct sender_job *job)
+{
+    struct sender_ctx *ctx = job->ctx;
+
+    switch (job->plan) {
+    case SENDER_P_LATER:
+        if (sender_sched_add(ctx, job->tenant, job->member, job->later_ms, false, NULL, NULL) !=
+            TN_OK)
+            tn_log_warn(&job->log, "sender.reschedule_failed", TN_KV_ERR(TN_EUNAVAIL));
+        break;
+    case SENDER_P_DEAD:
+        tn_metric_inc(ctx->m.dead);
+        tn_log_warn(&job->log, "sender.dead", TN_KV_STR("outbound", job->id),
+                    TN_KV_STR("reason", job->code), TN_KV_INT("attempts", job->row.attempts));
+        sender_dead_letter(job);
+        break;
+    default:
+        sender_sched_done(ctx, job->tenant, job->member);
+        break;
+    }
+    job_end(job);
+}
+
+/* record_done_cb - the answer is recorded */
+static void record_done_cb(enum tn_err err, void *arg)
+{
+    struct sender_job *job = arg;
+
+    if (err != TN_OK) {
+        tn_log_error(&job->log, "sender.record_failed", TN_KV_STR("outbound", job->id),
+                     TN_KV_ERR(err));
+        job_end(job); /* the lease brings it back; 'sending' then waits for the echo */
+        return;
+    }
+    if (job->res.v == SENDER_V_OK) {
+        tn_metric_inc(job->ctx->m.sent);
+        tn_log_info(&job->log, "sender.sent", TN_KV_STR("outbound", job->id),
+                    TN_KV_STR("provider", job->prov->name),
+                    TN_KV_INT("attempt", job->row.attempts));
+    } else if (job->res.v == SENDER_V_FINAL) {
+        tn_metric_inc(job->ctx->m.failed);
+        tn_log_warn(&job->log, "sender.failed", TN_KV_STR("outbound", job->id),
+                    TN_KV_STR("provider", job->prov->name), TN_KV_STR("code", job->code));
+    } else if (job->plan == SENDER_P_LATER) {
+        tn_metric_inc(job->ctx->m.retried);
+        tn_log_warn(&job->log, "sender.retry", TN_KV_STR("outbound", job->id),
+                    TN_KV_STR("code", job->res.code), TN_KV_INT("attempt", job->row.attempts),
+                    TN_KV_INT("in_ms", job->later_ms - tn_now_ms()));
+    }
+    finish(job);
+}
+
+/* http_done_cb - the provider answered (or not) */
+static void http_done_cb(const struct tn_http_response *resp, enum tn_err err, void *arg)
+{
+    struct sender_job *job = arg;
+
+    if (err == TN_OK)
+        job->prov->parse(resp->status, resp->body, resp->body_len,
+                         tn_http_response_header(resp, "Retry-After"), &job->res);
+    else
+        sender_transport_result(err, &job->res);
+    tn_metric_observe(job->ctx->m.send_seconds, (double)(tn_mono_ms() - job->t0_ms) / 1000.0);
+    sender_req_free(&job->req);
+    if (tn_pg_submit(job->ctx->pg, sender_store_record, record_done_cb, job) != TN_OK)
+        job_end(job);
+}
+
+/* call - send the built request */
+static void call(struct sender_job *job)
+{
+    struct tn_http_request rq = {
+        .method = "POST",
+        .url = job->req.url,
+        .headers = (const char *const *)job->req.headers,
+        .body = job->req.body.data,
+        .body_len = job->req.body.len,
+        .timeout_ms = (uint32_t)job->ctx->cfg.http_timeout_ms,
+        .max_response = 256 * 1024,
+        .userpwd = job->req.userpwd,
+    };
+
+    job->t0_ms = tn_mono_ms();
+    if (tn_http_send(job->ctx->http, &rq, http_done_cb, job) != TN_OK) {
+        sender_transport_result(TN_EUNAVAIL, &job->res);
+        sender_req_free(&job->req);
+        if (tn_pg_submit(job->ctx->pg, sender_store_record, record_done_cb, job) != TN_OK)
+            job_end(job);
+    }
+}
+
+/* prepare_done_cb - the row is decided */
+static void prepare_done_cb(enum tn_err err, void *arg)
+{
+    struct sender_job *job = arg;
+
+    if (err != TN_OK) {
+        tn_log_error(&job->log, "sender.prepare_failed", TN_KV_STR("outbound", job->id),
+                     TN_KV_ERR(err));
+        job_end(job);
+        return;
+    }
+    if (job->plan == SENDER_P_SEND) {
+        call(job);
+        return;
+    }
+    if (job->plan == SENDER_P_DONE && job->code[0] != '\0') {
+        tn_metric_inc(job->ctx->m.failed);
+        tn_log_warn(&job->log, "sender.not_sent", TN_KV_STR("outbound", job->id),
+                    TN_KV_STR("reason", job->code));
+    }
+    finish(job);
+}
+
+/* parse_member - split the member into the job's ids; false if malformed */
+static bool parse_member(struct sender_job *job, const char *member, const char **provider)
+{
+    char *p[4] = {job->id, job->channel, job->contact, NULL};
+    const char *s = member;
+
+    if (strlen(member) >= sizeof(job->member))
+        return false;
+    for (int i = 0; i < 3; i++) {
+        const char *colon = strchr(s, ':');
+
+        if (colon == NULL || colon - s != SENDER_UUID_LEN)
+            return false;
+        memcpy(p[i], s, SENDER_UUID_LEN);
+        p[i][SENDER_UUID_LEN] = '\0';
+        s = colon + 1;
+    }
+    *provider = s;
+    snprintf(job->member, sizeof(job->member), "%s", member);
+    return true;
+}
+
+/* rate_wait - take the identity's tokens; the ms to wait, 0 when taken */
+static int64_t rate_wait(struct sender_ctx *ctx, const struct sender_job *job, const char *prov)
+{
+    const struct sender_cfg *cfg = &ctx->cfg;
+    int64_t now = tn_now_ms(), w;
+    double per = (double)(strcmp(prov, "whatsapp") == 0   ? cfg->rate_whatsapp
+                          : strcmp(prov, "twilio") == 0   ? cfg->rate_twilio
+                          : strcmp(prov, "telegram") == 0 ? cfg->rate_telegram
+                                                          : 0);
+    char key[96];
+
+    w = sender_rate_take(ctx->rate, job->channel, per, per, now);
+    if (w == 0 && strcmp(prov, "telegram") == 0) {
+        snprintf(key, sizeof(key), "%s:%s", job->channel, job->contact);
+        w = sender_rate_take(ctx->rate, key, (double)cfg->rate_telegram_chat,
+                             (double)cfg->rate_telegram_chat * 3, now);
+    }
+    return w;
+}
+
+/* sender_send_start - run one claimed member */
+void sender_send_start(struct sender_ctx *ctx, const char *tenant, const char *member)
+{
+    struct sender_job *job = tn_xcalloc(1, sizeof(*job));
+    const char *prov = NULL;
+    int64_t wait;
+
+    job->ctx = ctx;
+    ctx->jobs++;
+    if (!sender_is_uuid(tenant) || !parse_member(job, member, &prov)) {
+        tn_log_error(NULL, "sender.member_invalid", TN_KV_INT("len", (long long)strlen(member)));
+        snprintf(job->tenant, sizeof(job->tenant), "%.36s", tenant);
+        sender_sched_done(ctx, tenant, member);
+        job_end(job);
+        return;
+    }
+    snprintf(job->tenant, sizeof(job->tenant), "%s", tenant);
+    job->log = (struct tn_log_ctx){.tenant_id = job->tenant, .stream = "tern:sched"};
+    wait = rate_wait(ctx, job, prov);
+    if (wait > 0) {
+        tn_metric_inc(ctx->m.rate_limited);
+        job->plan = SENDER_P_LATER;
+        job->later_ms = tn_now_ms() + wait;
+        finish(job);
+        return;
+    }
+    if (tn_pg_submit(ctx->pg, sender_store_prepare, prepare_done_cb, job) != TN_OK)
+        job_end(job);
+}
