@@ -6,6 +6,7 @@
  *	ternctl tenant add --slug S --name N [--tz Europe/Berlin] | tenant list [--json]
  *	ternctl channel add --tenant T --kind K --address A [--name N] [--secret k=v ...]
  *	ternctl channel list --tenant T [--json] | channel remove --tenant T --id ID
+ *	ternctl calendar link --tenant T [--resource R] [--ttl 7d]
  *	ternctl streams ...
  * DESCRIPTION
  *	A dispatch table over the command groups (ctl_*.c). Blocking libpq is
@@ -50,6 +51,7 @@ static const struct {
     {"migrate", migrate_cmd},
     {"tenant", ctl_tenant_main},
     {"channel", ctl_channel_main},
+    {"calendar", ctl_calendar_main},
     {"streams", ctl_streams_main},
 };
 
