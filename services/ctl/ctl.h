@@ -37,6 +37,15 @@ int ctl_migrate_main(int argc, char **argv, const struct ctl_sql_file *files, si
 /* ctl_tenant_main - `ternctl tenant add|list`. Returns an exit code. */
 int ctl_tenant_main(int argc, char **argv);
 
+/* ctl_calendar_main - `ternctl calendar link` (ctl_calendar.c). Returns an exit code. */
+int ctl_calendar_main(int argc, char **argv);
+
+struct tn_keyring;
+
+/* ctl_load_keyring - the master key ring (TN_MASTER_KEY / _FILE) into *out
+ * (new; tn_keyring_free). Prints the reason to stderr. Returns an exit code. */
+int ctl_load_keyring(struct tn_keyring **out);
+
 /* ctl_channel_main - `ternctl channel add|list|remove`. Returns an exit code. */
 int ctl_channel_main(int argc, char **argv);
 

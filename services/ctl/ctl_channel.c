@@ -51,14 +51,6 @@
 static const char *const kinds[] = {"whatsapp", "twilio_sms", "twilio_whatsapp", "telegram",
                                     "email"};
 
-struct key_cfg {
-    char *master_key;
-};
-
-static const struct tn_env_spec key_env[] = {
-    TN_ENV_SECRET(TN_ENV_MASTER_KEY, "", struct key_cfg, master_key),
-    TN_ENV_END,
-};
 
 static const char sql_insert[] =
     "INSERT INTO channels (tenant_id, id, kind, external_address, display_name, secrets_sealed,"
@@ -108,27 +100,6 @@ static char *secrets_json(const char **kv, size_t n)
 out:
     json_decref(o);
     return text;
-}
-
-/* load_keyring - the master key ring from the environment. Returns an exit code. */
-static int load_keyring(struct tn_keyring **out)
-{
-    struct key_cfg cfg = {0};
-    int rc = CTL_EX_OK;
-
-    *out = NULL;
-    if (tn_env_load(key_env, &cfg) != TN_OK || cfg.master_key[0] == '\0') {
-        fprintf(stderr, "ternctl: secrets need TN_MASTER_KEY or TN_MASTER_KEY_FILE\n");
-        rc = CTL_EX_CONFIG;
-        goto out;
-    }
-    if (tn_keyring_parse(cfg.master_key, out) != TN_OK) {
-        fprintf(stderr, "ternctl: the master key ring is malformed (ID:BASE64KEY,...)\n");
-        rc = CTL_EX_CONFIG;
-    }
-out:
-    tn_env_free(key_env, &cfg);
-    return rc;
 }
 
 /* seal_hex - seal json for (tenant, channel) into new "\x..." bytea text and
@@ -223,7 +194,7 @@ static int channel_add(int argc, char **argv)
             rc = ctl_usage("channel add ... --secret key=value (non-empty, unique keys)");
             goto out;
         }
-        rc = load_keyring(&ring);
+        rc = ctl_load_keyring(&ring);
         if (rc != CTL_EX_OK)
             goto out;
     }

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <tn/tn_crypto.h>
 #include <tn/tn_env.h>
 #include <tn/tn_pg.h>
 
@@ -124,4 +125,34 @@ bool ctl_parse_opts(int argc, char **argv, const struct ctl_opt *opts, const cha
         repeat_vals[(*nrepeat)++] = argv[++i];
     }
     return true;
+}
+
+struct key_cfg {
+    char *master_key;
+};
+
+static const struct tn_env_spec key_env[] = {
+    TN_ENV_SECRET(TN_ENV_MASTER_KEY, "", struct key_cfg, master_key),
+    TN_ENV_END,
+};
+
+/* ctl_load_keyring - the master key ring from the environment */
+int ctl_load_keyring(struct tn_keyring **out)
+{
+    struct key_cfg cfg = {0};
+    int rc = CTL_EX_OK;
+
+    *out = NULL;
+    if (tn_env_load(key_env, &cfg) != TN_OK || cfg.master_key[0] == '\0') {
+        fprintf(stderr, "ternctl: this needs TN_MASTER_KEY or TN_MASTER_KEY_FILE\n");
+        rc = CTL_EX_CONFIG;
+        goto out;
+    }
+    if (tn_keyring_parse(cfg.master_key, out) != TN_OK) {
+        fprintf(stderr, "ternctl: the master key ring is malformed (ID:BASE64KEY,...)\n");
+        rc = CTL_EX_CONFIG;
+    }
+out:
+    tn_env_free(key_env, &cfg);
+    return rc;
 }

@@ -6,6 +6,7 @@
  *	ternctl tenant add --slug S --name N [--tz Europe/Berlin] | tenant list [--json]
  *	ternctl channel add --tenant T --kind K --address A [--name N] [--secret k=v ...]
  *	ternctl channel list --tenant T [--json] | channel remove --tenant T --id ID
+ *	ternctl calendar link --tenant T [--resource R] [--ttl 7d]
  *	ternctl streams ...
  *	ternctl dead list|show|replay ... (dead letters; see ctl_dead.c)
  * DESCRIPTION
@@ -51,6 +52,7 @@ static const struct {
     {"migrate", migrate_cmd},
     {"tenant", ctl_tenant_main},
     {"channel", ctl_channel_main},
+    {"calendar", ctl_calendar_main},
     {"streams", ctl_streams_main},
     {"dead", ctl_dead_main},
 };

@@ -91,6 +91,7 @@ struct ingest_result {
     char *body;               /* owned response body (NUL-terminated) or NULL */
     size_t body_len;
     const char *reason;           /* static stable reason for the log ("signature.mismatch") */
+    char *headers;                /* owned extra response headers ("Name: v\r\n"...) or NULL */
     struct ingest_entry *entries; /* owned array */
     size_t nentries;
 };
@@ -212,6 +213,12 @@ const char *ingest_form_get(const struct ingest_form *f, const char *name);
 
 /* ingest_form_free - release (NULL-safe members). */
 void ingest_form_free(struct ingest_form *f);
+
+/* ingest_entry_push_cal - append a cal.request entry on tern:cal for
+ * tenant. Steals data; the other arguments borrowed. Errors: TN_EPROTO when
+ * data cannot be serialised. */
+enum tn_err ingest_entry_push_cal(struct ingest_result *res, const char *tenant, const char *trace,
+                                  const char *request_id, const char *dedupe, struct json_t *data);
 
 /* ingest_entry_clear - drop all entries (all-or-nothing on failure). */
 void ingest_entry_clear(struct ingest_result *res);

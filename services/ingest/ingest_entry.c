@@ -49,6 +49,7 @@ void ingest_result_free(struct ingest_result *res)
         return;
     ingest_entry_clear(res);
     tn_free(res->body);
+    tn_free(res->headers);
     memset(res, 0, sizeof(*res));
 }
 
@@ -71,14 +72,29 @@ void ingest_entry_verdict(struct ingest_result *res, int status, const char *rea
         ingest_entry_clear(res);
 }
 
-/* ingest_entry_trace_new - W3C traceparent, version 00, sampled */
+/* trace_ok - "00-<32 lowercase hex>-<16 lowercase hex>-<2 lowercase hex>" */
+static bool trace_ok(const char *t)
+{
+    if (strlen(t) != 55 || strncmp(t, "00-", 3) != 0 || t[35] != '-' || t[52] != '-')
+        return false;
+    for (size_t i = 3; i < 55; i++) {
+        if (i == 35 || i == 52)
+            continue;
+        if (!((t[i] >= '0' && t[i] <= '9') || (t[i] >= 'a' && t[i] <= 'f')))
+            return false;
+    }
+    return true;
+}
+
+/* ingest_entry_trace_new - the caller's W3C traceparent when well-formed
+ * (version 00), else a new one, sampled */
 char *ingest_entry_trace_new(const struct ingest_request *req)
 {
     unsigned char rnd[24];
     char *hex, *out;
     size_t n = 3 + 32 + 1 + 16 + 3 + 1;
 
-    if (req->trace != NULL)
+    if (req->trace != NULL && trace_ok(req->trace))
         return tn_xstrdup(req->trace);
     tn_random_bytes(rnd, sizeof(rnd));
     hex = tn_hex_encode(rnd, sizeof(rnd));
@@ -188,6 +204,28 @@ enum tn_err ingest_entry_push_status(struct ingest_result *res, const struct ing
     e->name[e->nfields] = TN_F_DATA;
     e->value[e->nfields++] = text;
     tn_free(outcopy);
+    return TN_OK;
+}
+
+/* ingest_entry_push_cal - one cal.request on tern:cal */
+enum tn_err ingest_entry_push_cal(struct ingest_result *res, const char *tenant, const char *trace,
+                                  const char *request_id, const char *dedupe, json_t *data)
+{
+    struct ingest_entry *e;
+    char *text = dump(data);
+
+    json_decref(data);
+    if (text == NULL)
+        return TN_EPROTO;
+    e = entry_add(res, TN_STREAM_CAL);
+    field(e, TN_F_TYPE, TN_TYPE_CAL_REQUEST);
+    field(e, TN_F_V, TN_V_CAL_REQUEST);
+    field(e, TN_F_TENANT, tenant);
+    field(e, TN_F_TRACE, trace);
+    field(e, TN_F_REQUEST, request_id);
+    field(e, TN_F_DEDUPE, dedupe);
+    e->name[e->nfields] = TN_F_DATA;
+    e->value[e->nfields++] = text;
     return TN_OK;
 }
 

@@ -66,7 +66,7 @@ struct pending {
     char *url, *query, *channel, *ctype, *sig, *trace;
 };
 
-enum route_kind { R_NONE, R_WHATSAPP, R_TWILIO, R_TELEGRAM };
+enum route_kind { R_NONE, R_WHATSAPP, R_TWILIO, R_TELEGRAM, R_OAUTH_START, R_OAUTH_CALLBACK };
 
 /* header_dup - a NUL-terminated copy of header name, or NULL */
 static char *header_dup(const struct tn_httpd_req_view *v, const char *name)
@@ -87,6 +87,8 @@ static enum route_kind route_of(const struct tn_httpd_req_view *v, char **seg)
         {"/webhooks/whatsapp", R_WHATSAPP, false},
         {"/webhooks/twilio/", R_TWILIO, true},
         {"/webhooks/telegram/", R_TELEGRAM, true},
+        {"/oauth/google/start", R_OAUTH_START, false},
+        {"/oauth/google/callback", R_OAUTH_CALLBACK, false},
     };
 
     *seg = NULL;
@@ -116,7 +118,7 @@ static void outcome_new(struct ingest_http *h, struct outcome *o, const char *pr
     snprintf(labels, sizeof(labels), "provider=\"%s\",code=\"%d\"", provider, status);
     o->requests = tn_metrics_get(h->metrics, TN_METRIC_COUNTER, "tern_ingest_requests_total",
                                  "Webhook requests answered, by provider and status", labels);
-    if (status >= 300) {
+    if (status >= 400) {
         snprintf(labels, sizeof(labels), "provider=\"%s\",reason=\"%s\"", provider, reason);
         o->rejected = tn_metrics_get(h->metrics, TN_METRIC_COUNTER, "tern_ingest_rejected_total",
                                      "Webhook requests refused, by provider and reason", labels);
@@ -176,7 +178,7 @@ static void finish(struct pending *p, int status, const char *ctype, const char 
 /* finish_verdict - answer with the parser's verdict */
 static void finish_verdict(struct pending *p)
 {
-    finish(p, p->res.status, p->res.content_type, NULL, p->res.body, p->res.body_len,
+    finish(p, p->res.status, p->res.content_type, p->res.headers, p->res.body, p->res.body_len,
            p->res.reason ? p->res.reason : "unknown");
 }
 
@@ -232,19 +234,37 @@ static void build_request(struct pending *p, const struct tn_httpd_req_view *v)
 /* allowed - may this method be used on this route? */
 static bool allowed(enum route_kind k, const struct tn_httpd_req_view *v)
 {
+    if (k == R_OAUTH_START || k == R_OAUTH_CALLBACK)
+        return method_is(v, "GET");
     return method_is(v, "POST") || (k == R_WHATSAPP && method_is(v, "GET"));
+}
+
+/* allow_header - the Allow header of a route's 405 */
+static const char *allow_header(enum route_kind k)
+{
+    if (k == R_OAUTH_START || k == R_OAUTH_CALLBACK)
+        return "Allow: GET\r\n";
+    return k == R_WHATSAPP ? "Allow: GET, POST\r\n" : "Allow: POST\r\n";
 }
 
 /* dispatch - run the provider's parser into p->res */
 static void dispatch(struct pending *p, enum route_kind k, const struct tn_httpd_req_view *v)
 {
-    static const char *const sig_header[] = {NULL, "x-hub-signature-256", "x-twilio-signature",
-                                             "x-telegram-bot-api-secret-token"};
+    static const char *const sig_header[] = {NULL,
+                                             "x-hub-signature-256",
+                                             "x-twilio-signature",
+                                             "x-telegram-bot-api-secret-token",
+                                             NULL,
+                                             NULL};
     struct ingest_http *h = p->h;
 
-    p->sig = header_dup(v, sig_header[k]);
+    p->sig = sig_header[k] ? header_dup(v, sig_header[k]) : NULL;
     build_request(p, v);
-    if (k == R_WHATSAPP && method_is(v, "GET"))
+    if (k == R_OAUTH_START)
+        ingest_oauth_start(&h->cfg->oauth, &p->in, &p->res);
+    else if (k == R_OAUTH_CALLBACK)
+        ingest_oauth_callback(&h->cfg->oauth, &p->in, &p->res);
+    else if (k == R_WHATSAPP && method_is(v, "GET"))
         ingest_whatsapp_challenge(&p->in, ingest_routes_lookup, h->routes, &p->res);
     else if (k == R_WHATSAPP)
         ingest_whatsapp_post(&p->in, ingest_routes_lookup, h->routes, &p->res);
@@ -260,8 +280,9 @@ static void handle(struct tn_httpd_req *req, const struct tn_httpd_req_view *v, 
     struct ingest_http *h = arg;
     struct pending *p = tn_xcalloc(1, sizeof(*p));
     enum route_kind k = route_of(v, &p->channel);
-    static const char *const names[] = {"none", TN_PROVIDER_WHATSAPP, TN_PROVIDER_TWILIO,
-                                        TN_PROVIDER_TELEGRAM};
+    static const char *const names[] = {"none",           TN_PROVIDER_WHATSAPP,
+                                        TN_PROVIDER_TWILIO, TN_PROVIDER_TELEGRAM,
+                                        "google",         "google"};
 
     p->h = h;
     p->req = req;
@@ -274,8 +295,7 @@ static void handle(struct tn_httpd_req *req, const struct tn_httpd_req_view *v, 
     }
     if (!allowed(k, v)) {
         static const char msg[] = "method not allowed\n";
-        finish(p, 405, TEXT_PLAIN, k == R_WHATSAPP ? "Allow: GET, POST\r\n" : "Allow: POST\r\n",
-               msg, sizeof(msg) - 1, "method");
+        finish(p, 405, TEXT_PLAIN, allow_header(k), msg, sizeof(msg) - 1, "method");
         return;
     }
     dispatch(p, k, v);

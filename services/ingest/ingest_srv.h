@@ -76,6 +76,28 @@ typedef void ingest_enqueue_fn(enum tn_err err, size_t added, void *arg);
 enum tn_err ingest_enqueue(struct tn_redis *redis, const struct ingest_result *res,
                            int64_t dedupe_s, ingest_enqueue_fn *cb, void *arg);
 
+/* ---------------------------------------------------------------- oauth */
+
+struct ingest_oauth_cfg {
+    const struct tn_keyring *keys; /* NULL: the flow is off (404) */
+    const char *client_id;         /* TN_GOOGLE_CLIENT_ID; "": off */
+    const char *auth_url;          /* TN_GOOGLE_AUTH_URL */
+    const char *redirect_uri;      /* public URL + /oauth/google/callback */
+    int64_t state_ttl_s;
+};
+
+/* ingest_oauth_start - GET /oauth/google/start: 302 to Google for a valid
+ * link; 403 for an invalid or expired one; 404 when not configured.
+ * Runs on: loop. */
+void ingest_oauth_start(const struct ingest_oauth_cfg *cfg, const struct ingest_request *req,
+                        struct ingest_result *res);
+
+/* ingest_oauth_callback - GET /oauth/google/callback: a valid state with a
+ * code gives 200 and one cal.request entry (op "connect"); an invalid or
+ * expired state 400; a declined consent 200 with no entry. Runs on: loop. */
+void ingest_oauth_callback(const struct ingest_oauth_cfg *cfg, const struct ingest_request *req,
+                           struct ingest_result *res);
+
 /* ---------------------------------------------------------------- http */
 
 struct ingest_http_cfg {
@@ -87,6 +109,7 @@ struct ingest_http_cfg {
     uint32_t idle_timeout_ms;
     uint32_t max_conns;
     int64_t dedupe_s;
+    struct ingest_oauth_cfg oauth;
 };
 
 struct ingest_http;

@@ -11,9 +11,11 @@
  *	drain (stop accepting, finish what was received).
  * STREAMS IN
  *	HTTP: POST /webhooks/whatsapp (+ GET challenge),
- *	/webhooks/twilio/{channel}, /webhooks/telegram/{channel}
+ *	/webhooks/twilio/{channel}, /webhooks/telegram/{channel};
+ *	GET /oauth/google/start and /oauth/google/callback (ingest_oauth.c)
  * STREAMS OUT
- *	tern:in (inbound.message), tern:status (delivery.status)
+ *	tern:in (inbound.message), tern:status (delivery.status),
+ *	tern:cal (cal.request op "connect", the sealed authorization code)
  * DATABASE
  *	tern_routing() every TN_INGEST_ROUTES_REFRESH, off the request path.
  * ENVIRONMENT
@@ -49,6 +51,9 @@ struct ingest_cfg {
     int64_t refresh_ms;
     int64_t redis_timeout_ms;
     char *master_key;
+    char *google_client_id;
+    char *google_auth_url;
+    int64_t oauth_state_ttl_ms;
 };
 
 static const struct tn_env_spec ingest_env[] = {
@@ -63,13 +68,18 @@ static const struct tn_env_spec ingest_env[] = {
     TN_ENV_MS("TN_INGEST_ROUTES_REFRESH", "5s", 100, 3600000, struct ingest_cfg, refresh_ms),
     TN_ENV_MS("TN_INGEST_REDIS_TIMEOUT", "2s", 50, 60000, struct ingest_cfg, redis_timeout_ms),
     TN_ENV_SECRET(TN_ENV_MASTER_KEY, "", struct ingest_cfg, master_key),
+    TN_ENV_STR("TN_GOOGLE_CLIENT_ID", "", struct ingest_cfg, google_client_id),
+    TN_ENV_STR("TN_GOOGLE_AUTH_URL", "https://accounts.google.com/o/oauth2/v2/auth",
+               struct ingest_cfg, google_auth_url),
+    TN_ENV_MS("TN_OAUTH_STATE_TTL", "15m", 60000, 86400000, struct ingest_cfg, oauth_state_ttl_ms),
     TN_ENV_END,
 };
 
 struct ingest_state {
     struct ingest_cfg cfg;
     struct ingest_http_cfg http_cfg;
-    char *public_url; /* owned: cfg.public_url or derived from listen */
+    char *public_url;   /* owned: cfg.public_url or derived from listen */
+    char *redirect_uri; /* owned: public_url + /oauth/google/callback */
     struct tn_keyring *keys;
     struct tn_redis *redis; /* the request path's own connection */
     struct ingest_routes *routes;
@@ -118,6 +128,9 @@ static enum tn_err ingest_init(struct tn_rt *rt, void *arg)
         tn_log_warn(NULL, "ingest.no_master_key",
                     TN_KV_STR("effect", "channels with secrets refuse every webhook"));
     s->public_url = public_url_of(c);
+    size_t n = strlen(s->public_url) + sizeof("/oauth/google/callback");
+    s->redirect_uri = tn_xmalloc(n);
+    snprintf(s->redirect_uri, n, "%s/oauth/google/callback", s->public_url);
     s->http_cfg = (struct ingest_http_cfg){
         .listen = c->listen,
         .public_url = s->public_url,
@@ -127,6 +140,14 @@ static enum tn_err ingest_init(struct tn_rt *rt, void *arg)
         .idle_timeout_ms = (uint32_t)c->idle_timeout_ms,
         .max_conns = (uint32_t)c->max_conns,
         .dedupe_s = c->dedupe_ms / 1000,
+        .oauth =
+            {
+                .keys = s->keys,
+                .client_id = c->google_client_id,
+                .auth_url = c->google_auth_url,
+                .redirect_uri = s->redirect_uri,
+                .state_ttl_s = c->oauth_state_ttl_ms / 1000,
+            },
     };
     s->redis = tn_redis_new(rt->loop, rt->base->redis_url,
                             &(struct tn_redis_opts){.name = "tern-ingest-enqueue",
@@ -177,6 +198,7 @@ static void ingest_fini(struct tn_rt *rt, void *arg)
     tn_redis_close(s->redis);
     tn_keyring_free(s->keys);
     tn_free(s->public_url);
+    tn_free(s->redirect_uri);
 }
 
 /* ingest_ready - routes loaded and the enqueue connection up. */
