@@ -10,9 +10,6 @@ set -u
 : "${TN_SRC_DIR:?run through scripts/test}" "${TN_TEST_REDIS_START:?}" "${TN_TEST_REDIS_PIDFILE:?}"
 dir=$(mktemp -d "$TN_TEST_TMP/ingest_fault.XXXXXX")
 . "$TN_SRC_DIR/tests/support/ingest.sh"
-pass=0 fail=0
-ok() { pass=$((pass + 1)); }
-bad() { echo "FAIL: $*" >&2; fail=$((fail + 1)); }
 ipid=""
 trap 'kill -9 $ipid 2>/dev/null; "$TN_TEST_REDIS_START" 2>/dev/null; rm -rf "$dir"' EXIT
 

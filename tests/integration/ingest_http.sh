@@ -13,11 +13,6 @@ set -u
 dir=$(mktemp -d "$TN_TEST_TMP/ingest_http.XXXXXX")
 . "$TN_SRC_DIR/tests/support/ingest.sh"
 fx="$TN_SRC_DIR/tests/fixtures"
-pass=0 fail=0
-ok() { pass=$((pass + 1)); }
-bad() { echo "FAIL: $*" >&2; fail=$((fail + 1)); }
-# want CODE GOT WHAT
-want() { if [ "$2" = "$1" ]; then ok; else bad "$3: got $2, want $1 ($(head -c 200 "$dir/resp" 2>/dev/null))"; fi; }
 ipid=""
 trap 'kill -9 $ipid 2>/dev/null; rm -rf "$dir"' EXIT
 

@@ -12,10 +12,6 @@ set -u
 : "${TN_SRC_DIR:?run through scripts/test}"
 dir=$(mktemp -d "$TN_TEST_TMP/ingest_oauth.XXXXXX")
 . "$TN_SRC_DIR/tests/support/ingest.sh"
-pass=0 fail=0
-ok() { pass=$((pass + 1)); }
-bad() { echo "FAIL: $*" >&2; fail=$((fail + 1)); }
-want() { if [ "$2" = "$1" ]; then ok; else bad "$3: got $2, want $1 ($(head -c 200 "$dir/resp"))"; fi; }
 ipid=""
 trap 'kill -9 $ipid 2>/dev/null; rm -rf "$dir"' EXIT
 get() { curl -s -o "$dir/resp" -D "$dir/hdr" -w '%{http_code}' "$@"; }
