@@ -2,30 +2,103 @@
  * NAME
  *	tern-agent - AI reply worker
  * DESCRIPTION
- *	Runs in the shared daemon skeleton (tn_daemon): admin port with
- *	/healthz, /readyz and /metrics, 1 Hz heartbeat, SIGTERM drain.
- *	XXX: the agent's own work is not built yet (see README.md, "Status");
- *	today it starts, reports health and readiness, and drains cleanly.
+ *	Consumes the leads' messages from tern:in, keeps each conversation in
+ *	Postgres, and answers it one turn at a time with an OpenAI-compatible
+ *	chat completions model that may call server-validated tools. Replies
+ *	go to tern:out for tern-sender. See README.md in this directory for
+ *	why the ordering is a Postgres row lease and how a crash is recovered.
  * STREAMS IN
- *	tern:in (group agent): inbound.message (planned)
+ *	tern:in (group agent): inbound.message v1 - type, v, tenant, trace,
+ *	channel, provider, pmid, dedupe, data.
  * STREAMS OUT
- *	tern:out: outbound.message (planned)
+ *	tern:out: outbound.message v1 - type, v, tenant, trace, channel,
+ *	provider, outbound, dedupe ("out:<outbound id>"), data (outbound_id,
+ *	conversation_id, contact_id, to, transport, kind "text", text, reason
+ *	"reply" | "holding" | "notice", created_at).
  * DATABASE
- *	contacts, conversations, messages, leads (planned)
+ *	Reads tenants, channels, agent_profiles; reads and writes contacts,
+ *	conversations (lease), messages, leads, consent_events,
+ *	outbound_messages; tern_agent_due() and tern_agent_unpublished()
+ *	(SECURITY DEFINER, ids only) for the cross-tenant scan.
  * ENVIRONMENT
- *	The shared variables of tn_daemon.h; TN_ADMIN_LISTEN defaults to
- *	127.0.0.1:9102.
+ *	The shared variables of tn_daemon.h (TN_ADMIN_LISTEN defaults to
+ *	127.0.0.1:9102), and:
+ *	TN_LLM_BASE_URL, TN_LLM_API_KEY (secret, or TN_LLM_API_KEY_FILE),
+ *	TN_LLM_MODEL, TN_LLM_TIMEOUT_MS, TN_LLM_RETRIES, TN_LLM_MAX_TOKENS,
+ *	TN_AGENT_QUIET_MS (burst window), TN_AGENT_LEASE_MS, TN_AGENT_SCAN_MS,
+ *	TN_AGENT_REPUBLISH_MS, TN_AGENT_HISTORY_MESSAGES, TN_AGENT_HISTORY_CHARS,
+ *	TN_AGENT_TOOL_ROUNDS, TN_AGENT_PG_POOL, TN_AGENT_BATCH,
+ *	TN_AGENT_VISIBILITY_MS, TN_AGENT_HOLDING_TEXT, TN_AGENT_OPTOUT_WORDS,
+ *	TN_AGENT_OPTIN_WORDS, TN_AGENT_OPTOUT_TEXT, TN_AGENT_OPTIN_TEXT.
  * SECURITY
- *	Will hold the LLM API key (TN_LLM_API_KEY), and only this daemon.
- *	Refuses to run as root unless TN_ALLOW_ROOT=1.
+ *	Holds the LLM API key, and only this daemon does; it goes only into
+ *	the Authorization header and is never logged. Stream entries and model
+ *	output are hostile input: the entry's tenant is re-checked against the
+ *	channel under row-level security, tool arguments are validated before
+ *	anything is stored, reply text is capped. Phone numbers and emails are
+ *	masked before text reaches the model. Postgres role tern_agent (no
+ *	DELETE, no BYPASSRLS); Redis user tern-agent. Refuses to run as root
+ *	unless TN_ALLOW_ROOT=1.
  */
-#include <tn/tn_daemon.h>
+#include <stdlib.h>
 
-/* main - hand control to the daemon skeleton */
+#include <tn/tn_daemon.h>
+#include <tn/tn_env.h>
+#include <tn/tn_http.h>
+
+#include "agent.h"
+
+#define DEF_HOLDING "Thanks, a team member will get back to you shortly."
+#define DEF_OPTOUT                                                                                 \
+    "You have been unsubscribed and will receive no more messages. Reply START to resubscribe."
+#define DEF_OPTIN "You have been resubscribed. Reply STOP to unsubscribe."
+
+static const struct tn_env_spec agent_env[] = {
+    TN_ENV_STR("TN_LLM_BASE_URL", "https://openrouter.ai/api/v1", struct agent_cfg, llm_base_url),
+    TN_ENV_SECRET("TN_LLM_API_KEY", "", struct agent_cfg, llm_api_key),
+    TN_ENV_STR("TN_LLM_MODEL", "openai/gpt-4o-mini", struct agent_cfg, llm_model),
+    TN_ENV_MS("TN_LLM_TIMEOUT_MS", "30s", 100, 600000, struct agent_cfg, llm_timeout_ms),
+    TN_ENV_INT("TN_LLM_RETRIES", "2", 0, 5, struct agent_cfg, llm_retries),
+    TN_ENV_INT("TN_LLM_MAX_TOKENS", "400", 16, 8192, struct agent_cfg, llm_max_tokens),
+    TN_ENV_MS("TN_AGENT_QUIET_MS", "1500", 0, 60000, struct agent_cfg, quiet_ms),
+    TN_ENV_MS("TN_AGENT_LEASE_MS", "60s", 1000, 3600000, struct agent_cfg, lease_ms),
+    TN_ENV_MS("TN_AGENT_SCAN_MS", "1s", 50, 60000, struct agent_cfg, scan_ms),
+    TN_ENV_MS("TN_AGENT_REPUBLISH_MS", "30s", 1000, 3600000, struct agent_cfg, republish_ms),
+    TN_ENV_INT("TN_AGENT_HISTORY_MESSAGES", "30", 0, 200, struct agent_cfg, history_msgs),
+    TN_ENV_INT("TN_AGENT_HISTORY_CHARS", "8000", 200, 200000, struct agent_cfg, history_chars),
+    TN_ENV_INT("TN_AGENT_TOOL_ROUNDS", "4", 0, 16, struct agent_cfg, tool_rounds),
+    TN_ENV_INT("TN_AGENT_PG_POOL", "4", 1, 64, struct agent_cfg, pg_pool),
+    TN_ENV_INT("TN_AGENT_BATCH", "64", 1, 1000, struct agent_cfg, batch),
+    TN_ENV_MS("TN_AGENT_VISIBILITY_MS", "60s", 1000, 3600000, struct agent_cfg, visibility_ms),
+    TN_ENV_STR("TN_AGENT_HOLDING_TEXT", DEF_HOLDING, struct agent_cfg, holding_text),
+    TN_ENV_STR("TN_AGENT_OPTOUT_WORDS", "STOP,STOPALL,UNSUBSCRIBE,END,QUIT", struct agent_cfg,
+               optout_words),
+    TN_ENV_STR("TN_AGENT_OPTIN_WORDS", "START,UNSTOP", struct agent_cfg, optin_words),
+    TN_ENV_STR("TN_AGENT_OPTOUT_TEXT", DEF_OPTOUT, struct agent_cfg, optout_text),
+    TN_ENV_STR("TN_AGENT_OPTIN_TEXT", DEF_OPTIN, struct agent_cfg, optin_text),
+    TN_ENV_END,
+};
+
+/* main - libcurl's global init (before any thread), then the skeleton */
 int main(void)
 {
-    return tn_daemon_main(&(const struct tn_daemon){
+    static struct agent_ctx ctx;
+    int rc;
+
+    if (tn_http_global_init() != TN_OK)
+        return 70;
+    rc = tn_daemon_main(&(const struct tn_daemon){
         .name = "agent",
         .admin_default = "127.0.0.1:9102",
+        .env = agent_env,
+        .cfg = &ctx.cfg,
+        .init = agent_init,
+        .drain = agent_drain,
+        .busy = agent_busy,
+        .fini = agent_fini,
+        .ready = agent_ready,
+        .arg = &ctx,
     });
+    tn_http_global_cleanup();
+    return rc;
 }

@@ -79,6 +79,24 @@ static const struct tpl {
      "VALUES ($1, 'export', $2)",
      "tu"},
     {"audit_log", "INSERT INTO audit_log (tenant_id, actor, action) VALUES ($1, 'test', $2)", "tu"},
+    {"agent_profiles", "INSERT INTO agent_profiles (tenant_id, business_name) VALUES ($1, $2)",
+     "tu"},
+    {"business_hours",
+     "INSERT INTO business_hours (tenant_id, weekday, opens, closes) "
+     "VALUES ($1, 1, '09:00', '17:00')",
+     "t"},
+    {"hours_exceptions",
+     "INSERT INTO hours_exceptions (tenant_id, day, note) VALUES ($1, '2030-12-25', $2)", "tu"},
+    {"resources", "INSERT INTO resources (tenant_id, id, name) VALUES ($1, $2, 'room')", "tu"},
+    {"service_resources",
+     "WITH r AS (INSERT INTO resources (tenant_id, id, name) VALUES ($1, $3, 'staff') "
+     "RETURNING id) INSERT INTO service_resources (tenant_id, service_id, resource_id) "
+     "SELECT $1, $2, id FROM r",
+     "tsu"},
+    {"busy_blocks",
+     "INSERT INTO busy_blocks (tenant_id, resource_key, during, source) "
+     "VALUES ($1, $2, tstzrange(now(), now() + interval '1 hour'), 'test')",
+     "tu"},
 };
 #define NTPL (sizeof(tpls) / sizeof(tpls[0]))
 

@@ -1,0 +1,337 @@
+#ifndef AGENT_H
+#define AGENT_H
+/*
+ * agent - private header of tern-agent.
+ *
+ * Shape (DESIGN.md "One turn at a time per conversation", services/agent/README.md):
+ *
+ *   tern:in entry --intake--> one Postgres transaction under the tenant:
+ *       contact, lead, conversation, message (unique provider id), opt-out
+ *       keywords; conversation.has_unprocessed = true; ACK.
+ *   wake(conversation) --turn--> claim the conversation's row lease
+ *       (conditional UPDATE with a per-claim token), wait for the quiet
+ *       window, load profile + history + every unprocessed message, ask the
+ *       LLM (tools, bounded rounds and retries), commit reply + processed
+ *       marks + lead changes + lease release in one transaction that only
+ *       succeeds while the token still holds the lease; then XADD tern:out.
+ *   scan (every TN_AGENT_SCAN_MS): claim conversations with unprocessed input
+ *       and a free or expired lease (a replica died mid-turn), renew the
+ *       leases of our own running turns, re-XADD committed replies that were
+ *       never enqueued.
+ *
+ * Threads: everything here runs on the loop except the *_work functions
+ * (agent_store*.c), which run on libuv's threadpool with a pooled Postgres
+ * connection and touch only their own job struct.
+ */
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include <tn/tn_err.h>
+#include <tn/tn_loop.h>
+
+struct tn_consumer;
+struct tn_entry;
+struct tn_http;
+struct tn_metric;
+struct tn_pg;
+struct tn_pgconn;
+struct tn_rt;
+struct pg_result;
+
+#define AGENT_UUID_LEN 37   /* 36 + NUL */
+#define AGENT_MAX_FRESH 50  /* unprocessed messages answered by one turn at most */
+#define AGENT_TEXT_MAX 4096 /* outbound.message text maxLength */
+
+/* Configuration (main.c's table). Strings owned by tn_env. */
+struct agent_cfg {
+    char *llm_base_url;
+    char *llm_api_key;
+    char *llm_model;
+    int64_t llm_timeout_ms;
+    int64_t llm_retries;
+    int64_t llm_max_tokens;
+    int64_t quiet_ms;
+    int64_t lease_ms;
+    int64_t scan_ms;
+    int64_t republish_ms;
+    int64_t history_msgs;
+    int64_t history_chars;
+    int64_t tool_rounds;
+    int64_t pg_pool;
+    int64_t batch;
+    int64_t visibility_ms;
+    char *holding_text;
+    char *optout_words;
+    char *optin_words;
+    char *optout_text;
+    char *optin_text;
+};
+
+struct agent_turn;
+
+/* The daemon's one context (STYLE.md: no globals). */
+struct agent_ctx {
+    struct agent_cfg cfg;
+    struct tn_rt *rt; /* borrowed from the skeleton */
+    uv_loop_t *loop;
+    struct tn_consumer *consumer;
+    struct tn_pg *pg;
+    struct tn_http *http;
+    uv_timer_t scan_timer;
+    bool scan_inited, scanning, draining, closing, in_cancel;
+    char owner[96]; /* lease owner prefix: host-pid-random */
+    uint64_t lease_seq;
+    char **optout, **optin; /* upper-case keyword lists */
+    size_t noptout, noptin;
+    json_t *tools; /* the tool definitions sent to the LLM */
+    /* running turns by conversation id (chained hash) */
+    struct agent_turn **buckets;
+    size_t nbuckets, nturns;
+    size_t intakes, publishes; /* jobs in flight outside turns */
+    struct tn_metric *m_intake, *m_dup, *m_turns, *m_replies, *m_holding, *m_silent;
+    struct tn_metric *m_llm_fail, *m_lost, *m_inflight, *m_republish;
+};
+
+/* ---------------------------------------------------------------- daemon (agent_daemon.c) */
+
+enum tn_err agent_init(struct tn_rt *rt, void *arg);
+void agent_drain(struct tn_rt *rt, void *arg);
+bool agent_busy(void *arg);
+void agent_fini(struct tn_rt *rt, void *arg);
+bool agent_ready(void *arg, const char **why);
+/* agent_pg_submit - tn_pg_submit, or done(TN_ECANCELED) later when closing. */
+enum tn_err agent_pg_submit(struct agent_ctx *ctx, enum tn_err (*work)(struct tn_pgconn *, void *),
+                            void (*done)(enum tn_err, void *), void *arg);
+/* agent_maybe_free_pg - release the pool once closing and idle. Runs on: loop. */
+void agent_maybe_free_pg(struct agent_ctx *ctx);
+
+/* ---------------------------------------------------------------- intake (agent_intake.c) */
+
+enum agent_keyword { AGENT_KW_NONE, AGENT_KW_OPTOUT, AGENT_KW_OPTIN };
+
+/* agent_intake_on_entry - tn_consumer handler for tern:in. Runs on: loop. */
+void agent_intake_on_entry(struct tn_consumer *c, struct tn_entry *e, void *arg);
+/* agent_keyword_parse - split "STOP,UNSUBSCRIBE" into *out (new, upper case). */
+size_t agent_keyword_parse(const char *list, char ***out);
+/* agent_keyword_match - is text (trimmed, any case, trailing punctuation
+ * ignored) one of words? */
+bool agent_keyword_match(const char *text, char *const *words, size_t n);
+
+/* ---------------------------------------------------------------- store (agent_store*.c) */
+
+/* An outbound message as published to tern:out. All strings new. */
+struct agent_out {
+    char id[AGENT_UUID_LEN];
+    char tenant[AGENT_UUID_LEN];
+    char *channel, *channel_kind, *to, *conversation, *contact, *text, *reason, *created_at;
+    char *trace;
+};
+void agent_out_free(struct agent_out *o);
+
+/* The intake job: inputs borrowed from the entry (valid until its
+ * tn_consumer_done), outputs written by the work function. */
+struct agent_intake {
+    struct agent_ctx *ctx;
+    struct tn_consumer *c;
+    struct tn_entry *e;
+    json_t *data; /* owned */
+    const char *tenant, *channel, *pmid, *sender, *sender_name, *body, *mtype, *media_ref;
+    const char *transport, *trace;
+    char *raw; /* owned: JSON text of data.raw */
+    char stream_pos[24];
+    enum agent_keyword keyword;
+    /* out */
+    char conv[AGENT_UUID_LEN];
+    bool inserted, wake;
+    struct agent_out *confirm; /* new: opt-out/opt-in confirmation to publish */
+    const char *dead_reason;
+};
+enum tn_err agent_store_intake_work(struct tn_pgconn *c, void *arg);
+
+/* agent_store_outbound - inside an open tenant transaction: insert the
+ * outbound_messages row (idempotent on key) and its messages row; fill
+ * out_id. Runs on: threadpool. */
+enum tn_err agent_store_outbound(struct tn_pgconn *c, const char *tenant, const char *conv,
+                                 const char *key, const char *body, const char *reason,
+                                 char out_id[AGENT_UUID_LEN]);
+/* agent_store_out_load - inside an open tenant transaction: *out new, the
+ * outbound row id as a tern:out entry. Runs on: threadpool. */
+enum tn_err agent_store_out_load(struct tn_pgconn *c, const char *tenant, const char *id,
+                                 struct agent_out **out);
+/* agent_store_q - tn_pgconn_query that frees the previous *res first. */
+enum tn_err agent_store_q(struct tn_pgconn *c, const char *sql, int n, const char *const *p,
+                          struct pg_result **res);
+/* agent_store_dup - new copy of a result value, NULL for SQL NULL. */
+char *agent_store_dup(const struct pg_result *res, int row, int col);
+
+/* Scan results (agent_scan). */
+struct agent_scan {
+    struct agent_ctx *ctx;
+    int lim;
+    int64_t republish_ms;
+    char (*due)[2][AGENT_UUID_LEN];
+    size_t ndue;
+    char (*unpub)[2][AGENT_UUID_LEN];
+    size_t nunpub;
+};
+enum tn_err agent_store_scan_work(struct tn_pgconn *c, void *arg);
+
+/* A lease renewal (copies, so that it outlives nothing). */
+struct agent_renew {
+    struct agent_ctx *ctx;
+    char tenant[AGENT_UUID_LEN], conv[AGENT_UUID_LEN], token[128];
+    int64_t lease_ms;
+    bool held;
+};
+enum tn_err agent_store_renew_work(struct tn_pgconn *c, void *arg);
+
+/* A republish: load the row, then publish. */
+struct agent_repub {
+    struct agent_ctx *ctx;
+    char tenant[AGENT_UUID_LEN], id[AGENT_UUID_LEN];
+    struct agent_out *out;
+};
+enum tn_err agent_store_repub_work(struct tn_pgconn *c, void *arg);
+
+/* ---------------------------------------------------------------- turn (agent_turn.c) */
+
+struct agent_hmsg {
+    bool in; /* from the lead */
+    char id[AGENT_UUID_LEN];
+    char *type; /* message type (inbound) */
+    char *body; /* may be NULL (media without caption) */
+};
+
+/* What the claim/load job found. All strings new, freed by agent_load_clear. */
+struct agent_load {
+    bool claimed;    /* we hold the lease */
+    int64_t wait_ms; /* > 0: quiet window not over yet */
+    bool finished;   /* nothing for the LLM: released, outcome recorded */
+    char contact[AGENT_UUID_LEN], channel[AGENT_UUID_LEN];
+    char *channel_kind;
+    char *business, *offer, *hours, *area, *questions, *tone, *language, *extra, *holding;
+    char *tenant_name, *tz, *now_text;
+    char *lead_name, *lead_status, *lead_answers;
+    bool lead_has_email;
+    struct agent_hmsg *hist; /* chronological, processed */
+    size_t nhist;
+    struct agent_hmsg *fresh; /* unprocessed, arrival order */
+    size_t nfresh;
+    long long last_pos; /* stream_pos of the newest fresh message (0: unknown) */
+};
+void agent_load_clear(struct agent_load *l);
+
+enum agent_turn_state {
+    TURN_IDLE,
+    TURN_CLAIM,   /* claim/load job */
+    TURN_WAIT,    /* timer: quiet window */
+    TURN_GATE,    /* XPENDING / timer: earlier tern:in entries not stored yet */
+    TURN_LLM,     /* HTTP */
+    TURN_BACKOFF, /* timer: LLM retry */
+    TURN_COMMIT,  /* commit job */
+    TURN_CLOSING, /* timer closing */
+};
+
+struct agent_turn {
+    struct agent_ctx *ctx;
+    struct agent_turn *next; /* hash chain */
+    char tenant[AGENT_UUID_LEN], conv[AGENT_UUID_LEN];
+    char token[128];
+    char *trace;
+    enum agent_turn_state state;
+    bool again; /* more input arrived locally while running */
+    bool lost;  /* a renewal found the lease gone */
+    bool renewing;
+    int64_t renewed_ms;
+    uv_timer_t timer;
+    struct agent_load ld;
+    json_t *messages; /* the chat so far */
+    int round, attempt, commit_attempt;
+    json_t *tool_calls; /* the assistant's calls being run */
+    size_t tool_i;
+    /* effects, applied by the commit */
+    json_t *lead; /* validated update_lead fields */
+    bool handoff;
+    char *reply;           /* new */
+    const char *reason;    /* "reply" | "holding" */
+    const char *outcome;   /* messages.agent_outcome */
+    bool has_more;         /* commit: input left after ours */
+    struct agent_out *out; /* commit: new, to publish */
+    int64_t started_ms;
+    int64_t gate_since;
+};
+
+/* agent_turn_wake - make sure conversation conv of tenant gets a turn here
+ * (or is already being worked). trace borrowed (copied), may be NULL. */
+void agent_turn_wake(struct agent_ctx *ctx, const char *tenant, const char *conv,
+                     const char *trace);
+/* agent_turn_find - the running turn of conv, or NULL. */
+struct agent_turn *agent_turn_find(struct agent_ctx *ctx, const char *conv);
+/* agent_turn_renew_all - renew leases of running turns that need it. */
+void agent_turn_renew_all(struct agent_ctx *ctx);
+/* agent_turn_close_all - fini: end every turn that waits on a timer. */
+void agent_turn_close_all(struct agent_ctx *ctx);
+
+enum tn_err agent_store_claim_work(struct tn_pgconn *c, void *arg);
+enum tn_err agent_store_commit_work(struct tn_pgconn *c, void *arg);
+
+/* ---------------------------------------------------------------- LLM (agent_llm.c) */
+
+/* The outcome of one chat completions request. */
+struct agent_llm_result {
+    enum tn_err err; /* TN_OK: message is set */
+    bool retryable;  /* err != TN_OK: worth another attempt */
+    long status;
+    json_t *message; /* new: choices[0].message */
+};
+typedef void agent_llm_done_fn(struct agent_llm_result *r, void *arg);
+
+/* agent_llm_send - POST {base}/chat/completions with messages and tools
+ * (borrowed). done runs exactly once, later, with r borrowed for the call.
+ * tool_choice: "auto" or "none". Errors: TN_EINVAL (done not called). */
+enum tn_err agent_llm_send(struct agent_ctx *ctx, json_t *messages, const char *tool_choice,
+                           agent_llm_done_fn *done, void *arg);
+
+/* agent_json_dump - new compact JSON text of j ("null" for NULL). */
+char *agent_json_dump(const json_t *j);
+
+/* ---------------------------------------------------------------- prompt (agent_prompt.c) */
+
+/* agent_prompt_build - new messages array: system prompt from the profile
+ * and time, history within the budget, then the unprocessed messages. */
+json_t *agent_prompt_build(const struct agent_ctx *ctx, const struct agent_load *l);
+/* agent_scrub - new copy of text with phone numbers and emails masked. */
+char *agent_scrub(const char *text);
+
+/* ---------------------------------------------------------------- tools (agent_tools.c) */
+
+/* agent_tool_done_fn - a tool finished; result new (stolen), a JSON object
+ * ({"ok":...} or {"error":"..."}) that goes back to the model. */
+typedef void agent_tool_done_fn(struct agent_turn *t, json_t *result);
+
+/* A tool: its OpenAI function definition and its server-side runner. run
+ * validates args (borrowed) and calls done exactly once, possibly later
+ * (booking tools will query Postgres). Runs on: loop. */
+struct agent_tool {
+    const char *name;
+    const char *definition; /* JSON text: {"name","description","parameters"} */
+    void (*run)(struct agent_turn *t, json_t *args, agent_tool_done_fn *done);
+};
+
+/* agent_tools_definitions - new array for the request's "tools". */
+json_t *agent_tools_definitions(void);
+/* agent_tool_find - the tool called name, or NULL. */
+const struct agent_tool *agent_tool_find(const char *name);
+
+/* ---------------------------------------------------------------- publish (agent_publish.c) */
+
+/* agent_publish - XADD o to tern:out, then record enqueued_at. Steals o.
+ * Failures are logged; the scan republishes. Runs on: loop. */
+void agent_publish(struct agent_ctx *ctx, struct agent_out *o);
+/* agent_out_provider - provider and transport of a channel kind. */
+void agent_out_provider(const char *kind, const char **provider, const char **transport);
+
+#endif

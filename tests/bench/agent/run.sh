@@ -1,0 +1,113 @@
+#!/usr/bin/env bash
+# tests/bench/agent/run.sh - tern-agent under 10,000 concurrent turns (issue 4).
+#
+# Not a ctest. Builds (unless TN_BUILD_DIR points at a build), starts its own
+# Redis and Postgres in a temporary directory, the provider sandbox with the
+# LLM answering after 2 s, one tenant with one WhatsApp channel, and ONE
+# tern-agent. It XADDs N (default 10000) inbound messages from N different
+# leads (so N conversations, each needing one turn) and waits for N replies
+# on tern:out. Printed figures:
+#   peak turns in flight   max of the agent's tern_agent_turns_inflight gauge
+#   peak LLM requests      max concurrent requests the sandbox held
+#   peak RSS               the agent's VmHWM
+#   CPU per turn           the agent's user+system CPU time / N (Tern's own
+#                          code plus libcurl, hiredis, libpq, jansson in-process;
+#                          Postgres, Redis and the sandbox are other processes)
+#   wall time              first XADD to last reply
+# Usage: tests/bench/agent/run.sh [N]
+set -euo pipefail
+root=$(cd "$(dirname "$0")/../../.." && pwd)
+. "$root/scripts/lib/deps.sh"
+. "$root/scripts/lib/stack.sh"
+. "$root/tests/sandbox/client.sh"
+n=${1:-10000}
+build=${TN_BUILD_DIR:-$root/build}
+tn_deps_install
+cmake -S "$root" -B "$build" >/dev/null
+cmake --build "$build" -j "$(nproc)" --target tern-agent ternctl -- --no-print-directory >/dev/null
+
+tmp=$(mktemp -d /tmp/tern-bench.XXXXXX)
+agent=""
+cleanup() {
+    [ -n "$agent" ] && kill -9 "$agent" 2>/dev/null
+    sandbox_stop
+    tn_stack_stop "$tmp"
+    rm -rf "$tmp"
+}
+trap cleanup EXIT INT TERM
+tn_stack_start "$tmp" "$root"
+. "$tmp/env"
+export TN_ALLOW_ROOT=1
+TN_PG_DSN=$TN_TEST_PG_ADMIN_DSN "$build/services/ternctl" migrate >/dev/null
+# the bench pushes thousands of concurrent transactions through few connections
+psql "$TN_TEST_PG_ADMIN_DSN" -XAtq -c "ALTER SYSTEM SET max_connections = 200" >/dev/null || true
+
+sandbox_start "$tmp"
+sandbox_config '{"provider":"openai","latency_ms":2000}'
+export TN_PG_DSN=$TN_TEST_PG_ADMIN_DSN
+tenant=$("$build/services/ternctl" tenant add --slug bench --name Bench --tz Europe/Berlin)
+channel=$("$build/services/ternctl" channel add --tenant "$tenant" --kind whatsapp --address pn-bench)
+unset TN_PG_DSN
+psql "$TN_TEST_PG_ADMIN_DSN" -XAtq -c "INSERT INTO agent_profiles (tenant_id, business_name,
+    offer, hours_text) VALUES ('$tenant', 'Bench Plumbing', 'Plumbing', 'Mon-Fri 8-18')" >/dev/null
+
+echo "queueing $n inbound messages" >&2
+python3 - "$tenant" "$channel" "$n" <<'PY' >"$tmp/cmds"
+import json, os, sys
+tenant, channel, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+def q(s):
+    return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
+for i in range(n):
+    pmid = "wamid.bench.%d" % i
+    data = {"tenant": tenant, "channel": channel, "provider": "whatsapp",
+            "provider_message_id": pmid, "transport": "whatsapp", "sender": "+4917%09d" % i,
+            "received_at": "2026-01-01T00:00:00.000Z", "ingested_at": "2026-01-01T00:00:00.000Z",
+            "message_type": "text", "raw_type": "text", "text": "Do you fix boilers? (%d)" % i,
+            "raw": {}}
+    args = ["XADD", "tern:in", "*", "type", "inbound.message", "v", "1", "tenant", tenant,
+            "trace", "00-" + os.urandom(16).hex() + "-" + os.urandom(8).hex() + "-01",
+            "channel", channel, "provider", "whatsapp", "pmid", pmid, "dedupe", "b:" + pmid,
+            "data", json.dumps(data, separators=(",", ":"))]
+    print(" ".join(q(a) for a in args))
+PY
+admin_port=$(tn_free_port)
+start_ms=$(($(date +%s%N) / 1000000))
+redis-cli -u "$TN_TEST_REDIS_URL_ADMIN" --no-auth-warning <"$tmp/cmds" >/dev/null
+UV_THREADPOOL_SIZE=16 TN_REDIS_URL=$TN_TEST_REDIS_URL_AGENT TN_PG_DSN=$TN_TEST_PG_DSN_AGENT \
+    TN_ADMIN_LISTEN=127.0.0.1:$admin_port TN_LOG_LEVEL=warn TN_LLM_API_KEY=bench \
+    TN_LLM_BASE_URL=$SANDBOX_URL/openai/v1 TN_LLM_TIMEOUT_MS=60s TN_AGENT_PG_POOL=16 \
+    TN_AGENT_BATCH=500 TN_AGENT_QUIET_MS=0 TN_AGENT_LEASE_MS=5m \
+    "$build/services/tern-agent" >"$tmp/agent.log" 2>&1 &
+agent=$!
+
+peak_turns=0
+peak_llm=0
+replies=0
+deadline=$(( $(date +%s) + 600 ))
+while [ "$(date +%s)" -lt "$deadline" ]; do
+    t=$(curl -s "http://127.0.0.1:$admin_port/metrics" | awk '/^tern_agent_turns_inflight /{print int($2)}' || true)
+    l=$(curl -s "$SANDBOX_URL/_sandbox/stats" | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d.get("in_flight_by_provider",{}).get("openai",0))' 2>/dev/null || echo 0)
+    [ "${t:-0}" -gt "$peak_turns" ] && peak_turns=$t
+    [ "${l:-0}" -gt "$peak_llm" ] && peak_llm=$l
+    replies=$(redis-cli -u "$TN_TEST_REDIS_URL_ADMIN" --no-auth-warning XLEN tern:out || echo 0)
+    [ "$replies" -ge "$n" ] && break
+    sleep 0.2
+done
+end_ms=$(($(date +%s%N) / 1000000))
+hwm_kb=$(awk '/^VmHWM/{print $2}' "/proc/$agent/status")
+read -r ut st < <(awk '{print $14, $15}' "/proc/$agent/stat")
+tck=$(getconf CLK_TCK)
+python3 - "$n" "$replies" "$peak_turns" "$peak_llm" "$hwm_kb" "$ut" "$st" "$tck" \
+    "$((end_ms - start_ms))" <<'PY'
+import sys
+n, replies, turns, llm, hwm, ut, st, tck, wall = map(int, sys.argv[1:])
+cpu_s = (ut + st) / tck
+print("turns requested        %d" % n)
+print("replies on tern:out    %d" % replies)
+print("peak turns in flight   %d" % turns)
+print("peak LLM requests      %d  (sandbox answering after 2 s)" % llm)
+print("peak RSS               %.1f MB" % (hwm / 1024))
+print("agent CPU              %.2f s user+system" % cpu_s)
+print("CPU per turn           %.3f ms" % (cpu_s * 1000 / max(replies, 1)))
+print("wall time              %.1f s" % (wall / 1000))
+PY
