@@ -52,6 +52,15 @@ int ctl_channel_main(int argc, char **argv);
 /* ctl_dead_main - `ternctl dead list|show|replay` (ctl_dead.c). Returns an exit code. */
 int ctl_dead_main(int argc, char **argv);
 
+/* ctl_privacy_main - `ternctl privacy erase|export|restrict|unrestrict`
+ * (ctl_privacy.c). Returns an exit code. */
+int ctl_privacy_main(int argc, char **argv);
+
+/* ctl_calendar_disconnect - `ternctl calendar disconnect` (ctl_privacy.c);
+ * argv[0] is "disconnect". Also reachable as `ternctl privacy disconnect`.
+ * Returns an exit code. */
+int ctl_calendar_disconnect(int argc, char **argv);
+
 /* ctl_connect - open TN_PG_DSN (the admin / tern_ctl DSN) into *out (new).
  * Prints the reason to stderr. Returns an exit code (CTL_EX_OK on success). */
 int ctl_connect(struct tn_pgconn **out);

@@ -4,12 +4,15 @@
  * SYNOPSIS
  *	ternctl tenant add --slug S --name N [--tz Europe/Berlin]
  *	ternctl tenant list [--json]
+ *	ternctl tenant delete --tenant T
  * DESCRIPTION
  *	add inserts a tenant and prints its new id (one line, nothing else on
  *	stdout, so scripts can capture it). The time zone must be an IANA
  *	name the server knows (the tenants CHECK constraint); the default is
  *	UTC. list prints every tenant, tab-separated with a header, or a JSON
- *	array with --json.
+ *	array with --json. delete marks the tenant deleted (deleted_at): its
+ *	channels stop routing at once, and tern-sweeper then revokes its
+ *	tokens and deletes all its rows, then the tenant (offboarding).
  * RUNS ON
  *	Runs on: CLI (blocking libpq).
  * DIAGNOSTICS
@@ -25,7 +28,8 @@
 
 #include "ctl.h"
 
-#define TENANT_USAGE "tenant add --slug S --name N [--tz ZONE] | tenant list [--json]"
+#define TENANT_USAGE                                                                               \
+    "tenant add --slug S --name N [--tz ZONE] | tenant list [--json] | tenant delete --tenant T"
 
 static const char sql_add[] = "INSERT INTO tenants (slug, name, time_zone) VALUES ($1, $2, $3)"
                               " RETURNING id";
@@ -127,6 +131,34 @@ out:
     return rc;
 }
 
+static const char sql_delete[] =
+    "UPDATE tenants SET deleted_at = now() WHERE id = $1::uuid AND deleted_at IS NULL";
+
+/* tenant_delete - `tenant delete`: mark for offboarding */
+static int tenant_delete(int argc, char **argv)
+{
+    const char *ref = NULL;
+    const struct ctl_opt opts[] = {{"--tenant", false, &ref}, {NULL}};
+    struct tn_pgconn *c = NULL;
+    char id[37];
+    enum tn_err err;
+    int rc;
+
+    if (!ctl_parse_opts(argc, argv, opts, NULL, NULL, 0, NULL) || ref == NULL)
+        return ctl_usage(TENANT_USAGE);
+    rc = ctl_connect(&c);
+    if (rc == CTL_EX_OK)
+        rc = ctl_tenant_resolve(c, ref, id);
+    if (rc != CTL_EX_OK)
+        goto out;
+    err = tn_pgconn_query(c, sql_delete, 1, (const char *[]){id}, NULL);
+    if (err != TN_OK)
+        rc = ctl_fail("tenant delete", err);
+out:
+    tn_pgconn_close(c);
+    return rc;
+}
+
 /* ctl_tenant_main - `ternctl tenant ...` */
 int ctl_tenant_main(int argc, char **argv)
 {
@@ -134,5 +166,7 @@ int ctl_tenant_main(int argc, char **argv)
         return tenant_add(argc - 1, argv + 1);
     if (argc >= 1 && strcmp(argv[0], "list") == 0)
         return tenant_list(argc - 1, argv + 1);
+    if (argc >= 1 && strcmp(argv[0], "delete") == 0)
+        return tenant_delete(argc - 1, argv + 1);
     return ctl_usage(TENANT_USAGE);
 }

@@ -9,6 +9,8 @@
  *	ternctl calendar link --tenant T [--resource R] [--ttl 7d]
  *	ternctl streams ...
  *	ternctl dead list|show|replay ... (dead letters; see ctl_dead.c)
+ *	ternctl privacy erase|export|restrict|unrestrict|disconnect ...
+ *	(privacy requests; see ctl_privacy.c)
  * DESCRIPTION
  *	A dispatch table over the command groups (ctl_*.c). Blocking libpq is
  *	fine here: this is a CLI, not a daemon loop.
@@ -55,6 +57,7 @@ static const struct {
     {"calendar", ctl_calendar_main},
     {"streams", ctl_streams_main},
     {"dead", ctl_dead_main},
+    {"privacy", ctl_privacy_main},
 };
 
 /* main - set up logging, dispatch on argv[1] */
@@ -74,5 +77,6 @@ int main(int argc, char **argv)
         return commands[i].fn(argc - 2, argv + 2);
     }
     return ctl_usage(
-        "migrate | tenant add|list | channel add|list|remove | streams ... | dead list|show|replay");
+        "migrate | tenant add|list|delete | channel add|list|remove | streams ... | dead "
+        "list|show|replay | privacy ...");
 }
