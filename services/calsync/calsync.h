@@ -1,0 +1,124 @@
+#ifndef CALSYNC_H
+#define CALSYNC_H
+/*
+ * calsync - tern-calsync's private declarations: the context, the job that
+ * mirrors one booking or imports one account's busy time, and the seams
+ * between its files (main.c has the contract of the daemon).
+ */
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <tn/tn_daemon.h>
+#include <tn/tn_err.h>
+
+struct tn_consumer;
+struct tn_entry;
+struct tn_http;
+struct tn_keyring;
+struct tn_pg;
+struct tn_pgconn;
+struct uv_timer_s;
+
+#define CALSYNC_MARKER "X-TERN-BOOKING"
+#define CALSYNC_UID_PREFIX "tern"
+
+struct calsync_cfg {
+    char *master_key;
+    int64_t pg_pool;
+    int64_t http_timeout_ms;
+    int64_t scan_ms;   /* how often bookings behind their calendar are looked for */
+    int64_t busy_ms;   /* how often each account's busy time is imported */
+    int64_t busy_days; /* how far ahead busy time is imported */
+    int64_t visibility_ms;
+};
+
+struct calsync_ctx {
+    struct calsync_cfg cfg;
+    struct uv_loop_s *loop;
+    struct tn_keyring *keys;
+    struct tn_pg *pg;
+    struct tn_http *http;
+    struct tn_consumer *cal;
+    struct uv_timer_s *scan_timer;
+    bool curl_inited, draining, scanning;
+    size_t jobs; /* jobs started and not finished */
+};
+
+enum calsync_kind { CALSYNC_MIRROR, CALSYNC_IMPORT };
+
+/* One busy range, epoch seconds [start, end). */
+struct calsync_range {
+    int64_t start, end;
+};
+
+/* A CalDAV account as loaded for a job (strings new, freed with the job). */
+struct calsync_account {
+    char id[40];
+    char *url;     /* the calendar collection, ending in '/' */
+    char *userpwd; /* "user:password" or NULL (no auth) */
+};
+
+/* One unit of work: from a tern:cal entry (entry != NULL) or a scan. */
+struct calsync_job {
+    struct calsync_ctx *ctx;
+    enum calsync_kind kind;
+    struct tn_consumer *consumer;
+    struct tn_entry *entry;
+    char tenant[40], id[40]; /* booking id (mirror) or account id (import) */
+    /* loaded by the store (threadpool) */
+    bool found, has_account, want_event;
+    struct calsync_account acct;
+    int version;
+    int64_t start_s, end_s;
+    char *summary;
+    /* HTTP state (loop) */
+    char *href, *etag;
+    int step, attempts;
+    char *ics;
+    struct calsync_range *ranges;
+    size_t nranges, cap;
+    int64_t win_from, win_to;
+    void (*then)(struct calsync_job *j); /* the step after a store or HTTP call */
+    /* outcome */
+    enum tn_err err;
+    const char *why; /* static: sync_error / dead reason */
+};
+
+/* calsync_ical.c - iCalendar through libical. Runs on: any thread. */
+char *calsync_ical_event(const char *booking_id, int64_t start_s, int64_t end_s,
+                         const char *summary, int64_t now_s);
+bool calsync_ical_inspect(const char *text, char *marker, size_t size, int64_t *start_s,
+                          int64_t *end_s);
+void calsync_ical_busy(const char *text, int64_t from_s, int64_t to_s,
+                       struct calsync_range **ranges, size_t *n, size_t *cap);
+
+/* calsync_xml.c - multistatus bodies through libxml2. Runs on: any thread. */
+typedef void calsync_xml_data_fn(const char *calendar_data, void *arg);
+enum tn_err calsync_xml_calendar_data(const char *body, size_t len, calsync_xml_data_fn *fn,
+                                      void *arg);
+char *calsync_xml_report_body(int64_t from_s, int64_t to_s);
+
+/* calsync_store.c - Postgres work (threadpool) and its submission (loop). */
+void calsync_store_load(struct calsync_job *j, void (*then)(struct calsync_job *j));
+void calsync_store_save(struct calsync_job *j, void (*then)(struct calsync_job *j));
+void calsync_store_scan(struct calsync_ctx *ctx);
+void calsync_job_free(struct calsync_job *j);
+
+/* calsync_caldav.c - the HTTP side of a job. Runs on: loop. */
+void calsync_caldav_mirror(struct calsync_job *j, void (*then)(struct calsync_job *j));
+void calsync_caldav_import(struct calsync_job *j, void (*then)(struct calsync_job *j));
+
+/* calsync_job.c - a job's life. Runs on: loop. */
+void calsync_job_start(struct calsync_ctx *ctx, enum calsync_kind kind, const char *tenant,
+                       const char *id, struct tn_consumer *c, struct tn_entry *e);
+void calsync_entry(struct tn_consumer *c, struct tn_entry *e, void *arg);
+
+/* calsync_life.c - the skeleton's hooks. Runs on: loop. */
+enum tn_err calsync_init(struct tn_rt *rt, void *arg);
+void calsync_drain(struct tn_rt *rt, void *arg);
+bool calsync_busy(void *arg);
+void calsync_fini(struct tn_rt *rt, void *arg);
+bool calsync_ready(void *arg, const char **why);
+
+#endif

@@ -1,0 +1,162 @@
+/*
+ * NAME
+ *	calsync_job - one mirror or import, from a tern:cal entry or a scan
+ * SYNOPSIS
+ *	#include "calsync.h"
+ *	tn_consumer_new(..., calsync_entry, ctx);
+ *	calsync_job_start(ctx, CALSYNC_MIRROR, tenant, booking_id, NULL, NULL);
+ * DESCRIPTION
+ *	A job is load (Postgres) -> CalDAV -> save (Postgres) -> verdict.
+ *	Mirroring is state-based: the op of the request does not matter, the
+ *	booking's current row does (confirmed: the event exists with its
+ *	times; anything else: Tern's event is gone), so repeats, reorderings
+ *	and lost requests all converge. A booking without a connected
+ *	calendar is recorded as mirrored. Retryable failures are not saved
+ *	(the booking stays behind, the entry is retried, and the scan finds it
+ *	too); permanent ones (a foreign event where Tern's should be, a
+ *	refused credential) are saved in bookings.sync_error and dead-lettered.
+ *
+ *	Entries: data.op book | reschedule | cancel (booking_id) mirror a
+ *	booking; sync (account_id) imports busy time. push, watch and
+ *	disconnect belong to the Google provider, which is not built yet:
+ *	they are dead-lettered ("unsupported_op") so that nothing is silently
+ *	dropped.
+ * RUNS ON
+ *	loop.
+ * DIAGNOSTICS
+ *	calsync.mirrored, calsync.imported (info); calsync.job_failed (warn).
+ */
+#include <string.h>
+
+#include <jansson.h>
+
+#include <tn/tn_consumer.h>
+#include <tn/tn_log.h>
+#include <tn/tn_mem.h>
+#include <tn/tn_proto.h>
+
+#include "calsync.h"
+
+/* uuid_ok - 36 characters of hex and dashes */
+static bool uuid_ok(const char *s)
+{
+    if (s == NULL || strlen(s) != 36)
+        return false;
+    for (int i = 0; i < 36; i++) {
+        bool dash = i == 8 || i == 13 || i == 18 || i == 23;
+
+        if (dash ? s[i] != '-' : strchr("0123456789abcdefABCDEF", s[i]) == NULL || !s[i])
+            return false;
+    }
+    return true;
+}
+
+/* calsync_job_free - release a job and everything it holds */
+void calsync_job_free(struct calsync_job *j)
+{
+    if (j->acct.userpwd != NULL)
+        memset(j->acct.userpwd, 0, strlen(j->acct.userpwd));
+    tn_free(j->acct.userpwd);
+    tn_free(j->acct.url);
+    tn_free(j->summary);
+    tn_free(j->href);
+    tn_free(j->etag);
+    tn_free(j->ics);
+    tn_free(j->ranges);
+    tn_free(j);
+}
+
+/* finish - the verdict */
+static void finish(struct calsync_job *j)
+{
+    struct tn_log_ctx lc = {.tenant_id = j->tenant, .stream = TN_STREAM_CAL};
+    enum tn_disp d = j->err == TN_OK            ? TN_DISP_ACK
+                     : tn_err_retryable(j->err) ? TN_DISP_RETRY
+                                                : TN_DISP_DEAD;
+
+    if (j->err == TN_OK)
+        tn_log_info(&lc, j->kind == CALSYNC_MIRROR ? "calsync.mirrored" : "calsync.imported",
+                    TN_KV_STR("id", j->id), TN_KV_BOOL("calendar", j->has_account),
+                    TN_KV_INT("busy_ranges", j->nranges));
+    else
+        tn_log_warn(&lc, "calsync.job_failed", TN_KV_STR("id", j->id), TN_KV_ERR(j->err),
+                    TN_KV_STR("why", j->why != NULL ? j->why : ""));
+    if (j->entry != NULL)
+        tn_consumer_done(j->consumer, j->entry, d, j->why);
+    j->ctx->jobs--;
+    calsync_job_free(j);
+}
+
+/* saved - the outcome is durable (or could not be saved) */
+static void saved(struct calsync_job *j)
+{
+    finish(j);
+}
+
+/* remote_done - the calendar side finished */
+static void remote_done(struct calsync_job *j)
+{
+    if (j->err != TN_OK && tn_err_retryable(j->err))
+        finish(j); /* leave the booking behind: retried */
+    else
+        calsync_store_save(j, saved);
+}
+
+/* loaded - what the job needs is in memory */
+static void loaded(struct calsync_job *j)
+{
+    if (j->err != TN_OK || !j->found) {
+        if (j->err == TN_EDENIED)
+            j->why = "credential_does_not_open";
+        finish(j); /* gone (ACK) or failed */
+        return;
+    }
+    if (j->kind == CALSYNC_IMPORT)
+        calsync_caldav_import(j, remote_done);
+    else if (!j->has_account)
+        calsync_store_save(j, saved); /* no calendar: nothing to mirror */
+    else
+        calsync_caldav_mirror(j, remote_done);
+}
+
+/* calsync_job_start - begin one job; the entry (may be NULL) is answered at
+ * its end */
+void calsync_job_start(struct calsync_ctx *ctx, enum calsync_kind kind, const char *tenant,
+                       const char *id, struct tn_consumer *c, struct tn_entry *e)
+{
+    struct calsync_job *j = tn_xcalloc(1, sizeof(*j));
+
+    j->ctx = ctx;
+    j->kind = kind;
+    j->consumer = c;
+    j->entry = e;
+    snprintf(j->tenant, sizeof(j->tenant), "%s", tenant);
+    snprintf(j->id, sizeof(j->id), "%s", id);
+    ctx->jobs++;
+    calsync_store_load(j, loaded);
+}
+
+/* calsync_entry - one cal.request */
+void calsync_entry(struct tn_consumer *c, struct tn_entry *e, void *arg)
+{
+    struct calsync_ctx *ctx = arg;
+    const char *tenant = tn_entry_field(e, TN_F_TENANT, NULL);
+    const char *data = tn_entry_field(e, TN_F_DATA, NULL);
+    json_t *d = data != NULL ? json_loads(data, 0, NULL) : NULL;
+    const char *op = json_string_value(json_object_get(d, "op"));
+    const char *bid = json_string_value(json_object_get(d, "booking_id"));
+    const char *aid = json_string_value(json_object_get(d, "account_id"));
+    const char *dt = json_string_value(json_object_get(d, "tenant"));
+
+    if (op == NULL || !uuid_ok(tenant) || dt == NULL || strcmp(dt, tenant) != 0) {
+        tn_consumer_done(c, e, TN_DISP_DEAD, "malformed");
+    } else if ((!strcmp(op, "book") || !strcmp(op, "reschedule") || !strcmp(op, "cancel")) &&
+               uuid_ok(bid)) {
+        calsync_job_start(ctx, CALSYNC_MIRROR, tenant, bid, c, e);
+    } else if (strcmp(op, "sync") == 0 && uuid_ok(aid)) {
+        calsync_job_start(ctx, CALSYNC_IMPORT, tenant, aid, c, e);
+    } else {
+        tn_consumer_done(c, e, TN_DISP_DEAD, "unsupported_op");
+    }
+    json_decref(d);
+}

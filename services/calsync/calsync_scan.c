@@ -1,0 +1,100 @@
+/*
+ * NAME
+ *	calsync_scan - find calendar work no stream entry asked for
+ * SYNOPSIS
+ *	#include "calsync.h"
+ *	calsync_store_scan(ctx);   (every TN_CALSYNC_SCAN_INTERVAL)
+ * DESCRIPTION
+ *	The booking path bumps bookings.sync_version in the same transaction
+ *	as the change; the cal.request XADD that follows is only a wake-up.
+ *	This scan (tern_calsync_pending, ids only) finds bookings whose
+ *	calendar is still behind two seconds later: a lost XADD, a crash
+ *	between commit and XADD, or a mirror that failed and must be tried
+ *	again. It also starts the periodic busy-time import of every connected
+ *	account (tern_calsync_accounts_due). One scan runs at a time; two
+ *	replicas scanning together only repeat idempotent work.
+ * RUNS ON
+ *	Runs on: threadpool (the queries); loop (starting the jobs).
+ * DIAGNOSTICS
+ *	calsync.scan_failed.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include <tn/tn_log.h>
+#include <tn/tn_mem.h>
+#include <tn/tn_pg.h>
+
+#include "calsync.h"
+
+#define SCAN_BOOKINGS 32
+#define SCAN_ACCOUNTS 8
+#define SCAN_MIN_AGE_MS 2000
+
+struct scan {
+    struct calsync_ctx *ctx;
+    struct pg_result *bookings, *accounts;
+};
+
+/* scan_work - the two id queries. Runs on: threadpool */
+static enum tn_err scan_work(struct tn_pgconn *c, void *arg)
+{
+    struct scan *s = arg;
+    char age[16], lim[16], every[24], alim[16];
+    const char *p[2] = {age, lim};
+    enum tn_err err;
+
+    snprintf(age, sizeof(age), "%d", SCAN_MIN_AGE_MS);
+    snprintf(lim, sizeof(lim), "%d", SCAN_BOOKINGS);
+    err = tn_pgconn_query(c, "SELECT tenant_id, booking_id FROM tern_calsync_pending($1, $2)", 2, p,
+                          &s->bookings);
+    if (err != TN_OK)
+        return err;
+    snprintf(every, sizeof(every), "%lld", (long long)s->ctx->cfg.busy_ms);
+    snprintf(alim, sizeof(alim), "%d", SCAN_ACCOUNTS);
+    p[0] = every, p[1] = alim;
+    return tn_pgconn_query(c, "SELECT tenant_id, account_id FROM tern_calsync_accounts_due($1, $2)",
+                           2, p, &s->accounts);
+}
+
+/* start_all - one job per row */
+static void start_all(struct calsync_ctx *ctx, struct pg_result *res, enum calsync_kind kind)
+{
+    for (int i = 0; res != NULL && i < tn_pg_result_rows(res); i++) {
+        calsync_job_start(ctx, kind, tn_pg_result_value(res, i, 0), tn_pg_result_value(res, i, 1),
+                          NULL, NULL);
+    }
+}
+
+/* scan_done - start the jobs. Runs on: loop */
+static void scan_done(enum tn_err err, void *arg)
+{
+    struct scan *s = arg;
+
+    s->ctx->scanning = false;
+    if (err != TN_OK && err != TN_ECANCELED)
+        tn_log_warn(NULL, "calsync.scan_failed", TN_KV_ERR(err));
+    if (err == TN_OK && !s->ctx->draining) {
+        start_all(s->ctx, s->bookings, CALSYNC_MIRROR);
+        start_all(s->ctx, s->accounts, CALSYNC_IMPORT);
+    }
+    tn_pg_result_free(s->bookings);
+    tn_pg_result_free(s->accounts);
+    tn_free(s);
+}
+
+/* calsync_store_scan - look for work, unless a scan is running */
+void calsync_store_scan(struct calsync_ctx *ctx)
+{
+    struct scan *s;
+
+    if (ctx->scanning || ctx->draining || ctx->pg == NULL)
+        return;
+    s = tn_xcalloc(1, sizeof(*s));
+    s->ctx = ctx;
+    ctx->scanning = true;
+    if (tn_pg_submit(ctx->pg, scan_work, scan_done, s) != TN_OK) {
+        ctx->scanning = false;
+        tn_free(s);
+    }
+}

@@ -1,0 +1,174 @@
+#!/usr/bin/env bash
+# calsync_caldav - tern-calsync against a real CalDAV server (Radicale, with
+# authentication): a booking becomes an event with the deterministic UID and
+# Tern's marker, reschedule moves it, cancel deletes it; an event that is not
+# Tern's (beside them, or squatting on Tern's own href) is never touched,
+# byte for byte; busy time read back with a calendar-query REPORT (including
+# a recurring event) removes slots. Bookings are written with the SQL the
+# booking tools use (tern_book, tern_reschedule); one change is announced on
+# tern:cal, the others only by sync_version, which the scan must find.
+set -u
+: "${TN_BIN_DIR:?run through scripts/test}" "${TN_TEST_TMP:?}"
+. "$TN_SRC_DIR/tests/support/caldav.sh"
+dir=$(mktemp -d "$TN_TEST_TMP/calsync.XXXXXX")
+pass=0 fail=0 cpid="" rad_pid=""
+ok() { pass=$((pass + 1)); }
+bad() { echo "FAIL: $*" >&2; fail=$((fail + 1)); }
+want() { if [ "$2" = "$1" ]; then ok; else bad "$3: got '$2', want '$1'"; fi; }
+finish() {
+    local rc=0
+    if [ -n "$cpid" ]; then
+        kill "$cpid" 2>/dev/null
+        wait "$cpid" 2>/dev/null || rc=$?
+        want 0 "$rc" "tern-calsync exit status after SIGTERM (sanitizers report here)"
+        grep -q -e 'AddressSanitizer' -e 'runtime error' "$dir/calsync.log" \
+            && bad "sanitizer report in the log"
+    fi
+    caldav_stop "$rad_pid"
+    [ $fail -gt 0 ] && tail -20 "$dir/calsync.log" >&2
+    echo "$pass passed, $fail failed"
+    [ $fail -eq 0 ]
+}
+trap 'finish; exit $?' EXIT
+
+sql() { psql "$TN_TEST_PG_ADMIN_DSN" -At -q -v ON_ERROR_STOP=1 -c "$1"; }
+# tsql SQL - one statement in a transaction bound to the tenant; prints its rows
+tsql() {
+    psql "$TN_TEST_PG_ADMIN_DSN" -At -q -v ON_ERROR_STOP=1 <<EOF
+\o /dev/null
+BEGIN;
+SELECT set_config('tern.tenant_id', '$tid', true);
+\o
+$1;
+COMMIT;
+EOF
+}
+# wait_sql WHAT SQL - until SQL prints t (10 s)
+wait_sql() {
+    local i
+    for i in $(seq 1 100); do
+        [ "$(sql "$2")" = t ] && return 0
+        sleep 0.1
+    done
+    bad "$1: timed out"
+    return 1
+}
+# xadd OP FIELD ID - a cal.request the way the booking path announces one
+xadd() {
+    local rid="t-$RANDOM$RANDOM" data
+    data=$(printf '{"tenant":"%s","request_id":"%s","op":"%s","%s":"%s","requested_at":"%s"}' \
+        "$tid" "$rid" "$1" "$2" "$3" "$(date -u +%Y-%m-%dT%H:%M:%SZ)")
+    redis-cli -u "$TN_TEST_REDIS_URL_ADMIN" --no-auth-warning XADD tern:cal '*' type cal.request \
+        v 1 tenant "$tid" trace "00-$(openssl rand -hex 16)-$(openssl rand -hex 8)-01" \
+        request "$rid" dedupe "cal:$rid" data "$data" >/dev/null
+}
+# ics UID START END - a foreign VCALENDAR (UTC basic times) on stdout
+ics() {
+    printf 'BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//Someone Else//EN\r\nBEGIN:VEVENT\r\n'
+    printf 'UID:%s\r\nDTSTAMP:20260101T000000Z\r\nDTSTART:%s\r\nDTEND:%s\r\n' "$1" "$2" "$3"
+    [ -n "${4:-}" ] && printf '%s\r\n' "$4"
+    printf 'SUMMARY:Private\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n'
+}
+# seal KEY_B64 KID AAD PLAINTEXT - tn_seal's format, hex (AES-256-GCM,
+# aad = version byte, key id, caller's aad)
+seal() {
+    node -e '
+const c = require("crypto"); const [key, kid, aad, pt] = process.argv.slice(1);
+const h = Buffer.alloc(5); h[0] = 1; h.writeUInt32BE(Number(kid), 1);
+const n = c.randomBytes(12); const ci = c.createCipheriv("aes-256-gcm", Buffer.from(key, "base64"), n);
+ci.setAAD(Buffer.concat([h, Buffer.from(aad)]));
+const ct = Buffer.concat([ci.update(pt), ci.final()]);
+process.stdout.write(Buffer.concat([h, n, ct, ci.getAuthTag()]).toString("hex"));' "$@"
+}
+
+# ---------------------------------------------------------------- servers and tenant
+caldav_radicale_start "$dir" || exit 1
+cal="$rad_base/$rad_user/tern-$RANDOM/"
+want 201 "$(caldav_mkcalendar "$cal" "$rad_user:$rad_pass")" "MKCALENDAR"
+
+day=$(sql "SELECT to_char((now() AT TIME ZONE 'UTC')::date + 3, 'YYYYMMDD')")
+iso=$(sql "SELECT to_char((now() AT TIME ZONE 'UTC')::date + 3, 'YYYY-MM-DD')")
+week_ago=$(sql "SELECT to_char((now() AT TIME ZONE 'UTC')::date - 4, 'YYYYMMDD')")
+ics foreign-1 "${day}T130000Z" "${day}T140000Z" >"$dir/foreign.ics"
+want 201 "$(caldav_put "${cal}foreign-1.ics" "$dir/foreign.ics" "$rad_user:$rad_pass")" "PUT foreign"
+ics foreign-weekly "${week_ago}T150000Z" "${week_ago}T160000Z" "RRULE:FREQ=WEEKLY;COUNT=4" \
+    >"$dir/weekly.ics"
+want 201 "$(caldav_put "${cal}foreign-weekly.ics" "$dir/weekly.ics" "$rad_user:$rad_pass")" \
+    "PUT weekly"
+caldav_get "${cal}foreign-1.ics" "$dir/foreign.before" "$rad_user:$rad_pass" >/dev/null
+etag_before=$(grep -i '^etag:' "$dir/foreign.before.h" | tr -d '\r')
+
+key=$(head -c 32 /dev/urandom | base64 -w0)
+tid=$(sql "INSERT INTO tenants (slug, name) VALUES ('cs$RANDOM$RANDOM', 'calsync test') RETURNING id")
+sql "INSERT INTO business_hours (tenant_id, weekday, opens, closes)
+     SELECT '$tid', d, '09:00', '17:00' FROM generate_series(1, 7) d" >/dev/null
+svc=$(sql "INSERT INTO services (tenant_id, name, duration_min, min_notice_min)
+           VALUES ('$tid', 'Consultation', 60, 0) RETURNING id")
+contact=$(sql "INSERT INTO contacts (tenant_id, kind, address)
+               VALUES ('$tid', 'telegram', 'c$RANDOM') RETURNING id")
+acct=$(sql "SELECT gen_random_uuid()")
+sealed=$(seal "$key" 7 "oauth:$tid:$acct:access" "$rad_pass")
+sql "INSERT INTO oauth_accounts (tenant_id, id, provider, calendar_id, username,
+     access_token_sealed, key_id) VALUES ('$tid', '$acct', 'caldav', '$cal', '$rad_user',
+     decode('$sealed', 'hex'), 7)" >/dev/null
+
+aport=$(tn_free_port)
+env TN_REDIS_URL="$TN_TEST_REDIS_URL_CALSYNC" TN_PG_DSN="$TN_TEST_PG_DSN_CALSYNC" \
+    TN_MASTER_KEY="7:$key" TN_ADMIN_LISTEN="127.0.0.1:$aport" TN_CALSYNC_SCAN_INTERVAL=300ms \
+    TN_ALLOW_ROOT=1 TN_DRAIN_TIMEOUT=3s "$TN_BIN_DIR/tern-calsync" >>"$dir/calsync.log" 2>&1 &
+cpid=$!
+
+# ---------------------------------------------------------------- book, reschedule, cancel
+bid=$(tsql "SELECT booking_id FROM tern_book('$svc', '$contact', '${iso}T10:00Z', NULL, 0, NULL, NULL)")
+hex=$(echo "$bid" | tr -d -)
+href="${cal}tern$hex.ics"
+xadd book booking_id "$bid"
+wait_sql "book mirrored" "SELECT synced_version = sync_version AND external_etag IS NOT NULL
+                          FROM bookings WHERE id = '$bid'"
+want 200 "$(caldav_get "$href" "$dir/ev" "$rad_user:$rad_pass")" "GET Tern's event"
+grep -q "^UID:tern$hex" "$dir/ev" && ok || bad "deterministic UID missing"
+grep -q "^X-TERN-BOOKING:$bid" "$dir/ev" && ok || bad "marker missing"
+grep -q "^DTSTART:${day}T100000Z" "$dir/ev" && ok || bad "DTSTART: $(grep DTSTART "$dir/ev")"
+want "tern$hex" "$(sql "SELECT external_event_id FROM bookings WHERE id = '$bid'")" "event id"
+
+want "" "$(tsql "SELECT tern_reschedule('$bid', '$contact', '${iso}T12:00Z')")" "reschedule"
+wait_sql "reschedule mirrored (scan)" "SELECT synced_version = 2 FROM bookings WHERE id = '$bid'"
+caldav_get "$href" "$dir/ev2" "$rad_user:$rad_pass" >/dev/null
+grep -q "^DTSTART:${day}T120000Z" "$dir/ev2" && ok || bad "moved: $(grep DTSTART "$dir/ev2")"
+want 1 "$(grep -c '^BEGIN:VEVENT' "$dir/ev2")" "one event after reschedule"
+
+tsql "UPDATE bookings SET status = 'cancelled', cancelled_at = now(),
+      sync_version = sync_version + 1, updated_at = now() WHERE id = '$bid'" >/dev/null
+xadd cancel booking_id "$bid"
+wait_sql "cancel mirrored" "SELECT synced_version = 3 FROM bookings WHERE id = '$bid'"
+want 404 "$(caldav_get "$href" "$dir/ev3" "$rad_user:$rad_pass")" "event deleted"
+
+# ---------------------------------------------------------------- a foreign event on Tern's href
+bid2=$(tsql "SELECT booking_id FROM tern_book('$svc', '$contact', '${iso}T11:00Z', NULL, 0, NULL, NULL)")
+href2="${cal}tern$(echo "$bid2" | tr -d -).ics"
+ics squatter "${day}T110000Z" "${day}T120000Z" >"$dir/squat.ics"
+want 201 "$(caldav_put "$href2" "$dir/squat.ics" "$rad_user:$rad_pass")" "PUT squatter"
+caldav_get "$href2" "$dir/squat.before" "$rad_user:$rad_pass" >/dev/null
+xadd book booking_id "$bid2"
+wait_sql "refusal recorded" "SELECT sync_error = 'foreign_event' FROM bookings WHERE id = '$bid2'"
+caldav_get "$href2" "$dir/squat.after" "$rad_user:$rad_pass" >/dev/null
+cmp -s "$dir/squat.before" "$dir/squat.after" && ok || bad "squatting event was modified"
+
+# ---------------------------------------------------------------- busy time
+# (the scan may already have imported once: wait for an import after the squatter)
+since=$(sql "SELECT now()")
+xadd sync account_id "$acct"
+wait_sql "busy imported" "SELECT busy_synced_at > '$since' FROM oauth_accounts WHERE id = '$acct'"
+slots=$(tsql "SELECT string_agg(to_char(slot_start AT TIME ZONE 'UTC', 'HH24'), ' ')
+              FROM tern_available_slots('$svc', '$iso', '$iso')")
+# 11: the booking (and the squatter's busy time), 13: foreign-1, 15: the weekly event
+want "09 10 12 14 16" "$slots" "slots after busy import"
+# foreign-1, the squatter, and the weekly event's 3 instances from today on
+want 5 "$(sql "SELECT count(*) FROM busy_blocks WHERE account_id = '$acct'")" "busy ranges"
+
+# ---------------------------------------------------------------- the foreign event, untouched
+caldav_get "${cal}foreign-1.ics" "$dir/foreign.after" "$rad_user:$rad_pass" >/dev/null
+cmp -s "$dir/foreign.before" "$dir/foreign.after" && ok || bad "foreign event changed"
+want "$etag_before" "$(grep -i '^etag:' "$dir/foreign.after.h" | tr -d '\r')" "foreign ETag"
+grep -q '"calsync.job_failed".*foreign_event' "$dir/calsync.log" && ok || bad "refusal not logged"
+grep -q "$rad_pass" "$dir/calsync.log" && bad "password in the log" || ok
