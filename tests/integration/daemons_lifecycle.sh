@@ -53,7 +53,11 @@ for _ in $(seq 1 50); do [ -f "$TN_TEST_REDIS_PIDFILE" ] || break; sleep 0.1; do
 "$TN_TEST_REDIS_START"
 tn_redis_wait "$TN_TEST_REDIS_PORT"
 for d in "${!pid[@]}"; do
-    wait_status "http://127.0.0.1:${port[$d]}/readyz" 200 12 || fail "$d not ready after Redis restart"
+    wait_status "http://127.0.0.1:${port[$d]}/readyz" 200 20 || {
+        curl -s "http://127.0.0.1:${port[$d]}/readyz" >&2
+        tail -12 "$dir/$d.log" | cut -c1-220 >&2
+        fail "$d not ready after Redis restart"
+    }
 done
 echo "all daemons ready again after Redis restarted"
 
