@@ -3,6 +3,8 @@
  *	ctl_calendar - `ternctl calendar link`
  * SYNOPSIS
  *	ternctl calendar link --tenant T [--resource R] [--ttl 7d]
+ *	ternctl calendar disconnect ... (ctl_privacy.c: tokens deleted now,
+ *	grant revoked at the provider by tern-sweeper)
  * DESCRIPTION
  *	Prints the link a business owner opens to connect a Google Calendar:
  *	TN_INGEST_PUBLIC_URL/oauth/google/start?link=<token>, where the token
@@ -31,7 +33,9 @@
 
 #include "ctl.h"
 
-#define CALENDAR_USAGE "calendar link --tenant T [--resource R] [--ttl 7d]"
+#define CALENDAR_USAGE                                                                             \
+    "calendar link --tenant T [--resource R] [--ttl 7d]\n"                                        \
+    "       ternctl calendar disconnect --tenant T --account ID (see privacy disconnect)"
 
 /* calendar_link - `calendar link` */
 static int calendar_link(int argc, char **argv)
@@ -79,5 +83,7 @@ int ctl_calendar_main(int argc, char **argv)
 {
     if (argc >= 1 && strcmp(argv[0], "link") == 0)
         return calendar_link(argc - 1, argv + 1);
+    if (argc >= 1 && strcmp(argv[0], "disconnect") == 0)
+        return ctl_calendar_disconnect(argc, argv);
     return ctl_usage(CALENDAR_USAGE);
 }
