@@ -78,6 +78,7 @@ int main(void)
         .busy = sweeper_busy,
         .fini = sweeper_fini,
         .ready = sweeper_ready,
+        .heartbeat = sweeper_heartbeat,
         .arg = &ctx,
     });
 }

@@ -108,6 +108,7 @@ enum tn_err sweeper_init(struct tn_rt *rt, void *arg);
 void sweeper_drain(struct tn_rt *rt, void *arg);
 bool sweeper_busy(void *arg);
 void sweeper_fini(struct tn_rt *rt, void *arg);
+void sweeper_heartbeat(struct tn_rt *rt, void *arg);
 bool sweeper_ready(void *arg, const char **why);
 
 /* sweeper_request_work - the threadpool body of a privacy job: dispatch on

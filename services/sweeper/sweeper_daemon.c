@@ -320,3 +320,12 @@ void sweeper_fini(struct tn_rt *rt, void *arg)
     if (ctx->curl_inited)
         tn_http_global_cleanup();
 }
+
+/* sweeper_heartbeat - the privacy consumer's figures on /metrics. Runs on: loop. */
+void sweeper_heartbeat(struct tn_rt *rt, void *arg)
+{
+    struct sweeper_ctx *ctx = arg;
+
+    if (ctx->privacy != NULL)
+        tn_consumer_export(ctx->privacy, rt->redis, rt->metrics);
+}
