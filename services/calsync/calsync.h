@@ -25,6 +25,9 @@ struct uv_timer_s;
 
 struct calsync_cfg {
     char *master_key;
+    char *google_client_id, *google_client_secret;
+    char *google_token_url, *google_userinfo_url, *google_calendar_base;
+    int64_t refresh_ahead_ms; /* refresh a Google access token this long before it expires */
     int64_t pg_pool;
     int64_t http_timeout_ms;
     int64_t scan_ms;   /* how often bookings behind their calendar are looked for */
@@ -41,23 +44,33 @@ struct calsync_ctx {
     struct tn_http *http;
     struct tn_consumer *cal;
     struct uv_timer_s *scan_timer;
+    struct calsync_gtoken *tokens; /* Google access tokens by account (calsync_gtoken.c) */
     bool curl_inited, draining, scanning;
     size_t jobs; /* jobs started and not finished */
 };
 
-enum calsync_kind { CALSYNC_MIRROR, CALSYNC_IMPORT };
+enum calsync_kind { CALSYNC_MIRROR, CALSYNC_IMPORT, CALSYNC_CONNECT };
 
 /* One busy range, epoch seconds [start, end). */
 struct calsync_range {
     int64_t start, end;
 };
 
-/* A CalDAV account as loaded for a job (strings new, freed with the job). */
+/* A calendar account as loaded for a job (strings new, freed with the job;
+ * secrets wiped first). */
 struct calsync_account {
     char id[40];
-    char *url;     /* the calendar collection, ending in '/' */
-    char *userpwd; /* "user:password" or NULL (no auth) */
+    bool google;     /* provider google (else CalDAV) */
+    bool reconnect;  /* needs_reconnect: no calls until the owner reconnects */
+    char *url;       /* CalDAV: the collection, ending in '/'; Google: calendar id */
+    char *userpwd;   /* CalDAV: "user:password" or NULL (no auth) */
+    char *access;    /* Google: the access token, or NULL */
+    char *refresh;   /* Google: the refresh token, or NULL */
+    int64_t expires_s;    /* Google: when access expires (epoch s; 0 unknown) */
+    char send_updates[16]; /* Google: the tenant's sendUpdates */
 };
+
+struct calsync_connect; /* op connect's state (calsync_gconnect.c) */
 
 /* One unit of work: from a tern:cal entry (entry != NULL) or a scan. */
 struct calsync_job {
@@ -80,6 +93,13 @@ struct calsync_job {
     size_t nranges, cap;
     int64_t win_from, win_to;
     void (*then)(struct calsync_job *j); /* the step after a store or HTTP call */
+    /* Google (loop) */
+    void (*token_then)(struct calsync_job *j); /* after calsync_gtoken_get */
+    struct calsync_job *next_waiter;           /* in a refresh's wait list */
+    int auth_tries, pages;
+    char *page_token;
+    struct calsync_gsend *gsend; /* the Google request of the current step */
+    struct calsync_connect *conn;
     /* outcome */
     enum tn_err err;
     const char *why; /* static: sync_error / dead reason */
@@ -109,7 +129,33 @@ void calsync_job_free(struct calsync_job *j);
 void calsync_caldav_mirror(struct calsync_job *j, void (*then)(struct calsync_job *j));
 void calsync_caldav_import(struct calsync_job *j, void (*then)(struct calsync_job *j));
 
+/* calsync_google.c - the Google Calendar side of a job. Runs on: loop. */
+void calsync_google_mirror(struct calsync_job *j, void (*then)(struct calsync_job *j));
+void calsync_google_import(struct calsync_job *j, void (*then)(struct calsync_job *j));
+bool calsync_google_time(const char *s, int64_t *out);
+char *calsync_google_event_id(const char *booking_id);
+void calsync_google_free(struct calsync_job *j);
+
+/* calsync_gtoken.c - Google access tokens: one refresh in flight per
+ * account, invalid_grant flags the account. Runs on: loop. */
+void calsync_gtoken_get(struct calsync_job *j, void (*then)(struct calsync_job *j));
+void calsync_gtoken_rejected(struct calsync_job *j, void (*then)(struct calsync_job *j));
+void calsync_gtoken_learn(struct calsync_ctx *ctx, const char *tenant, const char *account,
+                          const char *access, int64_t expires_s);
+void calsync_gtoken_free_all(struct calsync_ctx *ctx);
+enum tn_err calsync_gtoken_seal_hex(const struct tn_keyring *k, const char *tenant,
+                                    const char *account, const char *kind, const char *token,
+                                    char **hex);
+
+/* calsync_gconnect.c - op connect: exchange the sealed code, store the
+ * account. Runs on: loop. */
+void calsync_connect_start(struct calsync_ctx *ctx, const char *tenant, const char *data_json,
+                           struct tn_consumer *c, struct tn_entry *e);
+void calsync_connect_free(struct calsync_connect *cn);
+
 /* calsync_job.c - a job's life. Runs on: loop. */
+void calsync_job_finish(struct calsync_job *j);
+void calsync_free_secret(char *s); /* wipe a NUL-terminated secret, then tn_free (NULL-safe) */
 void calsync_job_start(struct calsync_ctx *ctx, enum calsync_kind kind, const char *tenant,
                        const char *id, struct tn_consumer *c, struct tn_entry *e);
 void calsync_entry(struct tn_consumer *c, struct tn_entry *e, void *arg);

@@ -17,10 +17,12 @@
  *	refused credential) are saved in bookings.sync_error and dead-lettered.
  *
  *	Entries: data.op book | reschedule | cancel (booking_id) mirror a
- *	booking; sync (account_id) imports busy time. push, watch and
- *	disconnect belong to the Google provider, which is not built yet:
- *	they are dead-lettered ("unsupported_op") so that nothing is silently
- *	dropped.
+ *	booking; sync (account_id) imports busy time; connect stores a Google
+ *	account (calsync_gconnect.c). The account's provider picks CalDAV
+ *	(calsync_caldav.c) or Google (calsync_google.c); an account flagged
+ *	needs_reconnect gets no calls (the booking records "reconnect_needed").
+ *	push, watch and disconnect are not built yet: they are dead-lettered
+ *	("unsupported_op") so that nothing is silently dropped.
  * RUNS ON
  *	loop.
  * DIAGNOSTICS
@@ -51,12 +53,23 @@ static bool uuid_ok(const char *s)
     return true;
 }
 
+/* calsync_free_secret - wipe a secret string, then release it */
+void calsync_free_secret(char *s)
+{
+    if (s != NULL)
+        memset(s, 0, strlen(s));
+    tn_free(s);
+}
+
 /* calsync_job_free - release a job and everything it holds */
 void calsync_job_free(struct calsync_job *j)
 {
-    if (j->acct.userpwd != NULL)
-        memset(j->acct.userpwd, 0, strlen(j->acct.userpwd));
-    tn_free(j->acct.userpwd);
+    calsync_free_secret(j->acct.userpwd);
+    calsync_free_secret(j->acct.access);
+    calsync_free_secret(j->acct.refresh);
+    calsync_google_free(j);
+    calsync_connect_free(j->conn);
+    tn_free(j->page_token);
     tn_free(j->acct.url);
     tn_free(j->summary);
     tn_free(j->href);
@@ -66,18 +79,21 @@ void calsync_job_free(struct calsync_job *j)
     tn_free(j);
 }
 
-/* finish - the verdict */
-static void finish(struct calsync_job *j)
+/* calsync_job_finish - the verdict: answer the entry, release the job */
+void calsync_job_finish(struct calsync_job *j)
 {
     struct tn_log_ctx lc = {.tenant_id = j->tenant, .stream = TN_STREAM_CAL};
     enum tn_disp d = j->err == TN_OK            ? TN_DISP_ACK
                      : tn_err_retryable(j->err) ? TN_DISP_RETRY
                                                 : TN_DISP_DEAD;
+    static const char *const done[] = {[CALSYNC_MIRROR] = "calsync.mirrored",
+                                       [CALSYNC_IMPORT] = "calsync.imported",
+                                       [CALSYNC_CONNECT] = "calsync.connect_done"};
 
     if (j->err == TN_OK)
-        tn_log_info(&lc, j->kind == CALSYNC_MIRROR ? "calsync.mirrored" : "calsync.imported",
-                    TN_KV_STR("id", j->id), TN_KV_BOOL("calendar", j->has_account),
-                    TN_KV_INT("busy_ranges", j->nranges));
+        tn_log_info(&lc, done[j->kind], TN_KV_STR("id", j->id),
+                    TN_KV_BOOL("calendar", j->has_account),
+                    TN_KV_BOOL("google", j->acct.google), TN_KV_INT("busy_ranges", j->nranges));
     else
         tn_log_warn(&lc, "calsync.job_failed", TN_KV_STR("id", j->id), TN_KV_ERR(j->err),
                     TN_KV_STR("why", j->why != NULL ? j->why : ""));
@@ -90,14 +106,14 @@ static void finish(struct calsync_job *j)
 /* saved - the outcome is durable (or could not be saved) */
 static void saved(struct calsync_job *j)
 {
-    finish(j);
+    calsync_job_finish(j);
 }
 
 /* remote_done - the calendar side finished */
 static void remote_done(struct calsync_job *j)
 {
     if (j->err != TN_OK && tn_err_retryable(j->err))
-        finish(j); /* leave the booking behind: retried */
+        calsync_job_finish(j); /* leave the booking behind: retried */
     else
         calsync_store_save(j, saved);
 }
@@ -108,15 +124,24 @@ static void loaded(struct calsync_job *j)
     if (j->err != TN_OK || !j->found) {
         if (j->err == TN_EDENIED)
             j->why = "credential_does_not_open";
-        finish(j); /* gone (ACK) or failed */
+        calsync_job_finish(j); /* gone (ACK) or failed */
+        return;
+    }
+    if (j->has_account && j->acct.reconnect) { /* no calls until the owner reconnects */
+        j->err = TN_EDENIED;
+        j->why = "reconnect_needed";
+        if (j->kind == CALSYNC_MIRROR)
+            calsync_store_save(j, saved);
+        else
+            calsync_job_finish(j);
         return;
     }
     if (j->kind == CALSYNC_IMPORT)
-        calsync_caldav_import(j, remote_done);
+        (j->acct.google ? calsync_google_import : calsync_caldav_import)(j, remote_done);
     else if (!j->has_account)
         calsync_store_save(j, saved); /* no calendar: nothing to mirror */
     else
-        calsync_caldav_mirror(j, remote_done);
+        (j->acct.google ? calsync_google_mirror : calsync_caldav_mirror)(j, remote_done);
 }
 
 /* calsync_job_start - begin one job; the entry (may be NULL) is answered at
@@ -155,6 +180,8 @@ void calsync_entry(struct tn_consumer *c, struct tn_entry *e, void *arg)
         calsync_job_start(ctx, CALSYNC_MIRROR, tenant, bid, c, e);
     } else if (strcmp(op, "sync") == 0 && uuid_ok(aid)) {
         calsync_job_start(ctx, CALSYNC_IMPORT, tenant, aid, c, e);
+    } else if (strcmp(op, "connect") == 0) {
+        calsync_connect_start(ctx, tenant, data, c, e);
     } else {
         tn_consumer_done(c, e, TN_DISP_DEAD, "unsupported_op");
     }

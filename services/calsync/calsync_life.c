@@ -143,6 +143,7 @@ void calsync_fini(struct tn_rt *rt, void *arg)
     tn_http_free(ctx->http); /* in-flight jobs end with TN_ECANCELED */
     if (ctx->pg != NULL && tn_pg_free(ctx->pg) != TN_OK)
         tn_log_warn(NULL, "calsync.pg_busy_at_exit");
+    calsync_gtoken_free_all(ctx);
     tn_keyring_free(ctx->keys);
     if (ctx->curl_inited)
         tn_http_global_cleanup();

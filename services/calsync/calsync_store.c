@@ -8,9 +8,11 @@
  * DESCRIPTION
  *	load reads, bound to the job's tenant, what a job needs: for a
  *	mirror, the booking (state, times, service name, sync_version) and the
- *	connected CalDAV account of its resource; for an import, the account.
- *	The account's password is opened here (tn_open, aad
- *	"oauth:<tenant>:<account>:access") and lives only in the job.
+ *	connected CalDAV or Google account of its resource (one flagged
+ *	needs_reconnect only when no other is live); for an import, the
+ *	account. The account's password or tokens are opened here (tn_open,
+ *	aad "oauth:<tenant>:<account>:access" / ":refresh") and live only in
+ *	the job.
  *	save records the outcome: the mirror columns of the booking (only if
  *	no newer mirror already did), or the account's imported busy time
  *	through tern_busy_replace(). scan finds bookings whose calendar is
@@ -34,23 +36,28 @@
 
 #include "calsync.h"
 
+/* The account columns every load reads (account_from): id, calendar, CalDAV
+ * user, sealed access, provider, sealed refresh, expiry, needs_reconnect,
+ * the tenant's sendUpdates. */
+#define ACCOUNT_COLS                                                                               \
+    " a.id, a.calendar_id, a.username, encode(a.access_token_sealed, 'hex'), a.provider,"          \
+    " encode(a.refresh_token_sealed, 'hex'), extract(epoch FROM a.expires_at)::bigint,"           \
+    " a.needs_reconnect, (SELECT calendar_send_updates FROM tenants WHERE id = a.tenant_id)"
+
 static const char sql_booking[] =
     "SELECT b.status = 'confirmed', extract(epoch FROM lower(b.during))::bigint,"
-    " extract(epoch FROM upper(b.during))::bigint, s.name, b.sync_version,"
-    " a.id, a.calendar_id, a.username, encode(a.access_token_sealed, 'hex')"
+    " extract(epoch FROM upper(b.during))::bigint, s.name, b.sync_version," ACCOUNT_COLS
     " FROM bookings b JOIN services s ON s.tenant_id = b.tenant_id AND s.id = b.service_id"
-    " LEFT JOIN LATERAL (SELECT * FROM oauth_accounts x WHERE x.provider = 'caldav'"
+    " LEFT JOIN LATERAL (SELECT * FROM oauth_accounts x WHERE x.provider IN ('caldav', 'google')"
     "  AND x.tenant_id = b.tenant_id AND COALESCE(x.resource_id, '') = b.resource_key AND "
-    "x.disconnected_at IS NULL"
-    "  AND NOT x.needs_reconnect AND x.calendar_id IS NOT NULL"
-    "  ORDER BY x.created_at LIMIT 1) a ON true"
+    "x.disconnected_at IS NULL AND x.calendar_id IS NOT NULL"
+    "  ORDER BY x.needs_reconnect, x.created_at LIMIT 1) a ON true"
     " WHERE b.tenant_id = tern_current_tenant() AND b.id = $1";
 
 static const char sql_account[] =
-    "SELECT a.id, a.calendar_id, a.username, encode(a.access_token_sealed, 'hex')"
-    " FROM oauth_accounts a WHERE a.tenant_id = tern_current_tenant() AND a.id = $1"
-    " AND a.provider = 'caldav'"
-    " AND a.disconnected_at IS NULL AND NOT a.needs_reconnect AND a.calendar_id IS NOT NULL";
+    "SELECT" ACCOUNT_COLS " FROM oauth_accounts a WHERE a.tenant_id = tern_current_tenant()"
+    " AND a.id = $1 AND a.provider IN ('caldav', 'google')"
+    " AND a.disconnected_at IS NULL AND a.calendar_id IS NOT NULL";
 
 static const char sql_save_mirror[] =
     "UPDATE bookings SET synced_version = $2::int, calendar_account_id = $3::uuid,"
@@ -63,39 +70,79 @@ static const char sql_save_busy[] =
     " to_timestamp($3::bigint)), ARRAY(SELECT tstzrange(to_timestamp(s), to_timestamp(e))"
     " FROM unnest($4::bigint[], $5::bigint[]) AS u(s, e)))";
 
-/* account_from - fill j->acct from columns col.. of row 0 (id, url, user,
- * sealed hex); opens the password. Errors: TN_EDENIED when it does not open */
+/* open_hex - tn_open a sealed hex column (aad "oauth:<tenant>:<acct>:<kind>")
+ * into a new string. Errors: TN_EDENIED when it does not open */
+static enum tn_err open_hex(struct calsync_job *j, const char *hex, const char *kind, char **out)
+{
+    unsigned char *sealed = NULL, *pt = NULL;
+    size_t slen = 0, plen = 0;
+    char aad[128];
+    enum tn_err err;
+
+    *out = NULL;
+    snprintf(aad, sizeof(aad), "oauth:%s:%s:%s", j->tenant, j->acct.id, kind);
+    err = tn_hex_decode(hex, strlen(hex), &sealed, &slen);
+    if (err == TN_OK && j->ctx->keys != NULL)
+        err = tn_open(j->ctx->keys, aad, strlen(aad), sealed, slen, &pt, &plen);
+    else if (err == TN_OK)
+        err = TN_EDENIED;
+    if (err == TN_OK) {
+        *out = tn_xstrndup((const char *)pt, plen);
+        tn_random_bytes(pt, plen); /* overwrite the plaintext before release */
+    }
+    tn_free(pt);
+    tn_free(sealed);
+    return err == TN_OK ? TN_OK : TN_EDENIED;
+}
+
+/* google_from - the Google part of an account row (columns col + 5 ..) */
+static enum tn_err google_from(struct calsync_job *j, struct pg_result *res, int col)
+{
+    const char *acc = tn_pg_result_value(res, 0, col + 3);
+    const char *ref = tn_pg_result_value(res, 0, col + 5);
+    const char *exp = tn_pg_result_value(res, 0, col + 6);
+    const char *su = tn_pg_result_value(res, 0, col + 8);
+    enum tn_err err = TN_OK;
+
+    j->acct.google = true;
+    j->acct.url = tn_xstrdup(tn_pg_result_value(res, 0, col + 1));
+    j->acct.expires_s = exp != NULL ? strtoll(exp, NULL, 10) : 0;
+    snprintf(j->acct.send_updates, sizeof(j->acct.send_updates), "%s", su ? su : "none");
+    if (acc != NULL)
+        err = open_hex(j, acc, "access", &j->acct.access);
+    if (err == TN_OK && ref != NULL)
+        err = open_hex(j, ref, "refresh", &j->acct.refresh);
+    return err;
+}
+
+/* account_from - fill j->acct from the ACCOUNT_COLS at col.. of row 0; opens
+ * the credentials. Errors: TN_EDENIED when they do not open */
 static enum tn_err account_from(struct calsync_job *j, struct pg_result *res, int col)
 {
     const char *url = tn_pg_result_value(res, 0, col + 1);
     const char *user = tn_pg_result_value(res, 0, col + 2);
     const char *hex = tn_pg_result_value(res, 0, col + 3);
-    unsigned char *sealed = NULL, *pw = NULL;
-    size_t slen = 0, plen = 0, n;
-    char aad[128];
-    enum tn_err err = TN_OK;
+    char *pw = NULL;
+    size_t n;
+    enum tn_err err;
 
     snprintf(j->acct.id, sizeof(j->acct.id), "%s", tn_pg_result_value(res, 0, col));
+    j->acct.reconnect = strcmp(tn_pg_result_value(res, 0, col + 7), "t") == 0;
+    if (strcmp(tn_pg_result_value(res, 0, col + 4), "google") == 0)
+        return google_from(j, res, col);
     n = strlen(url);
     j->acct.url = tn_xmalloc(n + 2);
     snprintf(j->acct.url, n + 2, "%s%s", url, n > 0 && url[n - 1] == '/' ? "" : "/");
     if (user == NULL || hex == NULL)
         return TN_OK; /* a calendar without authentication */
-    snprintf(aad, sizeof(aad), "oauth:%s:%s:access", j->tenant, j->acct.id);
-    err = tn_hex_decode(hex, strlen(hex), &sealed, &slen);
-    if (err == TN_OK && j->ctx->keys != NULL)
-        err = tn_open(j->ctx->keys, aad, strlen(aad), sealed, slen, &pw, &plen);
-    else if (err == TN_OK)
-        err = TN_EDENIED;
+    err = open_hex(j, hex, "access", &pw);
     if (err == TN_OK) {
-        n = strlen(user) + plen + 2;
+        n = strlen(user) + strlen(pw) + 2;
         j->acct.userpwd = tn_xmalloc(n);
-        snprintf(j->acct.userpwd, n, "%s:%s", user, (const char *)pw);
-        tn_random_bytes(pw, plen); /* overwrite the plaintext before release */
+        snprintf(j->acct.userpwd, n, "%s:%s", user, pw);
     }
-    tn_free(pw);
-    tn_free(sealed);
-    return err == TN_OK ? TN_OK : TN_EDENIED;
+    calsync_free_secret(pw);
+    return err;
 }
 
 /* load_mirror - the booking and its calendar */

@@ -3,35 +3,53 @@
  *	tern-calsync - calendar sync worker
  * DESCRIPTION
  *	Mirrors bookings (Postgres, the source of truth) into the business's
- *	CalDAV calendars and imports their busy time, in the shared daemon
- *	skeleton (admin port, heartbeat, SIGTERM drain). Each booking becomes
- *	one event with a deterministic UID ("tern" + the booking id without
- *	dashes) and the marker property X-TERN-BOOKING; reschedule updates it
- *	(If-Match), cancel deletes it, and an event without Tern's marker is
- *	never modified or deleted. Busy time is read with calendar-query
- *	REPORTs (start and end only). See calsync_job.c and calsync_caldav.c.
- *	XXX: the Google provider (OAuth exchange and refresh, events, freeBusy,
- *	push) is not built: its ops are dead-lettered.
+ *	CalDAV or Google calendars and imports their busy time, in the shared
+ *	daemon skeleton (admin port, heartbeat, SIGTERM drain). Each booking
+ *	becomes one event with a deterministic id ("tern" + the booking id
+ *	without dashes: the CalDAV UID and the Google event id) marked as
+ *	Tern's (CalDAV: X-TERN-BOOKING; Google: extendedProperties.private
+ *	tern_booking); reschedule updates it (If-Match), cancel deletes it,
+ *	and an event without Tern's mark is never modified or deleted. Busy
+ *	time is read with calendar-query REPORTs (CalDAV) or events.list
+ *	(Google), start and end only. Google accounts are connected from
+ *	tern-ingest's OAuth callback (op connect: code exchange with PKCE,
+ *	identity, sealed tokens); access tokens are refreshed ahead of expiry,
+ *	one refresh in flight per account, and invalid_grant flags the account
+ *	for reconnection. See calsync_job.c, calsync_caldav.c,
+ *	calsync_google.c, calsync_gtoken.c and calsync_gconnect.c.
+ *	XXX: Google push channels (watch, push) and disconnect are not built:
+ *	those ops are dead-lettered.
  * STREAMS IN
  *	tern:cal (group calsync): cal.request v1; data.op book | reschedule |
- *	cancel with booking_id, sync with account_id.
+ *	cancel with booking_id, sync with account_id, connect with oauth
+ *	{provider, code_sealed, redirect_uri, resource_id?}.
  * STREAMS OUT
  *	none (tern:cal:dead through tn_consumer).
  * DATABASE
- *	bookings (read; update of the mirror columns), services, oauth_accounts
- *	(read), busy_blocks (replaced through tern_busy_replace), and the scans
+ *	bookings (read; update of the mirror columns), services, tenants
+ *	(calendar_send_updates), oauth_accounts (read; connect upserts Google
+ *	accounts, refresh stores tokens, invalid_grant sets needs_reconnect),
+ *	audit_log (insert: calendar.connected, calendar.reconnect_needed), busy_blocks (replaced through tern_busy_replace), and the scans
  *	tern_calsync_pending / tern_calsync_accounts_due (ids only).
  * ENVIRONMENT
  *	The shared variables of tn_daemon.h (TN_ADMIN_LISTEN defaults to
  *	127.0.0.1:9103), TN_MASTER_KEY[_FILE] (opens calendar credentials),
  *	TN_CALSYNC_PG_POOL (4), TN_CALSYNC_HTTP_TIMEOUT (15s),
  *	TN_CALSYNC_SCAN_INTERVAL (5s), TN_CALSYNC_BUSY_INTERVAL (5m),
- *	TN_CALSYNC_BUSY_DAYS (60), TN_CALSYNC_VISIBILITY (60s).
+ *	TN_CALSYNC_BUSY_DAYS (60), TN_CALSYNC_VISIBILITY (60s),
+ *	TN_CALSYNC_REFRESH_AHEAD (5m), TN_GOOGLE_CLIENT_ID,
+ *	TN_GOOGLE_CLIENT_SECRET[_FILE], TN_GOOGLE_TOKEN_URL,
+ *	TN_GOOGLE_USERINFO_URL (empty: identity from the id_token),
+ *	TN_GOOGLE_CALENDAR_BASE.
  * SECURITY
- *	Holds calendar credentials, sealed at rest (oauth_accounts, AES-256-GCM,
- *	aad "oauth:<tenant>:<account>:access"); opened only in a job's memory,
- *	never logged. Calendar servers are untrusted: responses are size-capped
- *	(8 MiB), XML is parsed without network or entity expansion, iCalendar
+ *	Holds calendar credentials and OAuth tokens, sealed at rest
+ *	(oauth_accounts, AES-256-GCM, aad "oauth:<tenant>:<account>:access" /
+ *	":refresh"); opened only in a job's memory (and the newest access token
+ *	per account in the refresh state), wiped after use, never logged. The
+ *	Google client secret comes from the environment or a file. An OAuth
+ *	code arrives sealed for its tenant and request, so an entry cannot
+ *	attach a calendar to another tenant. Calendar servers are untrusted:
+ *	responses are size-capped (8 MiB), JSON is parsed with jansson, XML is parsed without network or entity expansion, iCalendar
  *	with libical. Postgres role tern_calsync may change only the mirror
  *	columns of bookings. Refuses to run as root unless TN_ALLOW_ROOT=1.
  */
@@ -48,6 +66,15 @@ static const struct tn_env_spec calsync_env[] = {
     TN_ENV_MS("TN_CALSYNC_BUSY_INTERVAL", "5m", 1000, 86400000, struct calsync_cfg, busy_ms),
     TN_ENV_INT("TN_CALSYNC_BUSY_DAYS", "60", 1, 730, struct calsync_cfg, busy_days),
     TN_ENV_MS("TN_CALSYNC_VISIBILITY", "60s", 1000, 3600000, struct calsync_cfg, visibility_ms),
+    TN_ENV_STR("TN_GOOGLE_CLIENT_ID", "", struct calsync_cfg, google_client_id),
+    TN_ENV_SECRET("TN_GOOGLE_CLIENT_SECRET", "", struct calsync_cfg, google_client_secret),
+    TN_ENV_STR("TN_GOOGLE_TOKEN_URL", "https://oauth2.googleapis.com/token", struct calsync_cfg,
+               google_token_url),
+    TN_ENV_STR("TN_GOOGLE_USERINFO_URL", "https://openidconnect.googleapis.com/v1/userinfo",
+               struct calsync_cfg, google_userinfo_url),
+    TN_ENV_STR("TN_GOOGLE_CALENDAR_BASE", "https://www.googleapis.com/calendar/v3",
+               struct calsync_cfg, google_calendar_base),
+    TN_ENV_MS("TN_CALSYNC_REFRESH_AHEAD", "5m", 0, 3600000, struct calsync_cfg, refresh_ahead_ms),
     TN_ENV_END,
 };
 

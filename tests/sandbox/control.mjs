@@ -6,7 +6,8 @@ import https from 'node:https';
 import { parseJson } from './common.mjs';
 import { query, reset } from './record.mjs';
 
-const PROVIDERS = new Set(['openai', 'openai-transcribe', 'whatsapp', 'twilio', 'telegram', 'gmail', 'smtp']);
+const PROVIDERS = new Set(['openai', 'openai-transcribe', 'whatsapp', 'twilio', 'telegram', 'gmail', 'smtp', 'google',
+    'google-oauth']);
 
 const bad = (msg) => ({ status: 400, body: { error: msg } });
 
@@ -52,6 +53,7 @@ export async function control(st, opts, req, path, url, body) {
             if (b.latency_ms !== undefined) st.config.latency[b.provider] = Number(b.latency_ms);
         }
         if (b.twilio_accounts !== undefined) st.config.twilio_accounts = b.twilio_accounts;
+        if (b.google !== undefined) st.config.google = { ...(st.config.google || {}), ...b.google };
         for (const prov of ['telegram', 'whatsapp', 'openai', 'gmail']) {
             const key = prov === 'openai' ? 'openai_keys' : `${prov}_tokens`;
             if (b[key] !== undefined) {

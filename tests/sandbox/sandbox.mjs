@@ -13,6 +13,7 @@ import { renameSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import { control } from './control.mjs';
 import * as gmail from './gmail.mjs';
+import * as google from './google.mjs';
 import * as openai from './openai.mjs';
 import { newState, record } from './record.mjs';
 import { startSmtp } from './smtp.mjs';
@@ -63,6 +64,7 @@ const ROUTES = [
     ['/twilio', twilio, () => 'twilio'],
     ['/telegram', telegram, () => 'telegram'],
     ['/gmail', gmail, () => 'gmail'],
+    ['/google', google, google.provider],
 ];
 
 function route(path) {

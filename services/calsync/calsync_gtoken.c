@@ -1,0 +1,390 @@
+/*
+ * NAME
+ *	calsync_gtoken - Google access tokens for tern-calsync's jobs
+ * SYNOPSIS
+ *	#include "calsync.h"
+ *	calsync_gtoken_get(job, then);       (before a Calendar call)
+ *	calsync_gtoken_rejected(job, then);  (after a 401)
+ * DESCRIPTION
+ *	A job arrives with the account's tokens as stored (opened by the
+ *	store). get gives it a usable access token: the newest one this
+ *	process knows for the account if that is newer than the job's, else
+ *	the job's own while it has more than TN_CALSYNC_REFRESH_AHEAD left;
+ *	otherwise the job waits for a refresh (protocols.md 4.3). One refresh
+ *	is in flight per account: jobs that need one while it runs join its
+ *	wait list and all get its outcome. A refreshed token is sealed into
+ *	oauth_accounts (aad "oauth:<tenant>:<account>:access") before the
+ *	waiters continue, so the next load sees it.
+ *
+ *	rejected (a 401 from Calendar) forgets the job's token: if another job
+ *	has refreshed meanwhile the newer token is used, else a refresh runs.
+ *
+ *	invalid_grant from the token endpoint means the refresh token is dead
+ *	and retrying never helps (protocols.md 4.4): the account gets
+ *	needs_reconnect (reason, time) and the tenant an audit_log row
+ *	"calendar.reconnect_needed", once; the waiting jobs fail with
+ *	TN_EDENIED "reconnect_needed" and later jobs make no calls.
+ *	XXX: the single flight is per process; two replicas may each refresh
+ *	the same account once (Google accepts both).
+ * RUNS ON
+ *	loop; the store work on the threadpool.
+ * DIAGNOSTICS
+ *	calsync.token_refreshed (info), calsync.token_refresh_failed,
+ *	calsync.reconnect_needed (warn). Tokens are never logged.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <curl/curl.h>
+#include <jansson.h>
+
+#include <tn/tn_buf.h>
+#include <tn/tn_crypto.h>
+#include <tn/tn_http.h>
+#include <tn/tn_log.h>
+#include <tn/tn_mem.h>
+#include <tn/tn_pg.h>
+#include <tn/tn_time.h>
+
+#include "calsync.h"
+
+#define TOKEN_MAX_RESPONSE (64u << 10)
+
+/* One account's token state; lives until calsync_fini. */
+struct calsync_gtoken {
+    struct calsync_gtoken *next;
+    struct calsync_ctx *ctx;
+    char tenant[40], account[40];
+    char *access; /* the newest access token known here, or NULL */
+    int64_t exp_s;
+    /* the refresh in flight */
+    bool refreshing;
+    char *new_access, *new_refresh;
+    int64_t new_exp_s;
+    struct calsync_job *waiters;
+    enum tn_err err;
+    const char *why;
+};
+
+static const char sql_save[] =
+    "UPDATE oauth_accounts SET access_token_sealed = decode($2, 'hex'),"
+    " refresh_token_sealed = COALESCE(decode($3, 'hex'), refresh_token_sealed),"
+    " expires_at = to_timestamp($4::bigint), key_id = $5::int, updated_at = now()"
+    " WHERE tenant_id = tern_current_tenant() AND id = $1::uuid AND provider = 'google'";
+
+static const char sql_flag[] =
+    "UPDATE oauth_accounts SET needs_reconnect = true, reconnect_reason = $2,"
+    " reconnect_flagged_at = now(), updated_at = now()"
+    " WHERE tenant_id = tern_current_tenant() AND id = $1::uuid AND NOT needs_reconnect"
+    " RETURNING id";
+
+static const char sql_audit[] =
+    "INSERT INTO audit_log (tenant_id, actor, action, detail) VALUES (tern_current_tenant(),"
+    " 'tern-calsync', 'calendar.reconnect_needed', jsonb_build_object('account_id', $1::text,"
+    " 'provider', 'google', 'reason', $2::text))";
+
+/* calsync_gtoken_seal_hex - tn_seal token for the account (aad
+ * "oauth:<tenant>:<account>:<kind>") as new hex text (*hex NULL when token is
+ * NULL). Runs on: any thread. */
+enum tn_err calsync_gtoken_seal_hex(const struct tn_keyring *k, const char *tenant,
+                                    const char *account, const char *kind, const char *token,
+                                    char **hex)
+{
+    char aad[160];
+    unsigned char *sealed = NULL;
+    size_t n = 0;
+    enum tn_err err;
+
+    *hex = NULL;
+    if (token == NULL)
+        return TN_OK;
+    if (k == NULL)
+        return TN_EDENIED;
+    snprintf(aad, sizeof(aad), "oauth:%s:%s:%s", tenant, account, kind);
+    err = tn_seal(k, aad, strlen(aad), token, strlen(token), &sealed, &n);
+    if (err == TN_OK)
+        *hex = tn_hex_encode(sealed, n);
+    tn_free(sealed);
+    return err;
+}
+
+/* entry_for - the state of an account, created on first use */
+static struct calsync_gtoken *entry_for(struct calsync_ctx *ctx, const char *tenant,
+                                        const char *account)
+{
+    struct calsync_gtoken *e;
+
+    for (e = ctx->tokens; e != NULL; e = e->next) {
+        if (strcmp(e->account, account) == 0 && strcmp(e->tenant, tenant) == 0)
+            return e;
+    }
+    e = tn_xcalloc(1, sizeof(*e));
+    e->ctx = ctx;
+    snprintf(e->tenant, sizeof(e->tenant), "%s", tenant);
+    snprintf(e->account, sizeof(e->account), "%s", account);
+    e->next = ctx->tokens;
+    ctx->tokens = e;
+    return e;
+}
+
+/* set_access - replace e's known token (copied) */
+static void set_access(struct calsync_gtoken *e, const char *access, int64_t exp_s)
+{
+    calsync_free_secret(e->access);
+    e->access = access != NULL ? tn_xstrdup(access) : NULL;
+    e->exp_s = exp_s;
+}
+
+/* calsync_gtoken_learn - a connect stored new tokens for the account */
+void calsync_gtoken_learn(struct calsync_ctx *ctx, const char *tenant, const char *account,
+                          const char *access, int64_t expires_s)
+{
+    set_access(entry_for(ctx, tenant, account), access, expires_s);
+}
+
+/* wake - hand the refresh's outcome to every waiting job */
+static void wake(struct calsync_gtoken *e)
+{
+    struct calsync_job *w = e->waiters, *next;
+
+    e->waiters = NULL;
+    e->refreshing = false;
+    for (; w != NULL; w = next) {
+        next = w->next_waiter;
+        w->next_waiter = NULL;
+        if (e->err == TN_OK) {
+            calsync_free_secret(w->acct.access);
+            w->acct.access = tn_xstrdup(e->access);
+            w->acct.expires_s = e->exp_s;
+        } else if (w->err == TN_OK) {
+            w->err = e->err;
+            w->why = e->why;
+        }
+        w->token_then(w);
+    }
+    calsync_free_secret(e->new_access);
+    calsync_free_secret(e->new_refresh);
+    e->new_access = e->new_refresh = NULL;
+}
+
+/* save_work - seal and store the refreshed tokens. Runs on: threadpool */
+static enum tn_err save_work(struct tn_pgconn *c, void *arg)
+{
+    struct calsync_gtoken *e = arg;
+    const struct tn_keyring *k = e->ctx->keys;
+    char *acc = NULL, *ref = NULL, exp[24], kid[16];
+    const char *p[5];
+    enum tn_err err;
+
+    err = calsync_gtoken_seal_hex(k, e->tenant, e->account, "access", e->new_access, &acc);
+    if (err == TN_OK)
+        err = calsync_gtoken_seal_hex(k, e->tenant, e->account, "refresh", e->new_refresh, &ref);
+    if (err != TN_OK)
+        goto out;
+    snprintf(exp, sizeof(exp), "%lld", (long long)e->new_exp_s);
+    snprintf(kid, sizeof(kid), "%u", tn_keyring_current(k));
+    p[0] = e->account, p[1] = acc, p[2] = ref, p[3] = exp, p[4] = kid;
+    err = tn_pgconn_begin_tenant(c, e->tenant);
+    if (err != TN_OK)
+        goto out;
+    err = tn_pgconn_query(c, sql_save, 5, p, NULL);
+    err = err == TN_OK ? tn_pgconn_commit(c) : err;
+    tn_pgconn_rollback(c);
+out:
+    tn_free(acc);
+    tn_free(ref);
+    return err;
+}
+
+/* flag_work - needs_reconnect and, the first time, the audit row. Runs on:
+ * threadpool */
+static enum tn_err flag_work(struct tn_pgconn *c, void *arg)
+{
+    struct calsync_gtoken *e = arg;
+    const char *p[2] = {e->account, "invalid_grant"};
+    struct pg_result *res = NULL;
+    enum tn_err err = tn_pgconn_begin_tenant(c, e->tenant);
+
+    if (err != TN_OK)
+        return err;
+    err = tn_pgconn_query(c, sql_flag, 2, p, &res);
+    if (err == TN_OK && tn_pg_result_rows(res) == 1)
+        err = tn_pgconn_query(c, sql_audit, 2, p, NULL);
+    err = err == TN_OK ? tn_pgconn_commit(c) : err;
+    tn_pgconn_rollback(c);
+    tn_pg_result_free(res);
+    return err;
+}
+
+/* saved - the refreshed token is stored (or could not be: it is still good
+ * for this process). Runs on: loop */
+static void saved(enum tn_err err, void *arg)
+{
+    struct calsync_gtoken *e = arg;
+    struct tn_log_ctx lc = {.tenant_id = e->tenant};
+
+    if (err != TN_OK)
+        tn_log_warn(&lc, "calsync.token_store_failed", TN_KV_STR("account_id", e->account),
+                    TN_KV_ERR(err));
+    tn_log_info(&lc, "calsync.token_refreshed", TN_KV_STR("account_id", e->account),
+                TN_KV_INT("expires_in", e->new_exp_s - tn_now_ms() / 1000));
+    set_access(e, e->new_access, e->new_exp_s);
+    e->err = TN_OK;
+    wake(e);
+}
+
+/* flagged - the account is marked; the waiters fail. Runs on: loop */
+static void flagged(enum tn_err err, void *arg)
+{
+    struct calsync_gtoken *e = arg;
+    struct tn_log_ctx lc = {.tenant_id = e->tenant};
+
+    tn_log_warn(&lc, "calsync.reconnect_needed", TN_KV_STR("account_id", e->account),
+                TN_KV_STR("reason", "invalid_grant"), TN_KV_ERR(err));
+    set_access(e, NULL, 0);
+    e->err = TN_EDENIED;
+    e->why = "reconnect_needed";
+    wake(e);
+}
+
+/* submit - store work for e, then done; on refusal done runs at once */
+static void submit(struct calsync_gtoken *e, tn_pg_work_fn *work, tn_pg_done_fn *done)
+{
+    if (tn_pg_submit(e->ctx->pg, work, done, e) != TN_OK)
+        done(TN_ECANCELED, e);
+}
+
+/* refresh_failed - a failure that is not invalid_grant */
+static void refresh_failed(struct calsync_gtoken *e, enum tn_err err, const char *why, long st)
+{
+    struct tn_log_ctx lc = {.tenant_id = e->tenant};
+
+    tn_log_warn(&lc, "calsync.token_refresh_failed", TN_KV_STR("account_id", e->account),
+                TN_KV_INT("http_status", st), TN_KV_STR("why", why));
+    e->err = err;
+    e->why = why;
+    wake(e);
+}
+
+/* on_token - the token endpoint's answer to a refresh. Runs on: loop */
+static void on_token(const struct tn_http_response *resp, enum tn_err err, void *arg)
+{
+    struct calsync_gtoken *e = arg;
+    json_t *b = err == TN_OK ? json_loadb(resp->body, resp->body_len, 0, NULL) : NULL;
+    const char *at = json_string_value(json_object_get(b, "access_token"));
+    const char *rt = json_string_value(json_object_get(b, "refresh_token"));
+    const char *error = json_string_value(json_object_get(b, "error"));
+    json_int_t ttl = json_integer_value(json_object_get(b, "expires_in"));
+
+    if (err != TN_OK) {
+        refresh_failed(e, TN_EUNAVAIL, "google_token_unavailable", 0);
+    } else if (resp->status == 200 && at != NULL && strlen(at) < 4096) {
+        e->new_access = tn_xstrdup(at);
+        e->new_refresh = rt != NULL && strlen(rt) < 4096 ? tn_xstrdup(rt) : NULL;
+        e->new_exp_s = tn_now_ms() / 1000 + (ttl > 0 ? ttl : 3600);
+        submit(e, save_work, saved);
+    } else if (resp->status == 400 && error != NULL && strcmp(error, "invalid_grant") == 0) {
+        submit(e, flag_work, flagged);
+    } else if (resp->status >= 500 || resp->status == 429) {
+        refresh_failed(e, TN_EUNAVAIL, "google_token_unavailable", resp->status);
+    } else {
+        refresh_failed(e, TN_EPROTO, "google_token_refused", resp->status); /* invalid_client */
+    }
+    json_decref(b);
+}
+
+/* form_add - "&name=<escaped value>" */
+static void form_add(struct tn_buf *b, const char *name, const char *value)
+{
+    char *esc = curl_easy_escape(NULL, value, 0);
+
+    tn_buf_printf(b, "%s%s=%s", b->len ? "&" : "", name, esc != NULL ? esc : "");
+    if (esc != NULL)
+        memset(esc, 0, strlen(esc));
+    curl_free(esc);
+}
+
+/* start_refresh - POST grant_type=refresh_token for e with refresh */
+static void start_refresh(struct calsync_gtoken *e, const char *refresh)
+{
+    static const char *const hdr[] = {"Content-Type: application/x-www-form-urlencoded", NULL};
+    struct calsync_cfg *cfg = &e->ctx->cfg;
+    struct tn_buf b;
+    struct tn_http_request rq = {.method = "POST",
+                                 .url = cfg->google_token_url,
+                                 .headers = hdr,
+                                 .max_response = TOKEN_MAX_RESPONSE};
+    enum tn_err err;
+
+    e->refreshing = true;
+    tn_buf_init(&b, 0);
+    form_add(&b, "grant_type", "refresh_token");
+    form_add(&b, "refresh_token", refresh);
+    form_add(&b, "client_id", cfg->google_client_id);
+    form_add(&b, "client_secret", cfg->google_client_secret);
+    rq.body = b.data;
+    rq.body_len = b.len;
+    err = tn_http_send(e->ctx->http, &rq, on_token, e);
+    memset(b.data, 0, b.len);
+    tn_buf_free(&b);
+    if (err != TN_OK)
+        refresh_failed(e, TN_EUNAVAIL, "google_token_unavailable", 0);
+}
+
+/* calsync_gtoken_get - give j a usable access token, then call then */
+void calsync_gtoken_get(struct calsync_job *j, void (*then)(struct calsync_job *j))
+{
+    struct calsync_gtoken *e = entry_for(j->ctx, j->tenant, j->acct.id);
+    int64_t now = tn_now_ms() / 1000;
+
+    if (e->access != NULL && e->exp_s > j->acct.expires_s &&
+        (j->acct.access == NULL || strcmp(e->access, j->acct.access) != 0)) {
+        calsync_free_secret(j->acct.access);
+        j->acct.access = tn_xstrdup(e->access);
+        j->acct.expires_s = e->exp_s;
+    }
+    if (j->acct.access != NULL && (j->acct.expires_s - now) * 1000 > j->ctx->cfg.refresh_ahead_ms) {
+        then(j);
+        return;
+    }
+    j->token_then = then;
+    j->next_waiter = e->waiters;
+    e->waiters = j;
+    if (e->refreshing)
+        return;
+    if (j->acct.refresh == NULL) {
+        e->refreshing = true;
+        submit(e, flag_work, flagged);
+        return;
+    }
+    start_refresh(e, j->acct.refresh);
+}
+
+/* calsync_gtoken_rejected - Calendar refused j's token (401): use a newer
+ * one or refresh, then call then */
+void calsync_gtoken_rejected(struct calsync_job *j, void (*then)(struct calsync_job *j))
+{
+    struct calsync_gtoken *e = entry_for(j->ctx, j->tenant, j->acct.id);
+
+    if (e->access != NULL && j->acct.access != NULL && strcmp(e->access, j->acct.access) == 0)
+        e->exp_s = 0; /* the token this process knows is the dead one */
+    j->acct.expires_s = 0;
+    calsync_gtoken_get(j, then);
+}
+
+/* calsync_gtoken_free_all - release every account's state (no refresh may
+ * be in flight: the HTTP client and pool are gone) */
+void calsync_gtoken_free_all(struct calsync_ctx *ctx)
+{
+    struct calsync_gtoken *e = ctx->tokens, *next;
+
+    for (; e != NULL; e = next) {
+        next = e->next;
+        calsync_free_secret(e->access);
+        calsync_free_secret(e->new_access);
+        calsync_free_secret(e->new_refresh);
+        tn_free(e);
+    }
+    ctx->tokens = NULL;
+}

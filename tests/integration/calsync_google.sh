@@ -1,0 +1,251 @@
+#!/usr/bin/env bash
+# calsync_google - tern-calsync against the sandbox's Google (OAuth and
+# Calendar v3), with real Redis and Postgres and tern-ingest's real OAuth
+# routes: `ternctl calendar link` -> /oauth/google/start -> the sandbox's
+# authorization endpoint (PKCE challenge registered) -> /oauth/google/callback
+# -> a sealed connect entry; calsync exchanges the code (PKCE verifier
+# checked), stores the account (email, sub) with sealed tokens (no plaintext
+# in the database or the logs) and does it once for a redelivered entry. A
+# booking becomes an event with the deterministic id and Tern's private tag
+# (sendUpdates per tenant; a 503 first is retried), reschedule patches it
+# (If-Match), cancel deletes it; a foreign event, and one squatting on
+# Tern's id, are never touched; busy time from events.list removes slots;
+# an access token the provider no longer accepts is refreshed exactly once
+# while several jobs need it; invalid_grant flags the account (column and
+# audit row) and stops calls.
+set -u
+: "${TN_BIN_DIR:?run through scripts/test}" "${TN_TEST_TMP:?}"
+dir=$(mktemp -d "$TN_TEST_TMP/calsync_google.XXXXXX")
+. "$TN_SRC_DIR/tests/support/ingest.sh"
+. "$TN_SRC_DIR/tests/sandbox/client.sh"
+. "$TN_SRC_DIR/tests/support/google.sh"
+cpid="" ipid=""
+finish() {
+    local rc=0
+    [ -n "$ipid" ] && kill "$ipid" 2>/dev/null && wait "$ipid" 2>/dev/null
+    if [ -n "$cpid" ]; then
+        kill "$cpid" 2>/dev/null
+        wait "$cpid" 2>/dev/null || rc=$?
+        want 0 "$rc" "tern-calsync exit status after SIGTERM (sanitizers report here)"
+        grep -q -e 'AddressSanitizer' -e 'runtime error' "$dir/calsync.log" \
+            && bad "sanitizer report in the log"
+    fi
+    sandbox_stop
+    [ $fail -gt 0 ] && tail -30 "$dir/calsync.log" >&2
+    echo "calsync_google: $pass passed, $fail failed"
+    [ $fail -eq 0 ]
+}
+trap 'finish; exit $?' EXIT
+
+sql() { psql "$TN_TEST_PG_ADMIN_DSN" -At -q -v ON_ERROR_STOP=1 -c "$1"; }
+tsql() {
+    psql "$TN_TEST_PG_ADMIN_DSN" -At -q -v ON_ERROR_STOP=1 <<EOF
+\o /dev/null
+BEGIN;
+SELECT set_config('tern.tenant_id', '$tid', true);
+\o
+$1;
+COMMIT;
+EOF
+}
+# wait_sql WHAT SQL [TENTHS] - until SQL prints t
+wait_sql() {
+    local i
+    for i in $(seq 1 "${3:-150}"); do
+        [ "$(sql "$2")" = t ] && return 0
+        sleep 0.1
+    done
+    bad "$1: timed out"
+    return 1
+}
+xadd() {
+    local rid="t-$RANDOM$RANDOM" data
+    data=$(printf '{"tenant":"%s","request_id":"%s","op":"%s","%s":"%s","requested_at":"%s"}' \
+        "$tid" "$rid" "$1" "$2" "$3" "$(date -u +%Y-%m-%dT%H:%M:%SZ)")
+    admin_redis XADD tern:cal '*' type cal.request v 1 tenant "$tid" \
+        trace "00-$(openssl rand -hex 16)-$(openssl rand -hex 8)-01" request "$rid" \
+        dedupe "cal:$rid" data "$data" >/dev/null
+}
+book() { tsql "SELECT booking_id FROM tern_book('$svc', '$contact', '${iso}T$1:00Z', NULL, 0, NULL, NULL)"; }
+evid() { echo "tern$(echo "$1" | tr -d -)"; }
+
+# ---------------------------------------------------------------- sandbox, ingest, calsync
+sandbox_start "$dir" || exit 1
+G="$SANDBOX_URL/google"
+ingest_setup_tenant || { bad "tenant setup"; exit 1; }
+ingest_start TN_GOOGLE_CLIENT_ID=tern-test.apps.example \
+    TN_GOOGLE_AUTH_URL="$G/o/oauth2/v2/auth" || exit 1
+printf 'client-secret-%s' "$RANDOM" >"$dir/client_secret"
+sandbox_config "{\"google\":{\"clients\":{\"tern-test.apps.example\":\"$(cat "$dir/client_secret")\",
+    \"other-app\":\"x\"}}}"
+aport2=$(tn_free_port)
+env TN_REDIS_URL="$TN_TEST_REDIS_URL_CALSYNC" TN_PG_DSN="$TN_TEST_PG_DSN_CALSYNC" \
+    TN_MASTER_KEY="$master" TN_ADMIN_LISTEN="127.0.0.1:$aport2" TN_CALSYNC_SCAN_INTERVAL=300ms \
+    TN_GOOGLE_CLIENT_ID=tern-test.apps.example TN_GOOGLE_CLIENT_SECRET_FILE="$dir/client_secret" \
+    TN_GOOGLE_TOKEN_URL="$G/token" TN_GOOGLE_USERINFO_URL="$G/v1/userinfo" \
+    TN_GOOGLE_CALENDAR_BASE="$G/calendar/v3" TN_ALLOW_ROOT=1 TN_DRAIN_TIMEOUT=3s \
+    "$TN_BIN_DIR/tern-calsync" >>"$dir/calsync.log" 2>&1 &
+cpid=$!
+
+# ---------------------------------------------------------------- connect
+link=$(TN_PG_DSN=$TN_TEST_PG_ADMIN_DSN TN_MASTER_KEY=$master \
+    TN_INGEST_PUBLIC_URL=https://hooks.example.test "$TN_BIN_DIR/ternctl" calendar link \
+    --tenant "$tid" --ttl 1h) || bad "calendar link"
+loc=$(curl -s -o /dev/null -w '%{redirect_url}' "$base${link#https://hooks.example.test}")
+case "$loc" in "$G/o/oauth2/v2/auth?"*) ok ;; *) bad "start redirect: $loc" ;; esac
+cb=$(curl -s -o /dev/null -w '%{redirect_url}' "$loc")
+case "$cb" in https://hooks.example.test/oauth/google/callback\?*) ok ;; *) bad "consent: $cb" ;; esac
+want 200 "$(curl -s -o "$dir/resp" -w '%{http_code}' "$base/oauth/google/callback?${cb#*\?}")" \
+    "callback"
+code=$(sed -n 's/.*[?&]code=\([^&]*\).*/\1/p' <<<"$cb")
+wait_sql "account stored" "SELECT count(*) = 1 FROM oauth_accounts WHERE tenant_id = '$tid'
+                           AND provider = 'google' AND access_token_sealed IS NOT NULL"
+acct=$(sql "SELECT id FROM oauth_accounts WHERE tenant_id = '$tid' AND provider = 'google'")
+want "owner@example.com|t|t|primary|f" "$(sql "SELECT account_email, provider_subject ~ '^[0-9]{21}$',
+    refresh_token_sealed IS NOT NULL AND expires_at > now() + interval '50 minutes', calendar_id,
+    needs_reconnect FROM oauth_accounts WHERE id = '$acct'")" "account row"
+want "Owner Example" "$(sql "SELECT display_name FROM oauth_accounts WHERE id = '$acct'")" "name"
+want 1 "$(sql "SELECT count(*) FROM audit_log WHERE tenant_id = '$tid'
+               AND action = 'calendar.connected' AND detail->>'account_id' = '$acct'")" "audit"
+sandbox_requests google-oauth >"$dir/oauth.json"
+want 1 "$(jq '[.[] | select(.path == "/google/token" and .json.grant_type == "authorization_code")] | length' "$dir/oauth.json")" \
+    "one code exchange"
+want "true|true" "$(jq -r '[.[] | select(.json.grant_type == "authorization_code")][0] |
+    "\(.json.code_verifier | length >= 43)|\(.json.redirect_uri == "https://hooks.example.test/oauth/google/callback")"' \
+    "$dir/oauth.json")" "exchange carried the PKCE verifier and redirect_uri"
+
+# a redelivered connect entry: acknowledged, not exchanged again
+mapfile -t f < <(admin_redis XREVRANGE tern:cal + - COUNT 1 | tail -n +2)
+admin_redis XADD tern:cal '*' "${f[@]}" >/dev/null
+sleep 1.5
+want 1 "$(google_count google-oauth 0 '.json.grant_type == "authorization_code"')" \
+    "redelivery exchanged the code again"
+want 1 "$(sql "SELECT count(*) FROM oauth_accounts WHERE tenant_id = '$tid'")" "one account"
+
+# ---------------------------------------------------------------- tenant data, foreign events
+sql "UPDATE tenants SET calendar_send_updates = 'all' WHERE id = '$tid'" >/dev/null
+sql "INSERT INTO business_hours (tenant_id, weekday, opens, closes)
+     SELECT '$tid', d, '09:00', '17:00' FROM generate_series(1, 7) d" >/dev/null
+svc=$(sql "INSERT INTO services (tenant_id, name, duration_min, min_notice_min)
+           VALUES ('$tid', 'Consultation', 60, 0) RETURNING id")
+contact=$(sql "INSERT INTO contacts (tenant_id, kind, address)
+               VALUES ('$tid', 'telegram', 'c$RANDOM') RETURNING id")
+iso=$(sql "SELECT to_char((now() AT TIME ZONE 'UTC')::date + 3, 'YYYY-MM-DD')")
+google_owner_token || bad "owner token"
+gcal POST /calendars/primary/events -d "{\"summary\":\"Dentist\",
+    \"start\":{\"dateTime\":\"${iso}T13:00:00Z\"},\"end\":{\"dateTime\":\"${iso}T14:00:00Z\"}}" \
+    >"$dir/foreign.json"
+want 200 "$gstatus" "foreign event"
+fid=$(jq -r .id "$dir/foreign.json")
+gcal POST /calendars/primary/events -d "{\"summary\":\"Lunch\",\"transparency\":\"transparent\",
+    \"start\":{\"dateTime\":\"${iso}T15:00:00Z\"},\"end\":{\"dateTime\":\"${iso}T16:00:00Z\"}}" >/dev/null
+
+# ---------------------------------------------------------------- book, reschedule, cancel
+sandbox_fault '{"provider":"google","status":503,"count":1}'
+s0=$(google_seq)
+bid=$(book 10)
+xadd book booking_id "$bid"
+wait_sql "book mirrored" "SELECT synced_version = sync_version AND external_etag IS NOT NULL
+                          FROM bookings WHERE id = '$bid'"
+gcal GET "/calendars/primary/events/$(evid "$bid")" >"$dir/ev.json"
+want 200 "$gstatus" "GET Tern's event"
+want "$bid" "$(jq -r .extendedProperties.private.tern_booking "$dir/ev.json")" "private tag"
+want "${iso}T10:00:00Z" "$(jq -r .start.dateTime "$dir/ev.json")" "start"
+want "$(evid "$bid")" "$(sql "SELECT external_event_id FROM bookings WHERE id = '$bid'")" "event id"
+want all "$(sandbox_requests google "$s0" | jq -r '[.[] | select(.method == "POST")][-1].query.sendUpdates')" \
+    "sendUpdates from the tenant"
+[ "$(google_count google "$s0" ".method == \"GET\" and (.path | endswith(\"/$(evid "$bid")\"))")" -ge 2 ] \
+    && ok || bad "the 503 was not retried"
+grep -q '"why":"google_unavailable"' "$dir/calsync.log" && ok || bad "503 not seen as unavailable"
+
+s1=$(google_seq)
+want "" "$(tsql "SELECT tern_reschedule('$bid', '$contact', '${iso}T12:00Z')")" "reschedule"
+wait_sql "reschedule mirrored (scan)" "SELECT synced_version = 2 FROM bookings WHERE id = '$bid'"
+want "${iso}T12:00:00Z" "$(gcal GET "/calendars/primary/events/$(evid "$bid")" | jq -r .start.dateTime)" \
+    "moved"
+want 1 "$(google_count google "$s1" '.method == "PATCH" and .headers["if-match"] != null')" \
+    "one conditional PATCH"
+
+tsql "UPDATE bookings SET status = 'cancelled', cancelled_at = now(),
+      sync_version = sync_version + 1, updated_at = now() WHERE id = '$bid'" >/dev/null
+xadd cancel booking_id "$bid"
+wait_sql "cancel mirrored" "SELECT synced_version = 3 FROM bookings WHERE id = '$bid'"
+want cancelled "$(gcal GET "/calendars/primary/events/$(evid "$bid")" | jq -r .status)" "deleted"
+
+# ---------------------------------------------------------------- an event squatting on Tern's id
+bid2=$(book 11)
+gcal POST /calendars/primary/events -d "{\"id\":\"$(evid "$bid2")\",\"summary\":\"Mine\",
+    \"start\":{\"dateTime\":\"${iso}T11:00:00Z\"},\"end\":{\"dateTime\":\"${iso}T12:00:00Z\"}}" \
+    >"$dir/squat.before"
+xadd book booking_id "$bid2"
+wait_sql "refusal recorded" "SELECT sync_error = 'foreign_event' FROM bookings WHERE id = '$bid2'"
+gcal GET "/calendars/primary/events/$(evid "$bid2")" >"$dir/squat.after"
+want "$(jq -S . "$dir/squat.before")" "$(jq -S . "$dir/squat.after")" "squatter untouched"
+
+# ---------------------------------------------------------------- busy time
+since=$(sql "SELECT now()")
+xadd sync account_id "$acct"
+wait_sql "busy imported" "SELECT busy_synced_at > '$since' FROM oauth_accounts WHERE id = '$acct'"
+slots=$(tsql "SELECT string_agg(to_char(slot_start AT TIME ZONE 'UTC', 'HH24'), ' ')
+              FROM tern_available_slots('$svc', '$iso', '$iso')")
+# 11: bid2 (and the squatter), 13: the foreign event; 15 is transparent
+want "09 10 12 14 15 16" "$slots" "slots after busy import"
+want 2 "$(sql "SELECT count(*) FROM busy_blocks WHERE account_id = '$acct'")" "busy ranges"
+
+# ---------------------------------------------------------------- refresh, once, with several jobs
+s2=$(google_seq)
+sandbox_config '{"google":{"clock_offset_s":7200}}' # every token issued so far has expired
+google_owner_token
+bids=()
+for h in 09 14 15 16; do bids+=("$(book "$h")"); done
+for b in "${bids[@]}"; do xadd book booking_id "$b"; done
+for b in "${bids[@]}"; do
+    wait_sql "mirrored after refresh" "SELECT synced_version = sync_version AND sync_error IS NULL
+                                       FROM bookings WHERE id = '$b'"
+done
+want 1 "$(google_count google-oauth "$s2" '.json.grant_type == "refresh_token"')" "exactly one refresh"
+[ "$(google_count google "$s2" '.headers.authorization != null')" -ge 5 ] && ok || bad "calls"
+want "$(evid "${bids[0]}")" "$(gcal GET "/calendars/primary/events/$(evid "${bids[0]}")" | jq -r .id)" \
+    "event after refresh"
+
+# ---------------------------------------------------------------- the foreign event, untouched
+gcal GET "/calendars/primary/events/$fid" >"$dir/foreign.after"
+want "$(jq -S . "$dir/foreign.json")" "$(jq -S . "$dir/foreign.after")" "foreign event unchanged"
+want 0 "$(google_count google 0 "(.method == \"PATCH\" or .method == \"DELETE\") and
+    (.path | endswith(\"/$fid\") or endswith(\"/$(evid "$bid2")\"))")" "writes to foreign events"
+
+# ---------------------------------------------------------------- invalid_grant
+at=$(sandbox_requests google "$s2" | jq -r '[.[] | select(.headers["user-agent"] // "" |
+    startswith("tern-calsync"))][-1].headers.authorization')
+[ "$(curl -s -o /dev/null -w '%{http_code}' "$G/revoke" -d "token=${at#Bearer }")" = 200 ] \
+    && ok || bad "revoke"
+sandbox_config '{"google":{"clock_offset_s":20000}}'
+bid3=$(book 12)
+xadd book booking_id "$bid3"
+wait_sql "flagged" "SELECT needs_reconnect AND reconnect_reason = 'invalid_grant'
+                    FROM oauth_accounts WHERE id = '$acct'"
+wait_sql "booking records it" "SELECT sync_error = 'reconnect_needed' FROM bookings WHERE id = '$bid3'"
+want 1 "$(sql "SELECT count(*) FROM audit_log WHERE tenant_id = '$tid'
+               AND action = 'calendar.reconnect_needed'")" "tenant flagged once"
+s3=$(google_seq)
+xadd sync account_id "$acct"
+xadd book booking_id "$bid3"
+sleep 1.5
+want 0 "$(google_count google "$s3" 'true')" "calendar calls after invalid_grant"
+want 0 "$(google_count google-oauth "$s3" 'true')" "token calls after invalid_grant"
+
+# ---------------------------------------------------------------- no plaintext secrets
+all=$(sandbox_requests "" 0)
+tokens=$(jq -r '.[] | (.headers.authorization // empty | sub("^Bearer "; "")), (.json.refresh_token // empty)' <<<"$all" | sort -u)
+[ -n "$tokens" ] && ok || bad "no tokens seen"
+sql "SELECT row_to_json(a)::text FROM oauth_accounts a WHERE tenant_id = '$tid'" >"$dir/db.txt"
+sql "SELECT encode(access_token_sealed, 'escape') || encode(refresh_token_sealed, 'escape')
+     FROM oauth_accounts WHERE tenant_id = '$tid'" >>"$dir/db.txt"
+leaks=0
+while read -r t; do
+    [ -z "$t" ] && continue
+    grep -qF -- "$t" "$dir/db.txt" "$dir/calsync.log" "$dir/ingest.log" && leaks=$((leaks + 1))
+done <<<"$tokens"
+want 0 "$leaks" "tokens in clear in the database or the logs"
+grep -qF -- "$code" "$dir/calsync.log" && bad "authorization code in the log" || ok
+grep -qF -- "$(cat "$dir/client_secret")" "$dir/calsync.log" && bad "client secret in the log" || ok
