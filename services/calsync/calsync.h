@@ -165,6 +165,7 @@ enum tn_err calsync_init(struct tn_rt *rt, void *arg);
 void calsync_drain(struct tn_rt *rt, void *arg);
 bool calsync_busy(void *arg);
 void calsync_fini(struct tn_rt *rt, void *arg);
+void calsync_heartbeat(struct tn_rt *rt, void *arg);
 bool calsync_ready(void *arg, const char **why);
 
 #endif

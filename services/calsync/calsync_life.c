@@ -148,3 +148,12 @@ void calsync_fini(struct tn_rt *rt, void *arg)
     if (ctx->curl_inited)
         tn_http_global_cleanup();
 }
+
+/* calsync_heartbeat - the tern:cal consumer's figures on /metrics. Runs on: loop. */
+void calsync_heartbeat(struct tn_rt *rt, void *arg)
+{
+    struct calsync_ctx *ctx = arg;
+
+    if (ctx->cal != NULL)
+        tn_consumer_export(ctx->cal, rt->redis, rt->metrics);
+}

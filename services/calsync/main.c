@@ -93,6 +93,7 @@ int main(void)
         .busy = calsync_busy,
         .fini = calsync_fini,
         .ready = calsync_ready,
+        .heartbeat = calsync_heartbeat,
         .arg = &ctx,
     });
 }
