@@ -68,6 +68,9 @@ struct agent_cfg {
     char *optin_words;
     char *optout_text;
     char *optin_text;
+    char *booked_text;   /* booking confirmation; {service} and {when} replaced */
+    char *moved_text;    /* after a reschedule */
+    char *reminder_text; /* before the appointment */
 };
 
 struct agent_turn;
@@ -93,6 +96,7 @@ struct agent_ctx {
     size_t intakes, publishes; /* jobs in flight outside turns */
     struct tn_metric *m_intake, *m_dup, *m_turns, *m_replies, *m_holding, *m_silent;
     struct tn_metric *m_llm_fail, *m_lost, *m_inflight, *m_republish;
+    struct tn_metric *m_tools, *m_notices;
 };
 
 /* ---------------------------------------------------------------- daemon (agent_daemon.c) */
@@ -127,6 +131,7 @@ struct agent_out {
     char id[AGENT_UUID_LEN];
     char tenant[AGENT_UUID_LEN];
     char *channel, *channel_kind, *to, *conversation, *contact, *text, *reason, *created_at;
+    char *not_before; /* NULL: now (a reminder: when it is due) */
     char *trace;
 };
 void agent_out_free(struct agent_out *o);
@@ -176,6 +181,8 @@ struct agent_scan {
     size_t ndue;
     char (*unpub)[2][AGENT_UUID_LEN];
     size_t nunpub;
+    char (*unnot)[2][AGENT_UUID_LEN]; /* bookings whose notices are behind */
+    size_t nunnot;
 };
 enum tn_err agent_store_scan_work(struct tn_pgconn *c, void *arg);
 
@@ -214,6 +221,7 @@ struct agent_load {
     char *channel_kind;
     char *business, *offer, *hours, *area, *questions, *tone, *language, *extra, *holding;
     char *tenant_name, *tz, *now_text;
+    char *services; /* "Name (30 min), ..." of the active services */
     char *lead_name, *lead_status, *lead_answers;
     bool lead_has_email;
     struct agent_hmsg *hist; /* chronological, processed */
@@ -230,6 +238,7 @@ enum agent_turn_state {
     TURN_WAIT,    /* timer: quiet window */
     TURN_GATE,    /* XPENDING / timer: earlier tern:in entries not stored yet */
     TURN_LLM,     /* HTTP */
+    TURN_TOOL,    /* a tool's job (booking tools ask Postgres) */
     TURN_BACKOFF, /* timer: LLM retry */
     TURN_COMMIT,  /* commit job */
     TURN_CLOSING, /* timer closing */
@@ -325,6 +334,31 @@ struct agent_tool {
 json_t *agent_tools_definitions(void);
 /* agent_tool_find - the tool called name, or NULL. */
 const struct agent_tool *agent_tool_find(const char *name);
+
+/* ---------------------------------------------------------------- booking (agent_booking.c) */
+
+/* The booking tools' runners (table in agent_tools.c). Each runs one
+ * tn_booking call as a job, with the conversation's contact (never one from
+ * the model); a change then gets its notices (confirmation, reminders) and a
+ * cal.request on tern:cal. Runs on: loop. */
+void agent_booking_find_slots(struct agent_turn *t, json_t *args, agent_tool_done_fn *done);
+void agent_booking_book(struct agent_turn *t, json_t *args, agent_tool_done_fn *done);
+void agent_booking_reschedule(struct agent_turn *t, json_t *args, agent_tool_done_fn *done);
+void agent_booking_cancel(struct agent_turn *t, json_t *args, agent_tool_done_fn *done);
+void agent_booking_list(struct agent_turn *t, json_t *args, agent_tool_done_fn *done);
+
+/* agent_booking_renotify - the scan found a booking whose notices are
+ * behind (tenant, booking borrowed, copied): write and publish them. Runs on:
+ * loop. */
+void agent_booking_renotify(struct agent_ctx *ctx, const char *tenant, const char *booking);
+
+/* agent_booking_notices - inside no transaction: one tenant transaction
+ * that brings the booking's notices up to date (tern_agent_booking_notices,
+ * conv may be NULL) and loads the new rows; *outs new (n entries, each
+ * agent_out_free'd by whoever publishes). Runs on: threadpool. */
+enum tn_err agent_booking_notices(struct tn_pgconn *c, const struct agent_cfg *cfg,
+                                  const char *tenant, const char *booking, const char *conv,
+                                  struct agent_out ***outs, size_t *n);
 
 /* ---------------------------------------------------------------- publish (agent_publish.c) */
 

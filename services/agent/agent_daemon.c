@@ -57,6 +57,9 @@ static void metrics_init(struct agent_ctx *ctx, struct tn_rt *rt)
     ctx->m_llm_fail = counter(rt, "tern_agent_llm_failures_total", "Failed LLM requests");
     ctx->m_lost = counter(rt, "tern_agent_leases_lost_total", "Turns abandoned: lease lost");
     ctx->m_republish = counter(rt, "tern_agent_republished_total", "Replies re-sent to tern:out");
+    ctx->m_tools = counter(rt, "tern_agent_booking_tools_total", "Booking tool calls");
+    ctx->m_notices = counter(rt, "tern_agent_booking_notices_total",
+                             "Booking confirmations and reminders queued");
     ctx->m_inflight = tn_metrics_get(rt->metrics, TN_METRIC_GAUGE, "tern_agent_turns_inflight",
                                      "Turns running in this process", NULL);
 }
@@ -233,7 +236,8 @@ static void repub_done(enum tn_err err, void *arg)
     agent_maybe_free_pg(ctx);
 }
 
-/* scan_done - wake due conversations, republish forgotten replies */
+/* scan_done - wake due conversations, republish forgotten replies, finish
+ * the notices of bookings whose change committed without them */
 static void scan_done(enum tn_err err, void *arg)
 {
     struct agent_scan *s = arg;
@@ -255,8 +259,11 @@ static void scan_done(enum tn_err err, void *arg)
         else
             ctx->publishes++;
     }
+    for (size_t i = 0; err == TN_OK && !ctx->draining && i < s->nunnot; i++)
+        agent_booking_renotify(ctx, s->unnot[i][0], s->unnot[i][1]);
     tn_free(s->due);
     tn_free(s->unpub);
+    tn_free(s->unnot);
     tn_free(s);
     agent_maybe_free_pg(ctx);
 }

@@ -196,6 +196,7 @@ static char *system_text(const struct agent_ctx *ctx, const struct agent_load *l
     line(&b, "Current date and time at the business", l->now_text);
     line(&b, "Business time zone", l->tz);
     line(&b, "What the business offers", l->offer);
+    line(&b, "Bookable services (exact names for the booking tools)", l->services);
     line(&b, "Opening hours", l->hours);
     line(&b, "Service area", l->area);
     questions(&b, l->questions);
@@ -213,6 +214,13 @@ static char *system_text(const struct agent_ctx *ctx, const struct agent_load *l
                 "Call handoff_to_human when the lead asks for a person, complains, or you "
                 "cannot help. Phone numbers and emails in the chat are masked as [phone] and "
                 "[email].\n");
+    if (l->services != NULL)
+        tn_buf_adds(&b,
+                    "Booking: call find_slots before proposing times and offer only the slots it "
+                    "returns; book only a slot the lead agreed to, with its start exactly as "
+                    "returned. Use list_my_bookings to find a booking to reschedule or cancel. "
+                    "Times are in the business time zone. The lead gets a confirmation and "
+                    "reminders automatically.\n");
     (void)ctx;
     return tn_buf_steal(&b, NULL);
 }

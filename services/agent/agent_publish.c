@@ -80,6 +80,8 @@ static char *data_text(const struct agent_out *o, const char *provider, const ch
 
     if (d == NULL)
         return NULL; /* a NULL member: the row was incomplete */
+    if (o->not_before != NULL)
+        json_object_set_new(d, "not_before", json_string(o->not_before));
     s = agent_json_dump(d);
     json_decref(d);
     return s;

@@ -68,6 +68,7 @@ void agent_out_free(struct agent_out *o)
     tn_free(o->text);
     tn_free(o->reason);
     tn_free(o->created_at);
+    tn_free(o->not_before);
     tn_free(o->trace);
     tn_free(o);
 }
@@ -129,7 +130,9 @@ enum tn_err agent_store_out_load(struct tn_pgconn *c, const char *tenant, const 
         c,
         "SELECT o.channel_id, ch.kind, ct.address, o.conversation_id, o.contact_id, o.body,"
         " COALESCE(o.reason, 'reply'),"
-        " to_char(o.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
+        " to_char(o.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'),"
+        " CASE WHEN o.not_before > now() THEN"
+        " to_char(o.not_before AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') END"
         " FROM outbound_messages o"
         " JOIN channels ch ON ch.tenant_id = o.tenant_id AND ch.id = o.channel_id"
         " JOIN contacts ct ON ct.tenant_id = o.tenant_id AND ct.id = o.contact_id"
@@ -150,6 +153,7 @@ enum tn_err agent_store_out_load(struct tn_pgconn *c, const char *tenant, const 
     o->text = agent_store_dup(res, 0, 5);
     o->reason = agent_store_dup(res, 0, 6);
     o->created_at = agent_store_dup(res, 0, 7);
+    o->not_before = agent_store_dup(res, 0, 8);
     *out = o;
 out:
     tn_pg_result_free(res);
@@ -157,9 +161,11 @@ out:
 }
 
 /* intake_contact - channel check, contact upsert, lead on first contact.
- * Fills contact id and whether the contact has opted out. */
+ * Fills contact id and why the contact gets no turn: NULL, "opted_out" or
+ * "restricted" (restriction of processing, set by tern-sweeper). */
 static enum tn_err intake_contact(struct tn_pgconn *c, struct agent_intake *in,
-                                  char contact[AGENT_UUID_LEN], bool *opted_out)
+                                  char contact[AGENT_UUID_LEN], const char **silent,
+                                  bool *opted_out)
 {
     struct pg_result *res = NULL;
     const char *p[5] = {in->tenant, in->channel, in->sender, in->sender_name, NULL};
@@ -176,12 +182,16 @@ static enum tn_err intake_contact(struct tn_pgconn *c, struct agent_intake *in,
                         " SELECT $1, kind, $3, $4 FROM channels WHERE tenant_id = $1 AND id = $2"
                         " ON CONFLICT (tenant_id, kind, address) DO UPDATE"
                         " SET display_name = COALESCE(EXCLUDED.display_name, contacts.display_name)"
-                        " RETURNING id, opted_out_at IS NOT NULL",
+                        " RETURNING id, opted_out_at IS NOT NULL, restricted_at IS NOT NULL",
                         4, p, &res);
     if (err != TN_OK)
         goto out;
     copy_id(contact, res, 0, 0);
     *opted_out = strcmp(tn_pg_result_value(res, 0, 1), "t") == 0;
+    if (strcmp(tn_pg_result_value(res, 0, 2), "t") == 0)
+        *silent = "restricted";
+    else if (strcmp(tn_pg_result_value(res, 0, 1), "t") == 0)
+        *silent = "opted_out";
     p[1] = contact;
     p[2] = in->transport;
     err = agent_store_q(c,
@@ -249,9 +259,10 @@ static enum tn_err intake_message(struct tn_pgconn *c, struct agent_intake *in,
     return err;
 }
 
-/* intake_keyword - record the consent change and queue the confirmation */
+/* intake_keyword - record the consent change and, on SMS unless the contact
+ * is restricted (no reply of any kind), queue the confirmation */
 static enum tn_err intake_keyword(struct tn_pgconn *c, struct agent_intake *in, const char *contact,
-                                  const char *msg_id)
+                                  const char *msg_id, bool confirm)
 {
     bool out = in->keyword == AGENT_KW_OPTOUT;
     const char *p[4] = {in->tenant, contact, msg_id, out ? "opt_out" : "opt_in"};
@@ -273,7 +284,7 @@ static enum tn_err intake_keyword(struct tn_pgconn *c, struct agent_intake *in, 
                               "UPDATE messages SET processed_at = now(), agent_outcome = $3"
                               " WHERE tenant_id = $1 AND id = $2",
                               3, (const char *const[]){p[0], p[2], p[3]}, NULL);
-    if (err != TN_OK || strcmp(in->transport, "sms") != 0)
+    if (err != TN_OK || !confirm || strcmp(in->transport, "sms") != 0)
         return err;
     snprintf(key, sizeof(key), "%s:%s", out ? "optout" : "optin", msg_id);
     text = out ? in->ctx->cfg.optout_text : in->ctx->cfg.optin_text;
@@ -291,17 +302,18 @@ static enum tn_err intake_keyword(struct tn_pgconn *c, struct agent_intake *in, 
     return err;
 }
 
-/* intake_flag - silent for an opted-out contact, else input for a turn */
-static enum tn_err intake_flag(struct tn_pgconn *c, struct agent_intake *in, bool opted_out,
+/* intake_flag - silent for an opted-out or restricted contact (the reason
+ * recorded as the outcome), else input for a turn */
+static enum tn_err intake_flag(struct tn_pgconn *c, struct agent_intake *in, const char *silent,
                                const char *msg_id)
 {
-    const char *p[2] = {in->tenant, opted_out ? msg_id : in->conv};
+    const char *p[3] = {in->tenant, silent != NULL ? msg_id : in->conv, silent};
 
-    if (opted_out)
+    if (silent != NULL)
         return tn_pgconn_query(c,
                                "UPDATE messages SET processed_at = now(),"
-                               " agent_outcome = 'opted_out' WHERE tenant_id = $1 AND id = $2",
-                               2, p, NULL);
+                               " agent_outcome = $3 WHERE tenant_id = $1 AND id = $2",
+                               3, p, NULL);
     in->wake = true;
     return tn_pgconn_query(c,
                            "UPDATE conversations SET has_unprocessed = true,"
@@ -314,13 +326,14 @@ enum tn_err agent_store_intake_work(struct tn_pgconn *c, void *arg)
 {
     struct agent_intake *in = arg;
     char contact[AGENT_UUID_LEN], msg_id[AGENT_UUID_LEN];
+    const char *silent = NULL;
     bool opted_out = false;
     enum tn_err err;
 
     err = tn_pgconn_begin_tenant(c, in->tenant);
     if (err != TN_OK)
         return err;
-    err = intake_contact(c, in, contact, &opted_out);
+    err = intake_contact(c, in, contact, &silent, &opted_out);
     if (err == TN_OK)
         err = intake_conversation(c, in, contact);
     if (err == TN_OK)
@@ -331,9 +344,10 @@ enum tn_err agent_store_intake_work(struct tn_pgconn *c, void *arg)
     if (in->keyword == AGENT_KW_OPTIN && !opted_out)
         in->keyword = AGENT_KW_NONE; /* "start" from a subscribed lead is just text */
     if (in->keyword != AGENT_KW_NONE)
-        err = intake_keyword(c, in, contact, msg_id);
+        err = intake_keyword(c, in, contact, msg_id,
+                             silent == NULL || strcmp(silent, "restricted") != 0);
     else
-        err = intake_flag(c, in, opted_out, msg_id);
+        err = intake_flag(c, in, silent, msg_id);
 out:
     if (err == TN_OK)
         err = tn_pgconn_commit(c);
@@ -379,6 +393,11 @@ enum tn_err agent_store_scan_work(struct tn_pgconn *c, void *arg)
                             2, (const char *const[]){older, lim}, &res);
     if (err == TN_OK)
         s->nunpub = ids(res, &s->unpub);
+    if (err == TN_OK)
+        err = agent_store_q(c, "SELECT tenant_id, booking_id FROM tern_agent_unnotified($1, $2)", 2,
+                            (const char *const[]){older, lim}, &res);
+    if (err == TN_OK)
+        s->nunnot = ids(res, &s->unnot);
     tn_pg_result_free(res);
     return err;
 }

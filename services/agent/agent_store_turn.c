@@ -40,10 +40,10 @@
 /* agent_load_clear - free everything a load holds */
 void agent_load_clear(struct agent_load *l)
 {
-    char **s[] = {&l->channel_kind, &l->business,  &l->offer,       &l->hours,
-                  &l->area,         &l->questions, &l->tone,        &l->language,
-                  &l->extra,        &l->holding,   &l->tenant_name, &l->tz,
-                  &l->now_text,     &l->lead_name, &l->lead_status, &l->lead_answers};
+    char **s[] = {&l->channel_kind, &l->business, &l->offer,    &l->hours,     &l->area,
+                  &l->questions,    &l->tone,     &l->language, &l->extra,     &l->holding,
+                  &l->tenant_name,  &l->tz,       &l->now_text, &l->lead_name, &l->lead_status,
+                  &l->lead_answers, &l->services};
 
     for (size_t i = 0; i < sizeof(s) / sizeof(s[0]); i++) {
         tn_free(*s[i]);
@@ -159,7 +159,7 @@ out:
     return err;
 }
 
-/* load_state - ids, channel kind, and the two reasons to stay silent */
+/* load_state - ids, channel kind, and the reasons to stay silent */
 static enum tn_err load_state(struct tn_pgconn *c, struct agent_turn *t, const char **silent)
 {
     struct pg_result *res = NULL;
@@ -168,7 +168,8 @@ static enum tn_err load_state(struct tn_pgconn *c, struct agent_turn *t, const c
     *silent = NULL;
     err = agent_store_q(c,
                         "SELECT c.contact_id, c.channel_id, ch.kind, c.human_takeover,"
-                        " ct.opted_out_at IS NOT NULL FROM conversations c"
+                        " ct.opted_out_at IS NOT NULL, ct.restricted_at IS NOT NULL"
+                        " FROM conversations c"
                         " JOIN contacts ct ON ct.tenant_id = c.tenant_id AND ct.id = c.contact_id"
                         " JOIN channels ch ON ch.tenant_id = c.tenant_id AND ch.id = c.channel_id"
                         " WHERE c.tenant_id = $1 AND c.id = $2",
@@ -180,7 +181,9 @@ static enum tn_err load_state(struct tn_pgconn *c, struct agent_turn *t, const c
     snprintf(t->ld.contact, sizeof(t->ld.contact), "%s", tn_pg_result_value(res, 0, 0));
     snprintf(t->ld.channel, sizeof(t->ld.channel), "%s", tn_pg_result_value(res, 0, 1));
     t->ld.channel_kind = agent_store_dup(res, 0, 2);
-    if (strcmp(tn_pg_result_value(res, 0, 4), "t") == 0)
+    if (strcmp(tn_pg_result_value(res, 0, 5), "t") == 0)
+        *silent = "restricted"; /* restriction of processing (tern-sweeper) */
+    else if (strcmp(tn_pg_result_value(res, 0, 4), "t") == 0)
         *silent = "opted_out";
     else if (strcmp(tn_pg_result_value(res, 0, 3), "t") == 0)
         *silent = "human";
@@ -218,6 +221,13 @@ static enum tn_err load_profile(struct tn_pgconn *c, struct agent_turn *t)
     l->language = agent_store_dup(res, 0, 8);
     l->extra = agent_store_dup(res, 0, 9);
     l->holding = agent_store_dup(res, 0, 10);
+    err = agent_store_q(c,
+                        "SELECT string_agg(name || ' (' || duration_min || ' min)', ', '"
+                        " ORDER BY name) FROM services WHERE tenant_id = $1 AND active",
+                        1, (const char *const[]){t->tenant}, &res);
+    if (err != TN_OK)
+        goto out;
+    l->services = agent_store_dup(res, 0, 0);
     err = agent_store_q(c, "SELECT set_config('TimeZone', $1, true)", 1,
                         (const char *const[]){l->tz}, &res);
     if (err == TN_OK)
@@ -363,7 +373,8 @@ static enum tn_err commit_reply(struct tn_pgconn *c, struct agent_turn *t, const
     enum tn_err err;
 
     err = agent_store_q(c,
-                        "SELECT ct.opted_out_at IS NOT NULL, c.human_takeover FROM conversations c"
+                        "SELECT ct.opted_out_at IS NOT NULL, c.human_takeover,"
+                        " ct.restricted_at IS NOT NULL FROM conversations c"
                         " JOIN contacts ct ON ct.tenant_id = c.tenant_id AND ct.id = c.contact_id"
                         " WHERE c.tenant_id = $1 AND c.id = $2 AND c.lease_owner = $3"
                         " FOR UPDATE OF c",
@@ -373,11 +384,14 @@ static enum tn_err commit_reply(struct tn_pgconn *c, struct agent_turn *t, const
     if (err != TN_OK)
         goto out;
     *outcome = strcmp(t->reason, "holding") == 0 ? "holding" : "replied";
-    if (strcmp(tn_pg_result_value(res, 0, 0), "t") == 0)
+    if (strcmp(tn_pg_result_value(res, 0, 2), "t") == 0)
+        *outcome = "restricted"; /* processing restricted during the turn */
+    else if (strcmp(tn_pg_result_value(res, 0, 0), "t") == 0)
         *outcome = "opted_out"; /* STOP arrived during the turn */
     else if (strcmp(tn_pg_result_value(res, 0, 1), "t") == 0)
         *outcome = "human"; /* a person took over during the turn */
-    if (strcmp(*outcome, "opted_out") == 0 || strcmp(*outcome, "human") == 0)
+    if (strcmp(*outcome, "opted_out") == 0 || strcmp(*outcome, "human") == 0 ||
+        strcmp(*outcome, "restricted") == 0)
         goto out;
     snprintf(key, sizeof(key), "turn:%s", t->ld.fresh[t->ld.nfresh - 1].id);
     err = agent_store_outbound(c, t->tenant, t->conv, key, t->reply, t->reason, out_id);

@@ -12,8 +12,9 @@
  *	as the reply, so a turn that fails leaves no half-done tool effects.
  *	A runner reports with done(turn, result) exactly once; a bad argument
  *	becomes {"error": "..."} for the model to correct, never a failure of
- *	the turn. Runners may finish later (the booking tools of the calendar
- *	issue will ask Postgres): add them to the table below.
+ *	the turn. Runners may finish later: the booking tools (agent_booking.c)
+ *	ask Postgres, and their effects are committed by tn_booking at once
+ *	(a slot must be held the moment the model hears "booked").
  * RUNS ON
  *	loop.
  * DIAGNOSTICS
@@ -166,7 +167,74 @@ static const struct agent_tool tools[] = {
                       "\"additionalProperties\":false}}",
         .run = handoff_to_human,
     },
-    /* The calendar issue adds find_slots, book, reschedule and cancel here. */
+    {
+        .name = "find_slots",
+        .definition =
+            "{\"name\":\"find_slots\",\"description\":\"Free appointment slots of a service "
+            "between two local dates of the business. Offer the lead a few of them; only a "
+            "start returned here can be booked.\",\"parameters\":{\"type\":\"object\","
+            "\"properties\":{"
+            "\"service\":{\"type\":\"string\",\"description\":\"the service's exact name\"},"
+            "\"from\":{\"type\":\"string\",\"format\":\"date\",\"description\":\"YYYY-MM-DD\"},"
+            "\"to\":{\"type\":\"string\",\"format\":\"date\",\"description\":\"YYYY-MM-DD, "
+            "at most 31 days after from (default from + 6 days)\"},"
+            "\"preferences\":{\"type\":\"object\",\"properties\":{"
+            "\"part_of_day\":{\"type\":\"string\",\"enum\":[\"morning\",\"afternoon\","
+            "\"evening\"]},"
+            "\"after\":{\"type\":\"string\",\"description\":\"HH:MM\"},"
+            "\"before\":{\"type\":\"string\",\"description\":\"HH:MM\"},"
+            "\"weekdays\":{\"type\":\"array\",\"items\":{\"type\":\"integer\",\"minimum\":1,"
+            "\"maximum\":7},\"description\":\"ISO weekdays, 1 = Monday\"}},"
+            "\"additionalProperties\":false},"
+            "\"limit\":{\"type\":\"integer\",\"minimum\":1,\"maximum\":50}},"
+            "\"required\":[\"service\",\"from\"],\"additionalProperties\":false}}",
+        .run = agent_booking_find_slots,
+    },
+    {
+        .name = "book",
+        .definition =
+            "{\"name\":\"book\",\"description\":\"Book a slot from find_slots for the lead "
+            "you are talking to, once the lead has agreed to it. The lead then gets a "
+            "confirmation and reminders automatically. If the slot was taken meanwhile, "
+            "offer the alternatives returned.\",\"parameters\":{\"type\":\"object\","
+            "\"properties\":{"
+            "\"service\":{\"type\":\"string\",\"description\":\"the service's exact name\"},"
+            "\"start\":{\"type\":\"string\",\"format\":\"date-time\",\"description\":\"a "
+            "slot's start exactly as find_slots returned it\"},"
+            "\"address\":{\"type\":\"string\",\"maxLength\":500,\"description\":\"where, for "
+            "on-site jobs\"},"
+            "\"notes\":{\"type\":\"string\",\"maxLength\":1000}},"
+            "\"required\":[\"service\",\"start\"],\"additionalProperties\":false}}",
+        .run = agent_booking_book,
+    },
+    {
+        .name = "reschedule",
+        .definition =
+            "{\"name\":\"reschedule\",\"description\":\"Move one of the lead's upcoming "
+            "bookings (ids from list_my_bookings) to another free slot of the same service. "
+            "Reminders move with it.\",\"parameters\":{\"type\":\"object\",\"properties\":{"
+            "\"booking_id\":{\"type\":\"string\",\"format\":\"uuid\"},"
+            "\"start\":{\"type\":\"string\",\"format\":\"date-time\"}},"
+            "\"required\":[\"booking_id\",\"start\"],\"additionalProperties\":false}}",
+        .run = agent_booking_reschedule,
+    },
+    {
+        .name = "cancel",
+        .definition =
+            "{\"name\":\"cancel\",\"description\":\"Cancel one of the lead's upcoming bookings "
+            "(ids from list_my_bookings) when the lead asks for it.\",\"parameters\":{"
+            "\"type\":\"object\",\"properties\":{"
+            "\"booking_id\":{\"type\":\"string\",\"format\":\"uuid\"}},"
+            "\"required\":[\"booking_id\"],\"additionalProperties\":false}}",
+        .run = agent_booking_cancel,
+    },
+    {
+        .name = "list_my_bookings",
+        .definition = "{\"name\":\"list_my_bookings\",\"description\":\"The lead's upcoming "
+                      "bookings with their ids, dates and times.\",\"parameters\":{\"type\":"
+                      "\"object\",\"properties\":{},\"additionalProperties\":false}}",
+        .run = agent_booking_list,
+    },
 };
 
 /* agent_tool_find - by name */

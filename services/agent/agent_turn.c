@@ -11,6 +11,7 @@
  *	  WAIT   (timer) until TN_AGENT_QUIET_MS after the last inbound message
  *	  LLM    (HTTP) chat completions; tool calls run and go back to the
  *	         model, at most TN_AGENT_TOOL_ROUNDS rounds
+ *	  TOOL   (job) a booking tool asks Postgres (agent_booking.c)
  *	  BACKOFF(timer) before a retried LLM request or commit
  *	  COMMIT (job) reply + effects + release, only while the lease is ours
  *
@@ -408,12 +409,21 @@ static void llm_request(struct agent_turn *t)
         holding(t);
 }
 
-/* tool_done - a tool's result goes back to the model as a tool message */
+/* tool_done - a tool's result goes back to the model as a tool message;
+ * a tool that finished later may find the daemon closing */
 static void tool_done(struct agent_turn *t, json_t *result)
 {
-    json_t *call = json_array_get(t->tool_calls, t->tool_i);
-    json_t *msg = json_object();
-    char *text = agent_json_dump(result);
+    json_t *call, *msg;
+    char *text;
+
+    if (t->ctx->closing) {
+        json_decref(result);
+        end(t);
+        return;
+    }
+    call = json_array_get(t->tool_calls, t->tool_i);
+    msg = json_object();
+    text = agent_json_dump(result);
 
     json_object_set_new(msg, "role", json_string("tool"));
     json_object_set(msg, "tool_call_id", json_object_get(call, "id"));

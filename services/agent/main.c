@@ -14,12 +14,19 @@
  *	tern:out: outbound.message v1 - type, v, tenant, trace, channel,
  *	provider, outbound, dedupe ("out:<outbound id>"), data (outbound_id,
  *	conversation_id, contact_id, to, transport, kind "text", text, reason
- *	"reply" | "holding" | "notice", created_at).
+ *	"reply" | "holding" | "notice" | "reminder", created_at, not_before
+ *	for a reminder).
+ *	tern:cal: cal.request v1 after a booking tool changed a booking -
+ *	type, v, tenant, trace, request, dedupe ("cal:<request id>"), data
+ *	(tenant, request_id, op book | reschedule | cancel, booking_id,
+ *	requested_at).
  * DATABASE
- *	Reads tenants, channels, agent_profiles; reads and writes contacts,
- *	conversations (lease), messages, leads, consent_events,
- *	outbound_messages; tern_agent_due() and tern_agent_unpublished()
- *	(SECURITY DEFINER, ids only) for the cross-tenant scan.
+ *	Reads tenants, channels, agent_profiles, services, business hours and
+ *	busy time; reads and writes contacts, conversations (lease), messages,
+ *	leads, consent_events, outbound_messages, bookings (through
+ *	tn_booking and tern_agent_booking_notices()); tern_agent_due(),
+ *	tern_agent_unpublished() and tern_agent_unnotified() (SECURITY
+ *	DEFINER, ids only) for the cross-tenant scan.
  * ENVIRONMENT
  *	The shared variables of tn_daemon.h (TN_ADMIN_LISTEN defaults to
  *	127.0.0.1:9102), and:
@@ -29,14 +36,20 @@
  *	TN_AGENT_REPUBLISH_MS, TN_AGENT_HISTORY_MESSAGES, TN_AGENT_HISTORY_CHARS,
  *	TN_AGENT_TOOL_ROUNDS, TN_AGENT_PG_POOL, TN_AGENT_BATCH,
  *	TN_AGENT_VISIBILITY_MS, TN_AGENT_HOLDING_TEXT, TN_AGENT_OPTOUT_WORDS,
- *	TN_AGENT_OPTIN_WORDS, TN_AGENT_OPTOUT_TEXT, TN_AGENT_OPTIN_TEXT.
+ *	TN_AGENT_OPTIN_WORDS, TN_AGENT_OPTOUT_TEXT, TN_AGENT_OPTIN_TEXT,
+ *	TN_AGENT_BOOKED_TEXT, TN_AGENT_MOVED_TEXT, TN_AGENT_REMINDER_TEXT
+ *	(booking notices; {service} and {when} are replaced, the tenant's
+ *	agent_profiles texts win).
  * SECURITY
  *	Holds the LLM API key, and only this daemon does; it goes only into
  *	the Authorization header and is never logged. Stream entries and model
  *	output are hostile input: the entry's tenant is re-checked against the
  *	channel under row-level security, tool arguments are validated before
  *	anything is stored, reply text is capped. Phone numbers and emails are
- *	masked before text reaches the model. Postgres role tern_agent (no
+ *	masked before text reaches the model. Booking tools act only for the
+ *	conversation's own contact, never one named by the model. A contact
+ *	whose processing is restricted gets no turn and no reply. Postgres
+ *	role tern_agent (no
  *	DELETE, no BYPASSRLS); Redis user tern-agent. Refuses to run as root
  *	unless TN_ALLOW_ROOT=1.
  */
@@ -52,6 +65,9 @@
 #define DEF_OPTOUT                                                                                 \
     "You have been unsubscribed and will receive no more messages. Reply START to resubscribe."
 #define DEF_OPTIN "You have been resubscribed. Reply STOP to unsubscribe."
+#define DEF_BOOKED "Your {service} is booked for {when}. Reply here to change or cancel it."
+#define DEF_MOVED "Your {service} has been moved to {when}."
+#define DEF_REMINDER "Reminder: your {service} is on {when}. Reply here to change or cancel it."
 
 static const struct tn_env_spec agent_env[] = {
     TN_ENV_STR("TN_LLM_BASE_URL", "https://openrouter.ai/api/v1", struct agent_cfg, llm_base_url),
@@ -76,6 +92,9 @@ static const struct tn_env_spec agent_env[] = {
     TN_ENV_STR("TN_AGENT_OPTIN_WORDS", "START,UNSTOP", struct agent_cfg, optin_words),
     TN_ENV_STR("TN_AGENT_OPTOUT_TEXT", DEF_OPTOUT, struct agent_cfg, optout_text),
     TN_ENV_STR("TN_AGENT_OPTIN_TEXT", DEF_OPTIN, struct agent_cfg, optin_text),
+    TN_ENV_STR("TN_AGENT_BOOKED_TEXT", DEF_BOOKED, struct agent_cfg, booked_text),
+    TN_ENV_STR("TN_AGENT_MOVED_TEXT", DEF_MOVED, struct agent_cfg, moved_text),
+    TN_ENV_STR("TN_AGENT_REMINDER_TEXT", DEF_REMINDER, struct agent_cfg, reminder_text),
     TN_ENV_END,
 };
 
