@@ -106,6 +106,7 @@ void agent_drain(struct tn_rt *rt, void *arg);
 bool agent_busy(void *arg);
 void agent_fini(struct tn_rt *rt, void *arg);
 bool agent_ready(void *arg, const char **why);
+void agent_heartbeat(struct tn_rt *rt, void *arg);
 /* agent_pg_submit - tn_pg_submit, or done(TN_ECANCELED) later when closing. */
 enum tn_err agent_pg_submit(struct agent_ctx *ctx, enum tn_err (*work)(struct tn_pgconn *, void *),
                             void (*done)(enum tn_err, void *), void *arg);

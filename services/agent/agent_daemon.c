@@ -287,3 +287,12 @@ static void scan_cb(uv_timer_t *t)
     }
     ctx->scanning = true;
 }
+
+/* agent_heartbeat - the tern:in consumer's figures on /metrics. Runs on: loop. */
+void agent_heartbeat(struct tn_rt *rt, void *arg)
+{
+    struct agent_ctx *ctx = arg;
+
+    if (ctx->consumer != NULL)
+        tn_consumer_export(ctx->consumer, rt->redis, rt->metrics);
+}

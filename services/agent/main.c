@@ -116,6 +116,7 @@ int main(void)
         .busy = agent_busy,
         .fini = agent_fini,
         .ready = agent_ready,
+        .heartbeat = agent_heartbeat,
         .arg = &ctx,
     });
     tn_http_global_cleanup();
