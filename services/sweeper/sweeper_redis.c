@@ -13,10 +13,13 @@
  *
  *	The scrub walks every key matching tern:* (SCAN) and looks at it by
  *	type: a stream's entries of the tenant that carry a needle in any
- *	field are XDELed (with their tern:dedupe:<dedupe> key); a string key
- *	whose name holds a needle (dedupe keys name provider message ids) is
- *	deleted; a sorted set's or a hash's members holding a needle (the
- *	schedule's "<outbound>:<channel>:<contact>:<provider>") are removed.
+ *	field are XDELed (with their tern:dedupe:<dedupe> key); any other key
+ *	whose name holds a needle (dedupe keys name provider message ids; a
+ *	per-contact key of any type) is deleted whole; a sorted set's or a
+ *	hash's members holding a needle (the schedule's
+ *	"<outbound>:<channel>:<contact>:<provider>") are removed.
+ *	XXX: lists and sets are not looked into (no daemon keeps one; the
+ *	ACL does not grant LRANGE/SMEMBERS).
  *	tern:privacy and its dead letters are skipped: they hold only ids, and
  *	a queued request for the same person must survive.
  *
@@ -44,6 +47,7 @@
 #include "sweeper.h"
 
 #define SCAN_COUNT "500"
+#define SCHED_PREFIX "tern:sched" /* tern-sender's schedule keys */
 #define XRANGE_COUNT 500
 
 /* sweeper_redis_open - connect and AUTH */
@@ -224,15 +228,20 @@ static enum tn_err scrub_key(redisContext *rc, const char *key, const char *tena
         return TN_EUNAVAIL;
     if (strcmp(t->str, "stream") == 0) {
         err = scrub_stream(rc, key, tenant, needles, n, counts);
-    } else if (strcmp(t->str, "zset") == 0 || strcmp(t->str, "hash") == 0) {
-        err = scrub_members(rc, key, t->str[0] == 'z', needles, n, counts);
-    } else if (strcmp(t->str, "string") == 0 && has_needle(key, strlen(key), needles, n)) {
+    } else if (strcmp(t->str, "none") != 0 &&
+               strncmp(key, SCHED_PREFIX, strlen(SCHED_PREFIX)) != 0 &&
+               has_needle(key, strlen(key), needles, n)) {
+        /* a key named after the person (a dedupe key, or any per-contact
+         * key of any type): all of it goes. Never a whole schedule, whose
+         * name holds only a tenant id: it is scrubbed member by member. */
         rep = sweeper_redis_cmd(rc, 2, (const char *[]){"DEL", key});
         err = rep != NULL ? TN_OK : TN_EUNAVAIL;
         if (rep != NULL)
             counts[1] += rep->integer;
         if (rep != NULL)
             freeReplyObject(rep);
+    } else if (strcmp(t->str, "zset") == 0 || strcmp(t->str, "hash") == 0) {
+        err = scrub_members(rc, key, t->str[0] == 'z', needles, n, counts);
     }
     freeReplyObject(t);
     return err;

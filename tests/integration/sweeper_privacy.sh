@@ -6,7 +6,8 @@
 # (contact, conversation, messages with raw payloads, lead, outbound
 # message, consent event, booking) and across Redis (dedupe keys, dead
 # letters on tern:in:dead and tern:out:dead, a pending entry on a stream with
-# a group, the send schedule), beside contact B of the same tenant. Then:
+# a group, the send schedule, a hash key named after A), beside contact B of
+# the same tenant. Then:
 #   export   one JSON document with everything of A and nothing of B
 #   restrict / unrestrict  contacts.restricted_at set and cleared, with
 #            consent events
@@ -66,6 +67,8 @@ rr XGROUP CREATE "$live" agent 0 MKSTREAM >/dev/null
 rr XADD "$live" '*' type inbound.message tenant "$tid" dedupe "wa:wamid.A1$u" data "{\"text\":\"$textA\"}" >/dev/null
 rr XADD "$live" '*' type inbound.message tenant "$tid" dedupe "wa:wamid.B1$u" data "{\"text\":\"$textB\"}" >/dev/null
 rr XREADGROUP GROUP agent w1 COUNT 1 STREAMS "$live" '>' >/dev/null # A's entry is pending
+rr HSET "tern:sweeptest:$u:contact:$cA" note "$textA" >/dev/null # a key of any type named after A
+rr HSET "tern:sweeptest:$u:contact:$cB" note "$textB" >/dev/null
 now=$(($(date +%s) * 1000))
 rr ZADD "tern:sched:$tid" "$now" "$oA:$ch:$cA:whatsapp" "$now" "ob-b-$u:$ch:$cB:whatsapp" >/dev/null
 
@@ -113,6 +116,8 @@ sw_redis_scan "${needles[@]}"
 rr ZRANGE "tern:sched:$tid" 0 -1 | grep -q "$cA" && sw_fail "schedule member of A left"
 [ "$(rr XLEN "$live")" = 1 ] || sw_fail "stream entry of A left on $live"
 [ "$(rr EXISTS "tern:dedupe:wa:wamid.A1$u")" = 0 ] || sw_fail "dedupe key of A left"
+[ "$(rr EXISTS "tern:sweeptest:$u:contact:$cA"):$(rr EXISTS "tern:sweeptest:$u:contact:$cB")" = 0:1 ] \
+    || sw_fail "hash key named after A left, or B's gone"
 for a in "$phoneA" "$emailA"; do
     h=$(python3 -c 'import hmac,hashlib,sys; print(hmac.new(sys.argv[1].encode(), sys.argv[2].encode(), hashlib.sha256).hexdigest())' "$skey" "$a")
     [ "$(sql "SELECT count(*) FROM suppressions WHERE tenant_id = '$tid' AND address_hash = '$h' AND kind = 'erased'")" = 1 ] \
