@@ -278,8 +278,17 @@ static void step_cb(struct tn_redis *r, redisReply *reply, enum tn_err err, void
 static void ready_cb(struct tn_redis *r, redisReply *reply, enum tn_err err, void *arg)
 {
     (void)arg;
-    if (!current(r) || err != TN_OK || reply->type == REDIS_REPLY_ERROR)
-        return; /* the failing step has already dropped the connection */
+    if (!current(r) || err != TN_OK)
+        return; /* the connection is already gone */
+    if (reply->type == REDIS_REPLY_ERROR) {
+        /* A failed AUTH or SELECT has dropped the connection already (not
+         * current any more); what is left is PING refused, typically
+         * "-LOADING" while a restarted server replays its AOF: try again
+         * later rather than sit on a link that will never be marked up. */
+        tn_log_warn(NULL, "redis.handshake_failed", LOG_CONN(r), TN_KV_STR("detail", reply->str));
+        drop(r);
+        return;
+    }
     r->connected = true;
     tn_backoff_reset(&r->backoff);
     tn_log_info(NULL, "redis.connected", LOG_CONN(r), TN_KV_INT("db", r->url.db));
