@@ -26,7 +26,7 @@
 
 #include "tn_test.h"
 
-#define RACERS 20
+#define RACERS 50
 
 /* One tenant's fixture. */
 struct fx {
@@ -115,20 +115,28 @@ static void local_date(const struct fx *f, int days, char out[16])
     tn_pgconn_close(c);
 }
 
-/* next_dst_change - the first local date after today whose noon-to-noon
- * span is not 24 h in zone, "YYYY-MM-DD" */
-static void next_dst_change(const char *zone, char out[16])
+/* nth_dst_change - the nth (0: next) local date after today whose
+ * noon-to-noon span is not 24 h in zone, "YYYY-MM-DD" */
+static void nth_dst_change(const char *zone, int nth, char out[16])
 {
     struct tn_pgconn *c = admin();
-    const char *p[1] = {zone};
+    char off[8];
+    const char *p[2] = {zone, off};
 
+    snprintf(off, sizeof(off), "%d", nth);
     q1(c,
        "SELECT to_char(d, 'YYYY-MM-DD') FROM (SELECT g::date AS d FROM generate_series("
-       "current_date + 2, current_date + 380, interval '1 day') g) x"
+       "current_date + 2, current_date + 390, interval '1 day') g) x"
        " WHERE (d + time '12:00') AT TIME ZONE $1 - (d - 1 + time '12:00') AT TIME ZONE $1"
-       " <> interval '24 hours' ORDER BY d LIMIT 1",
-       1, p, out, 16);
+       " <> interval '24 hours' ORDER BY d LIMIT 1 OFFSET $2::int",
+       2, p, out, 16);
     tn_pgconn_close(c);
+}
+
+/* next_dst_change - the next one */
+static void next_dst_change(const char *zone, char out[16])
+{
+    nth_dst_change(zone, 0, out);
 }
 
 /* call - run a tool from JSON text; returns its error, *out new */
@@ -215,7 +223,7 @@ static void *race_one(void *arg)
     return NULL;
 }
 
-/* twenty_racers_one_booking - 20 connections book one slot: exactly one wins */
+/* twenty_racers_one_booking - RACERS (50) connections book one slot: exactly one wins */
 static void twenty_racers_one_booking(void **state)
 {
     static struct fx f;
@@ -254,9 +262,9 @@ static void twenty_racers_one_booking(void **state)
 
 /* ---------------------------------------------------------------- DST */
 
-/* check_dst_zone - 09:00 local on the day before and the day of the next
- * change, with different offsets, and 23 or 25 h apart */
-static void check_dst_zone(const char *zone, const char *off_a, const char *off_b)
+/* check_dst_change - 09:00 local on the day before and the day of the nth
+ * change from now, with different offsets, and 23 or 25 h apart */
+static void check_dst_change(const char *zone, const char *off_a, const char *off_b, int nth)
 {
     static struct fx f;
     struct tn_pgconn *c = agent(), *a;
@@ -264,7 +272,7 @@ static void check_dst_zone(const char *zone, const char *off_a, const char *off_
     const char *p[2];
 
     mk_tenant(&f, zone, "09:00", "10:00", "60", "0", "0", 1);
-    next_dst_change(zone, d);
+    nth_dst_change(zone, nth, d);
     a = admin();
     p[0] = d;
     q1(a, "SELECT to_char($1::date - 1, 'YYYY-MM-DD')", 1, p, prev, sizeof(prev));
@@ -286,14 +294,28 @@ static void check_dst_zone(const char *zone, const char *off_a, const char *off_
     tn_pgconn_close(c);
 }
 
-/* dst_berlin - Europe/Berlin across its next change */
+/* check_dst_zone - across the next two changes: one spring, one autumn */
+static void check_dst_zone(const char *zone, const char *off_a, const char *off_b)
+{
+    check_dst_change(zone, off_a, off_b, 0);
+    check_dst_change(zone, off_a, off_b, 1);
+}
+
+/* dst_berlin - Europe/Berlin across its next spring and autumn changes */
 static void dst_berlin(void **state)
 {
     (void)state;
     check_dst_zone("Europe/Berlin", "+01:00", "+02:00");
 }
 
-/* dst_new_york - America/New_York across its next change */
+/* dst_london - Europe/London (GMT/BST) across its next spring and autumn changes */
+static void dst_london(void **state)
+{
+    (void)state;
+    check_dst_zone("Europe/London", "+00:00", "+01:00");
+}
+
+/* dst_new_york - America/New_York across its next spring and autumn changes */
 static void dst_new_york(void **state)
 {
     (void)state;
@@ -575,6 +597,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(twenty_racers_one_booking),
         cmocka_unit_test(dst_berlin),
+        cmocka_unit_test(dst_london),
         cmocka_unit_test(dst_new_york),
         cmocka_unit_test(dst_night_window),
         cmocka_unit_test(half_hour_zone),
