@@ -11,9 +11,9 @@
  *	  schedule (Redis ZSETs by due time, claimed with a lease, fair across
  *	    tenants; sender_sched.c) -> token bucket (sender_rate.c) ->
  *	    prepare: consent, 24-hour window, credentials, 'sending' recorded
- *	    (sender_store.c) -> provider call (sender_whatsapp.c,
+ *	    (sender_store.c; batched: sender_batch.c) -> provider call (sender_whatsapp.c,
  *	    sender_twilio.c, sender_telegram.c) -> record: sent, failed with
- *	    the provider's code, retry with backoff and jitter (Retry-After,
+ *	    the provider's code (sender_record.c), retry with backoff and jitter (Retry-After,
  *	    Telegram retry_after), or dead after the attempt limit
  *	    (sender_dead.c);
  *	  tern:status entry -> the row's furthest state (sender_status.c).

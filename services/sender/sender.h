@@ -33,6 +33,7 @@ struct tn_pgconn;
 struct tn_redis;
 struct tn_rt;
 struct sender_rate;
+struct sender_batch;
 
 #define SENDER_UUID_LEN 36
 #define SENDER_SCHED_INDEX "tern:sched"   /* ZSET: tenant -> its earliest due ms */
@@ -69,6 +70,38 @@ struct sender_metrics {
     struct tn_metric *sent, *failed, *retried, *dead, *rate_limited, *statuses, *send_seconds;
 };
 
+/* A queue of items waiting for one batched database step (sender_batch.c).
+ * Items are borrowed (their flow owns them); a batch takes up to
+ * SENDER_BATCH_MAX of them at a time, at most SENDER_BATCH_INFLIGHT batches
+ * of a queue are on the pool at once. */
+struct sender_queue {
+    const char *name;
+    /* work - the batch's statements (tn_pg_work_fn on a struct sender_batch). */
+    enum tn_err (*work)(struct tn_pgconn *c, void *arg);
+    /* done - every item of b is finished with err (TN_OK: per-item results
+     * are in the items). Runs on: loop. */
+    void (*done)(struct sender_batch *b, enum tn_err err);
+    void **items;
+    size_t n, cap, inflight;
+};
+
+#define SENDER_BATCH_MAX 256
+#define SENDER_BATCH_INFLIGHT 1
+
+/* One batched step on the pool. items new (the array; its items borrowed). */
+struct sender_batch {
+    struct sender_ctx *ctx;
+    struct sender_queue *q;
+    size_t n;
+    void **items;
+};
+
+/* Members to take off the schedule, sent as one script call per flush. */
+struct sender_unsched {
+    char **argv; /* tenant, member pairs; new */
+    size_t n, cap;
+};
+
 /* The daemon's one context (STYLE.md R7). */
 struct sender_ctx {
     struct sender_cfg cfg;
@@ -81,6 +114,9 @@ struct sender_ctx {
     struct tn_consumer *status; /* tern:status */
     struct sender_rate *rate;
     struct uv_timer_s *poll;
+    struct uv_check_s *flush; /* flushes the queues once per loop iteration */
+    struct sender_queue intake, prepare, record;
+    struct sender_unsched unsched;
     struct sender_metrics m;
     size_t jobs;     /* send jobs in flight */
     size_t handlers; /* stream handlers in flight */
@@ -191,10 +227,18 @@ int64_t sender_rate_take(struct sender_rate *r, const char *key, double per_s, d
  * Errors: TN_EUNAVAIL (Redis down; done not called). Runs on: loop. */
 enum tn_err sender_sched_add(struct sender_ctx *ctx, const char *tenant, const char *member,
                              int64_t due_ms, bool nx, void (*done)(enum tn_err, void *), void *arg);
+/* sender_sched_add_many - put n (tenant, member, due) triples (argv:
+ * 3n borrowed strings) on the schedule with ZADD NX in one script call;
+ * done(err, arg) runs once on TN_OK. Errors: TN_EUNAVAIL (done not
+ * called). Runs on: loop. */
+enum tn_err sender_sched_add_many(struct sender_ctx *ctx, size_t n, const char *const *argv,
+                                  void (*done)(enum tn_err, void *), void *arg);
 /* sender_sched_done - take member off the schedule (fire and forget; a lost
  * removal only brings the member back after its lease, and the row's state
- * then says it is finished). Runs on: loop. */
+ * then says it is finished). Batched: sent at the next flush. Runs on: loop. */
 void sender_sched_done(struct sender_ctx *ctx, const char *tenant, const char *member);
+/* sender_sched_flush - send the removals queued by sender_sched_done. */
+void sender_sched_flush(struct sender_ctx *ctx);
 /* sender_sched_start - start the poll timer. Runs on: loop. */
 void sender_sched_start(struct sender_ctx *ctx);
 /* sender_sched_kick - claim due members now (if there is room). */
@@ -241,17 +285,44 @@ struct sender_job {
     enum sender_plan plan;
     int64_t later_ms;
     char code[SENDER_ERR_CODE_MAX]; /* why it failed / died */
+    const char *mark;               /* prepare: the state to record (static), NULL: none */
+    enum tn_err err;                /* the batched step's outcome for this job */
 };
 
-/* sender_store_prepare - load the row, check consent, window and state,
- * open the credentials, build the request and record 'sending'.
- * tn_pg_work_fn on a struct sender_job. Runs on: threadpool. */
+/* sender_store_prepare - for every job of a struct sender_batch: load the
+ * row, check consent, window and state, open the credentials, build the
+ * request and record 'sending'; one transaction per tenant. Sets each
+ * job's plan and err. tn_pg_work_fn. Runs on: threadpool. */
 enum tn_err sender_store_prepare(struct tn_pgconn *c, void *arg);
 
-/* sender_store_record - record the provider's answer (job->res): sent,
- * failed, back to queued with a due time, or dead after the attempt limit.
- * Sets job->plan. tn_pg_work_fn. Runs on: threadpool. */
+/* sender_store_record - for every job of a struct sender_batch: record the
+ * provider's answer (job->res): sent, failed, back to queued with a due
+ * time, or dead after the attempt limit; one transaction per tenant. Sets
+ * each job's plan and err. tn_pg_work_fn. Runs on: threadpool. */
 enum tn_err sender_store_record(struct tn_pgconn *c, void *arg);
+
+/* ------------------------------------------------------------------ batches */
+
+/* sender_batch_start - the queues and their flush handle. Runs on: loop. */
+void sender_batch_start(struct sender_ctx *ctx);
+/* sender_batch_stop - close the flush handle; items still queued finish
+ * with TN_ECANCELED. Runs on: loop. */
+void sender_batch_stop(struct sender_ctx *ctx);
+/* sender_queue_push - queue item (borrowed until q->done) for the next
+ * flush. Runs on: loop. */
+void sender_queue_push(struct sender_ctx *ctx, struct sender_queue *q, void *item);
+
+/* sender_pg_array_add - append s (NULL: SQL NULL) as one element of a
+ * Postgres array literal under construction in b ("{" written by the
+ * caller, "}" by sender_pg_array_end). */
+void sender_pg_array_add(struct tn_buf *b, const char *s);
+/* sender_pg_array_end - close the literal. Returns: borrowed b->data. */
+const char *sender_pg_array_end(struct tn_buf *b);
+
+/* sender_group_end - the end of the run of items from i that share
+ * tenant_of(item) (items sorted by tenant first). */
+size_t sender_group_end(void *const *items, size_t n, size_t i,
+                        const char *(*tenant_of)(const void *item));
 
 /* sender_row_free - release a row's members. */
 void sender_row_free(struct sender_row *r);
@@ -264,6 +335,18 @@ void sender_dead_letter(struct sender_job *job);
 
 /* sender_send_start - run one claimed member (tenant, member borrowed). Runs on: loop. */
 void sender_send_start(struct sender_ctx *ctx, const char *tenant, const char *member);
+
+/* sender_out_work, sender_out_done - the intake queue's batched step:
+ * rows upserted for many tern:out entries (one transaction per tenant),
+ * then their members scheduled in one script call and the entries
+ * acknowledged. Runs on: threadpool / loop. */
+enum tn_err sender_out_work(struct tn_pgconn *c, void *arg);
+void sender_out_done(struct sender_batch *b, enum tn_err err);
+
+/* sender_send_prepared, sender_send_recorded - the prepare and record
+ * queues' completions (sender_send.c). Runs on: loop. */
+void sender_send_prepared(struct sender_batch *b, enum tn_err err);
+void sender_send_recorded(struct sender_batch *b, enum tn_err err);
 
 /* sender_out_entry - tern:out handler (tn_consumer_entry_fn). Runs on: loop. */
 void sender_out_entry(struct tn_consumer *c, struct tn_entry *e, void *arg);

@@ -54,7 +54,8 @@ static struct tn_consumer *consumer(struct sender_ctx *ctx, struct tn_rt *rt, co
         .stream = stream,
         .group = TN_GROUP_SENDER,
         .name = strcmp(stream, TN_STREAM_OUT) == 0 ? "tern-sender-out" : "tern-sender-status",
-        .count = 64,
+        /* tern:out: a read's entries become one intake batch (sender_batch.c) */
+        .count = strcmp(stream, TN_STREAM_OUT) == 0 ? 256 : 64,
         .visibility_ms = (uint32_t)ctx->cfg.visibility_ms,
         .retry_base_ms = 500,
         .retry_cap_ms = 30000,
@@ -86,8 +87,9 @@ enum tn_err sender_init(struct tn_rt *rt, void *arg)
     metrics(ctx, rt->metrics);
     ctx->rate = sender_rate_new();
     ctx->pg = tn_pg_new(rt->loop, rt->base->pg_dsn, (int)ctx->cfg.pg_pool);
+    sender_batch_start(ctx);
     ctx->http = tn_http_new(rt->loop, &(struct tn_http_opts){
-                                          .user_agent = "tern-sender/1",
+                                          .user_agent = "tern-sender/1.0.0",
                                           .default_timeout_ms = (uint32_t)ctx->cfg.http_timeout_ms,
                                       });
     ctx->status = consumer(ctx, rt, TN_STREAM_STATUS, sender_status_entry);
@@ -155,11 +157,12 @@ void sender_fini(struct tn_rt *rt, void *arg)
 
     (void)rt;
     sender_sched_stop(ctx);
-    tn_consumer_free(ctx->out);
-    tn_consumer_free(ctx->status);
     if (ctx->pg != NULL)
         tn_pg_cancel(ctx->pg); /* first: cancelled sends then record nothing */
     tn_http_free(ctx->http);   /* in-flight sends end with TN_ECANCELED */
+    sender_batch_stop(ctx);    /* what the queues still hold ends (entries: RETRY) */
+    tn_consumer_free(ctx->out);
+    tn_consumer_free(ctx->status);
     if (ctx->pg != NULL) {
         if (tn_pg_free(ctx->pg) != TN_OK)
             tn_log_warn(NULL, "sender.pg_busy_at_exit");

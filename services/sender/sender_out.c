@@ -16,11 +16,17 @@
  *	schedule holds the member: from there the schedule, not the stream,
  *	carries the message (retries, not_before, restarts).
  *
+ *	Entries are batched (sender_batch.c): one transaction per tenant
+ *	inserts the rows of many entries (INSERT ... SELECT FROM unnest()) and
+ *	reads them back (one SELECT), and one script call schedules their
+ *	members. A batch the database refuses as a whole (one entry's bad
+ *	timestamp) is redone entry by entry, so only the bad entry dies.
+ *
  *	Verdicts: ACK; RETRY when Postgres or Redis is down; DEAD
  *	"schema.invalid" (not an outbound.message, bad ids, bad JSON) and
  *	"contact.unknown" (no such contact or channel in the tenant).
  * RUNS ON
- *	loop; the row step on the threadpool (upsert_work).
+ *	loop; the row step on the threadpool (sender_out_work).
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -50,6 +56,41 @@ static const char sql_insert[] =
     " AND (ct.id = $5::uuid OR ($5::uuid IS NULL AND ct.kind = ch.kind AND ct.address = $17))"
     " ON CONFLICT DO NOTHING";
 
+/* the batched forms: $2.. are arrays of the single form's $2..$17 */
+#define INSERT_MANY                                                                                \
+    "INSERT INTO outbound_messages (tenant_id, id, idempotency_key, conversation_id, contact_id,"  \
+    " channel_id, not_before, body, template, kind, transport, reply_to, reason, expires_at,"      \
+    " trace, source_entry_id)"                                                                     \
+    " SELECT $1, COALESCE(u.id, gen_random_uuid()), u.key, u.conv, ct.id, ch.id,"                  \
+    " COALESCE(u.nb, now()), u.body, u.tpl::jsonb, u.kind, u.transport, u.reply_to, u.reason,"     \
+    " u.exp, u.trace, u.src"                                                                       \
+    " FROM unnest($2::uuid[], $3::text[], $4::uuid[], $5::uuid[], $6::uuid[], $7::timestamptz[],"  \
+    " $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[],"                 \
+    " $14::timestamptz[], $15::text[], $16::text[], $17::text[])"                                  \
+    " AS u(id, key, conv, contact, channel, nb, body, tpl, kind, transport, reply_to, reason,"     \
+    " exp, trace, src, addr)"                                                                      \
+    " JOIN channels ch ON ch.tenant_id = $1 AND ch.id = u.channel"                                 \
+    " JOIN contacts ct ON ct.tenant_id = ch.tenant_id AND (ct.id = u.contact"                      \
+    " OR (u.contact IS NULL AND ct.kind = ch.kind AND ct.address = u.addr))"                       \
+    " ON CONFLICT DO NOTHING"
+
+/* the rows it inserted, in sql_find_many's columns */
+static const char sql_insert_many[] =
+    "WITH ins AS (" INSERT_MANY " RETURNING id, state, not_before, channel_id, contact_id,"
+    " idempotency_key)"
+    " SELECT ins.id, ins.state, (extract(epoch FROM ins.not_before) * 1000)::bigint,"
+    " ins.channel_id, ins.contact_id, ch.kind, ins.idempotency_key FROM ins"
+    " JOIN channels ch ON ch.tenant_id = $1 AND ch.id = ins.channel_id";
+
+/* two index lookups: one OR over both arrays makes the planner scan the table */
+#define FIND_MANY(cond)                                                                            \
+    "SELECT o.id, o.state, (extract(epoch FROM o.not_before) * 1000)::bigint, o.channel_id,"       \
+    " o.contact_id, ch.kind, o.idempotency_key FROM outbound_messages o"                           \
+    " JOIN channels ch ON ch.tenant_id = o.tenant_id AND ch.id = o.channel_id"                     \
+    " WHERE o.tenant_id = $1 AND " cond
+static const char sql_find_many[] =
+    FIND_MANY("o.id = ANY($2::uuid[])") " UNION " FIND_MANY("o.idempotency_key = ANY($3::text[])");
+
 static const char sql_find[] =
     "SELECT o.id, o.state, (extract(epoch FROM o.not_before) * 1000)::bigint, o.channel_id,"
     " o.contact_id, ch.kind FROM outbound_messages o"
@@ -69,7 +110,9 @@ struct out_job {
     char contact[SENDER_UUID_LEN + 1], kind[24];
     int64_t not_before_ms;
     const char *dead; /* static reason */
+    enum tn_err err;  /* the batched step's outcome */
     char member[200];
+    char due[24];
 };
 
 /* str - data[key] as a string or NULL */
@@ -128,18 +171,28 @@ static bool parse(struct out_job *job)
 }
 
 /* copy - a result column into a fixed buffer */
-static void copy(char *dst, size_t size, const struct pg_result *res, int col)
+static void copy(char *dst, size_t size, const struct pg_result *res, int row, int col)
 {
-    const char *v = tn_pg_result_value(res, 0, col);
+    const char *v = tn_pg_result_value(res, row, col);
 
     snprintf(dst, size, "%s", v != NULL ? v : "");
 }
 
-/* upsert_work - insert the row unless it exists, then read it back.
- * Runs on: threadpool. */
-static enum tn_err upsert_work(struct tn_pgconn *c, void *arg)
+/* take_row - the found row `row` into the job's results */
+static void take_row(struct out_job *job, const struct pg_result *res, int row)
 {
-    struct out_job *job = arg;
+    copy(job->id, sizeof(job->id), res, row, 0);
+    copy(job->state, sizeof(job->state), res, row, 1);
+    job->not_before_ms = strtoll(tn_pg_result_value(res, row, 2), NULL, 10);
+    copy(job->channel, sizeof(job->channel), res, row, 3);
+    copy(job->contact, sizeof(job->contact), res, row, 4);
+    copy(job->kind, sizeof(job->kind), res, row, 5);
+}
+
+/* upsert_one - insert the row unless it exists, then read it back.
+ * Runs on: threadpool. */
+static enum tn_err upsert_one(struct tn_pgconn *c, struct out_job *job)
+{
     struct pg_result *res = NULL;
     enum tn_err err = tn_pgconn_begin_tenant(c, job->p[0]);
 
@@ -148,22 +201,146 @@ static enum tn_err upsert_work(struct tn_pgconn *c, void *arg)
     err = tn_pgconn_query(c, sql_insert, 17, job->p, NULL);
     if (err == TN_OK)
         err = tn_pgconn_query(c, sql_find, 3, job->p, &res);
-    if (err == TN_OK && tn_pg_result_rows(res) != 1) {
+    if (err == TN_OK && tn_pg_result_rows(res) != 1)
         job->dead = "contact.unknown";
-    } else if (err == TN_OK) {
-        copy(job->id, sizeof(job->id), res, 0);
-        copy(job->state, sizeof(job->state), res, 1);
-        job->not_before_ms = strtoll(tn_pg_result_value(res, 0, 2), NULL, 10);
-        copy(job->channel, sizeof(job->channel), res, 3);
-        copy(job->contact, sizeof(job->contact), res, 4);
-        copy(job->kind, sizeof(job->kind), res, 5);
-    }
+    else if (err == TN_OK)
+        take_row(job, res, 0);
     if (err == TN_OK)
         err = tn_pgconn_commit(c);
     else
         tn_pgconn_rollback(c);
     tn_pg_result_free(res);
     return err;
+}
+
+/* match - the found row of job, -1 if none */
+static int match(const struct pg_result *res, const struct out_job *job)
+{
+    for (int r = 0; r < tn_pg_result_rows(res); r++) {
+        if (strcmp(tn_pg_result_value(res, r, 6), job->p[2]) == 0 ||
+            (job->p[1] != NULL && strcmp(tn_pg_result_value(res, r, 0), job->p[1]) == 0))
+            return r;
+    }
+    return -1;
+}
+
+/* arrays - the array literals of column k of jobs (1 + k: job->p index) */
+static void arrays(struct tn_buf *a, int ncols, struct out_job **jobs, size_t n, const char **p)
+{
+    for (int k = 0; k < ncols; k++) {
+        tn_buf_init(&a[k], 0);
+        tn_buf_adds(&a[k], "{");
+        for (size_t i = 0; i < n; i++)
+            sender_pg_array_add(&a[k], jobs[i]->p[1 + k]);
+        p[1 + k] = sender_pg_array_end(&a[k]);
+    }
+}
+
+/* take_rows - each job of jobs without a row yet takes its row in res;
+ * returns how many are still without one (moved to the front of jobs) */
+static size_t take_rows(const struct pg_result *res, struct out_job **jobs, size_t n)
+{
+    size_t left = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        int row = match(res, jobs[i]);
+
+        if (row >= 0)
+            take_row(jobs[i], res, row);
+        else
+            jobs[left++] = jobs[i];
+    }
+    return left;
+}
+
+/* find_rest - read back the rows of entries the INSERT did not insert
+ * (redeliveries, rows the producer inserted); none: contact.unknown */
+static enum tn_err find_rest(struct tn_pgconn *c, struct out_job **jobs, size_t n)
+{
+    struct tn_buf a[2];
+    const char *p[3] = {jobs[0]->p[0]};
+    struct pg_result *res = NULL;
+    enum tn_err err;
+    size_t left;
+
+    arrays(a, 2, jobs, n, p);
+    err = tn_pgconn_query(c, sql_find_many, 3, p, &res);
+    if (err == TN_OK) {
+        left = take_rows(res, jobs, n);
+        for (size_t i = 0; i < left; i++)
+            jobs[i]->dead = "contact.unknown";
+    }
+    tn_pg_result_free(res);
+    tn_buf_free(&a[0]);
+    tn_buf_free(&a[1]);
+    return err;
+}
+
+/* upsert_group - one tenant's entries: one INSERT ... RETURNING, and a
+ * SELECT only for the entries it did not insert. Runs on: threadpool. */
+static enum tn_err upsert_group(struct tn_pgconn *c, struct out_job **jobs, size_t n)
+{
+    struct tn_buf a[16];
+    const char *p[17] = {jobs[0]->p[0]};
+    struct out_job **rest = tn_xcalloc(n, sizeof(*rest));
+    struct pg_result *res = NULL;
+    enum tn_err err;
+    size_t left = 0;
+
+    memcpy(rest, jobs, n * sizeof(*rest));
+    arrays(a, 16, jobs, n, p);
+    err = tn_pgconn_begin_tenant(c, p[0]);
+    if (err == TN_OK)
+        err = tn_pgconn_query(c, sql_insert_many, 17, p, &res);
+    if (err == TN_OK)
+        left = take_rows(res, rest, n);
+    if (err == TN_OK && left > 0)
+        err = find_rest(c, rest, left);
+    if (err == TN_OK)
+        err = tn_pgconn_commit(c);
+    else
+        tn_pgconn_rollback(c);
+    tn_pg_result_free(res);
+    for (int k = 0; k < 16; k++)
+        tn_buf_free(&a[k]);
+    tn_free(rest);
+    return err;
+}
+
+/* job_tenant - an entry's tenant (sender_group_end) */
+static const char *job_tenant(const void *item)
+{
+    return ((const struct out_job *)item)->p[0];
+}
+
+/* by_tenant - qsort order of entries */
+static int by_tenant(const void *a, const void *b)
+{
+    return strcmp(job_tenant(*(void *const *)a), job_tenant(*(void *const *)b));
+}
+
+/* sender_out_work - the intake batch (see the file header) */
+enum tn_err sender_out_work(struct tn_pgconn *c, void *arg)
+{
+    struct sender_batch *b = arg;
+    size_t end;
+
+    qsort(b->items, b->n, sizeof(*b->items), by_tenant);
+    for (size_t i = 0; i < b->n; i = end) {
+        struct out_job **jobs = (struct out_job **)b->items + i;
+        enum tn_err err;
+
+        end = sender_group_end(b->items, b->n, i, job_tenant);
+        err = upsert_group(c, jobs, end - i);
+        for (size_t k = 0; k < end - i; k++) {
+            jobs[k]->err = err;
+            if (err == TN_EINVAL) { /* one bad value refuses them all: one by one */
+                jobs[k]->dead = NULL;
+                jobs[k]->err = upsert_one(c, jobs[k]);
+            }
+        }
+    }
+    return TN_OK;
 }
 
 /* job_done - give the verdict and free the job */
@@ -178,20 +355,28 @@ static void job_done(struct out_job *job, enum tn_disp disp, const char *reason)
     ctx->handlers--;
 }
 
-/* scheduled_cb - the member is on the schedule: ACK */
+/* The entries of one intake batch waiting for their members' schedule. */
+struct sched_op {
+    struct sender_ctx *ctx;
+    struct out_job **jobs;
+    size_t n;
+};
+
+/* scheduled_cb - the members are on the schedule (or not): the verdicts */
 static void scheduled_cb(enum tn_err err, void *arg)
 {
-    struct out_job *job = arg;
-    struct sender_ctx *ctx = job->ctx;
+    struct sched_op *op = arg;
 
-    job_done(job, err == TN_OK ? TN_DISP_ACK : TN_DISP_RETRY, "schedule.unavailable");
-    sender_sched_kick(ctx);
+    for (size_t i = 0; i < op->n; i++)
+        job_done(op->jobs[i], err == TN_OK ? TN_DISP_ACK : TN_DISP_RETRY, "schedule.unavailable");
+    sender_sched_kick(op->ctx);
+    tn_free(op->jobs);
+    tn_free(op);
 }
 
-/* upsert_done_cb - schedule a live row, ACK a finished one */
-static void upsert_done_cb(enum tn_err err, void *arg)
+/* upserted - the verdict of a dead or finished row; false for a live one */
+static bool upserted(struct out_job *job, enum tn_err err)
 {
-    struct out_job *job = arg;
     const struct sender_provider *prov = sender_provider_of(job->kind);
     int64_t now = tn_now_ms();
 
@@ -200,18 +385,44 @@ static void upsert_done_cb(enum tn_err err, void *arg)
             tn_log_warn(&job->log, "sender.store_failed", TN_KV_ERR(err));
         job_done(job, err == TN_OK || err == TN_EINVAL ? TN_DISP_DEAD : TN_DISP_RETRY,
                  job->dead != NULL ? job->dead : "schema.invalid");
-        return;
+        return true;
     }
     if (strcmp(job->state, "queued") != 0 && strcmp(job->state, "sending") != 0) {
         job_done(job, TN_DISP_ACK, NULL); /* a redelivery of a finished message */
-        return;
+        return true;
     }
     sender_member_make(job->member, sizeof(job->member), job->id, job->channel, job->contact,
                        prov != NULL ? prov->name : job->kind);
-    if (sender_sched_add(job->ctx, job->p[0], job->member,
-                         job->not_before_ms > now ? job->not_before_ms : now, true, scheduled_cb,
-                         job) != TN_OK)
-        job_done(job, TN_DISP_RETRY, "schedule.unavailable");
+    snprintf(job->due, sizeof(job->due), "%" PRId64,
+             job->not_before_ms > now ? job->not_before_ms : now);
+    return false;
+}
+
+/* sender_out_done - the intake batch is stored: schedule the live rows */
+void sender_out_done(struct sender_batch *b, enum tn_err err)
+{
+    struct sched_op *op = tn_xcalloc(1, sizeof(*op));
+    const char **argv = tn_xcalloc(b->n * 3 + 1, sizeof(*argv));
+
+    op->ctx = b->ctx;
+    op->jobs = tn_xcalloc(b->n + 1, sizeof(*op->jobs));
+    for (size_t i = 0; i < b->n; i++) {
+        struct out_job *job = b->items[i];
+
+        if (upserted(job, err != TN_OK ? err : job->err))
+            continue;
+        argv[op->n * 3] = job->p[0];
+        argv[op->n * 3 + 1] = job->member;
+        argv[op->n * 3 + 2] = job->due;
+        op->jobs[op->n++] = job;
+    }
+    if (op->n == 0 || sender_sched_add_many(b->ctx, op->n, argv, scheduled_cb, op) != TN_OK) {
+        for (size_t i = 0; i < op->n; i++)
+            job_done(op->jobs[i], TN_DISP_RETRY, "schedule.unavailable");
+        tn_free(op->jobs);
+        tn_free(op);
+    }
+    tn_free(argv);
 }
 
 /* sender_out_entry - one tern:out entry */
@@ -230,6 +441,5 @@ void sender_out_entry(struct tn_consumer *c, struct tn_entry *e, void *arg)
         job_done(job, TN_DISP_DEAD, "schema.invalid");
         return;
     }
-    if (tn_pg_submit(ctx->pg, upsert_work, upsert_done_cb, job) != TN_OK)
-        job_done(job, TN_DISP_RETRY, "store.unavailable");
+    sender_queue_push(ctx, &ctx->intake, job);
 }

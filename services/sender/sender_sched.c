@@ -23,6 +23,11 @@
  *	The poll timer claims every TN_SENDER_POLL (default 200 ms), and at
  *	once after a fresh message is scheduled or a full claim.
  *
+ *	Cost: the scripts go by their SHA-1 (EVALSHA; on NOSCRIPT, after a
+ *	Redis restart, once more as EVAL, which caches them again); additions
+ *	come a batch of entries per call, removals the loop iteration's worth
+ *	per call (sender_sched_flush).
+ *
  *	XXX: the scripts touch keys they do not declare (a tenant's ZSET), which
  *	is fine on one Redis and not on Redis Cluster; sharding by tenant with
  *	a hash tag would make both keys one slot.
@@ -34,6 +39,7 @@
 #include <string.h>
 
 #include <hiredis/hiredis.h>
+#include <openssl/sha.h>
 #include <uv.h>
 
 #include <tn/tn_crypto.h>
@@ -44,22 +50,35 @@
 
 #include "sender.h"
 
-/* ARGV: tenant, member, due, nx ("1"/"0") */
+/* ARGV: nx ("1"/"0"), then tenant, member, due triples */
 static const char lua_add[] =
-    "local k = 'tern:sched:' .. ARGV[1]\n"
-    "if ARGV[4] == '1' then redis.call('ZADD', k, 'NX', ARGV[3], ARGV[2])\n"
-    "else redis.call('ZADD', k, ARGV[3], ARGV[2]) end\n"
-    "local f = redis.call('ZRANGEBYSCORE', k, '-inf', '+inf', 'WITHSCORES', 'LIMIT', 0, 1)\n"
-    "redis.call('ZADD', 'tern:sched', f[2], ARGV[1])\n"
+    "local seen = {}\n"
+    "for i = 2, #ARGV, 3 do\n"
+    "  local t = ARGV[i]\n"
+    "  local k = 'tern:sched:' .. t\n"
+    "  if ARGV[1] == '1' then redis.call('ZADD', k, 'NX', ARGV[i + 2], ARGV[i + 1])\n"
+    "  else redis.call('ZADD', k, ARGV[i + 2], ARGV[i + 1]) end\n"
+    "  seen[t] = k\n"
+    "end\n"
+    "for t, k in pairs(seen) do\n"
+    "  local f = redis.call('ZRANGEBYSCORE', k, '-inf', '+inf', 'WITHSCORES', 'LIMIT', 0, 1)\n"
+    "  redis.call('ZADD', 'tern:sched', f[2], t)\n"
+    "end\n"
     "return 1\n";
 
-/* ARGV: tenant, member */
+/* ARGV: tenant, member pairs */
 static const char lua_done[] =
-    "local k = 'tern:sched:' .. ARGV[1]\n"
-    "redis.call('ZREM', k, ARGV[2])\n"
-    "local f = redis.call('ZRANGEBYSCORE', k, '-inf', '+inf', 'WITHSCORES', 'LIMIT', 0, 1)\n"
-    "if #f == 0 then redis.call('ZREM', 'tern:sched', ARGV[1])\n"
-    "else redis.call('ZADD', 'tern:sched', f[2], ARGV[1]) end\n"
+    "local seen = {}\n"
+    "for i = 1, #ARGV, 2 do\n"
+    "  local k = 'tern:sched:' .. ARGV[i]\n"
+    "  redis.call('ZREM', k, ARGV[i + 1])\n"
+    "  seen[ARGV[i]] = k\n"
+    "end\n"
+    "for t, k in pairs(seen) do\n"
+    "  local f = redis.call('ZRANGEBYSCORE', k, '-inf', '+inf', 'WITHSCORES', 'LIMIT', 0, 1)\n"
+    "  if #f == 0 then redis.call('ZREM', 'tern:sched', t)\n"
+    "  else redis.call('ZADD', 'tern:sched', f[2], t) end\n"
+    "end\n"
     "return 1\n";
 
 /* ARGV: now, lease_until, total, per_tenant, seed. Returns tenant, member pairs. */
@@ -88,9 +107,22 @@ static const char lua_claim[] =
     "end\n"
     "return out\n";
 
-struct add_op {
-    void (*done)(enum tn_err, void *);
+/* A script and its SHA-1 (hex, computed once). */
+struct script {
+    const char *text;
+    char sha[2 * SHA_DIGEST_LENGTH + 1];
+};
+
+static struct script s_add = {lua_add, ""}, s_done = {lua_done, ""}, s_claim = {lua_claim, ""};
+
+/* A script call on the wire: its arguments, kept for a NOSCRIPT resend. */
+struct call {
+    struct sender_ctx *ctx;
+    struct script *sc;
+    tn_redis_reply_fn *cb;
     void *arg;
+    int argc;
+    char **argv; /* "EVALSHA", sha, "0", args...; new */
 };
 
 /* sender_member_make - "<outbound>:<channel>:<contact>:<provider>" */
@@ -100,16 +132,79 @@ void sender_member_make(char *out, size_t size, const char *outbound, const char
     snprintf(out, size, "%s:%s:%s:%s", outbound, channel, contact, provider);
 }
 
-/* eval - EVAL script 0 args... */
-static enum tn_err eval(struct sender_ctx *ctx, const char *script, int nargs,
+/* sha_of - the script's SHA-1 in hex (what EVALSHA names it by) */
+static const char *sha_of(struct script *sc)
+{
+    unsigned char d[SHA_DIGEST_LENGTH];
+
+    if (sc->sha[0] == '\0') {
+        /* libcrypto comes with libtn; tn_crypto has no plain SHA-1 */
+        SHA1((const unsigned char *)sc->text, strlen(sc->text), d);
+        for (size_t i = 0; i < sizeof(d); i++)
+            snprintf(sc->sha + 2 * i, 3, "%02x", d[i]);
+    }
+    return sc->sha;
+}
+
+/* call_free - release a call */
+static void call_free(struct call *c)
+{
+    for (int i = 0; i < c->argc; i++)
+        tn_free(c->argv[i]);
+    tn_free(c->argv);
+    tn_free(c);
+}
+
+static void call_cb(struct tn_redis *r, redisReply *reply, enum tn_err err, void *arg);
+
+/* call_send - send the call (EVALSHA, or EVAL with the text) */
+static enum tn_err call_send(struct call *c, bool text)
+{
+    tn_free(c->argv[0]);
+    tn_free(c->argv[1]);
+    c->argv[0] = tn_xstrdup(text ? "EVAL" : "EVALSHA");
+    c->argv[1] = tn_xstrdup(text ? c->sc->text : sha_of(c->sc));
+    return tn_redis_argv(c->ctx->redis, c->argc, (const char *const *)c->argv, NULL, call_cb, c);
+}
+
+/* call_cb - the answer; NOSCRIPT (Redis lost its script cache): resend as EVAL */
+static void call_cb(struct tn_redis *r, redisReply *reply, enum tn_err err, void *arg)
+{
+    struct call *c = arg;
+
+    if (err == TN_OK && reply->type == REDIS_REPLY_ERROR &&
+        strncmp(reply->str, "NOSCRIPT", 8) == 0 && call_send(c, true) == TN_OK)
+        return;
+    c->cb(r, reply, err, c->arg);
+    call_free(c);
+}
+
+/* eval - EVALSHA script 0 args...; cb(r, reply, err, arg) as tn_redis_argv */
+static enum tn_err eval(struct sender_ctx *ctx, struct script *sc, size_t nargs,
                         const char *const *args, tn_redis_reply_fn *cb, void *arg)
 {
-    const char *argv[8] = {"EVAL", script, "0"};
+    struct call *c = tn_xcalloc(1, sizeof(*c));
+    enum tn_err err;
 
-    for (int i = 0; i < nargs; i++)
-        argv[3 + i] = args[i];
-    return tn_redis_argv(ctx->redis, 3 + nargs, argv, NULL, cb, arg);
+    c->ctx = ctx;
+    c->sc = sc;
+    c->cb = cb;
+    c->arg = arg;
+    c->argc = (int)nargs + 3;
+    c->argv = tn_xcalloc(nargs + 3, sizeof(*c->argv));
+    c->argv[2] = tn_xstrdup("0");
+    for (size_t i = 0; i < nargs; i++)
+        c->argv[3 + i] = tn_xstrdup(args[i]);
+    err = call_send(c, false);
+    if (err != TN_OK)
+        call_free(c);
+    return err;
 }
+
+struct add_op {
+    void (*done)(enum tn_err, void *);
+    void *arg;
+};
 
 /* add_cb - ZADD answered */
 static void add_cb(struct tn_redis *r, redisReply *reply, enum tn_err err, void *arg)
@@ -126,22 +221,40 @@ static void add_cb(struct tn_redis *r, redisReply *reply, enum tn_err err, void 
     tn_free(op);
 }
 
+/* add - ZADD n triples (nx or not) in one call */
+static enum tn_err add(struct sender_ctx *ctx, bool nx, size_t n, const char *const *triples,
+                       void (*done)(enum tn_err, void *), void *arg)
+{
+    const char **args = tn_xcalloc(3 * n + 1, sizeof(*args));
+    struct add_op *op = tn_xcalloc(1, sizeof(*op));
+    enum tn_err err;
+
+    args[0] = nx ? "1" : "0";
+    memcpy(args + 1, triples, 3 * n * sizeof(*args));
+    op->done = done;
+    op->arg = arg;
+    err = eval(ctx, &s_add, 3 * n + 1, args, add_cb, op);
+    if (err != TN_OK)
+        tn_free(op);
+    tn_free(args);
+    return err;
+}
+
 /* sender_sched_add - schedule member at due_ms */
 enum tn_err sender_sched_add(struct sender_ctx *ctx, const char *tenant, const char *member,
                              int64_t due_ms, bool nx, void (*done)(enum tn_err, void *), void *arg)
 {
     char due[24];
-    struct add_op *op = tn_xcalloc(1, sizeof(*op));
-    enum tn_err err;
 
     snprintf(due, sizeof(due), "%" PRId64, due_ms);
-    op->done = done;
-    op->arg = arg;
-    err = eval(ctx, lua_add, 4, (const char *const[]){tenant, member, due, nx ? "1" : "0"}, add_cb,
-               op);
-    if (err != TN_OK)
-        tn_free(op);
-    return err;
+    return add(ctx, nx, 1, (const char *const[]){tenant, member, due}, done, arg);
+}
+
+/* sender_sched_add_many - schedule n members (ZADD NX) in one call */
+enum tn_err sender_sched_add_many(struct sender_ctx *ctx, size_t n, const char *const *argv,
+                                  void (*done)(enum tn_err, void *), void *arg)
+{
+    return add(ctx, true, n, argv, done, arg);
 }
 
 /* done_cb - removal answered (logged only) */
@@ -153,11 +266,33 @@ static void done_cb(struct tn_redis *r, redisReply *reply, enum tn_err err, void
         tn_log_warn(NULL, "sender.unschedule_failed", TN_KV_ERR(err));
 }
 
-/* sender_sched_done - remove member */
+/* sender_sched_done - queue member's removal for the next flush */
 void sender_sched_done(struct sender_ctx *ctx, const char *tenant, const char *member)
 {
-    if (eval(ctx, lua_done, 2, (const char *const[]){tenant, member}, done_cb, NULL) != TN_OK)
-        tn_log_warn(NULL, "sender.unschedule_failed", TN_KV_ERR(TN_EUNAVAIL));
+    struct sender_unsched *u = &ctx->unsched;
+
+    if (u->n + 2 > u->cap) {
+        u->cap = u->cap == 0 ? 128 : u->cap * 2;
+        u->argv = tn_xrealloc(u->argv, u->cap * sizeof(*u->argv));
+    }
+    u->argv[u->n++] = tn_xstrdup(tenant);
+    u->argv[u->n++] = tn_xstrdup(member);
+}
+
+/* sender_sched_flush - send the queued removals, 512 members per call */
+void sender_sched_flush(struct sender_ctx *ctx)
+{
+    struct sender_unsched *u = &ctx->unsched;
+
+    for (size_t i = 0; i < u->n; i += 1024) {
+        size_t n = u->n - i < 1024 ? u->n - i : 1024;
+
+        if (eval(ctx, &s_done, n, (const char *const *)u->argv + i, done_cb, NULL) != TN_OK)
+            tn_log_warn(NULL, "sender.unschedule_failed", TN_KV_ERR(TN_EUNAVAIL));
+    }
+    for (size_t i = 0; i < u->n; i++)
+        tn_free(u->argv[i]);
+    u->n = 0;
 }
 
 /* claim_cb - start a job per claimed member */
@@ -198,7 +333,7 @@ void sender_sched_kick(struct sender_ctx *ctx)
     snprintf(total, sizeof(total), "%zu", room);
     snprintf(per, sizeof(per), "%" PRId64, ctx->cfg.tenant_batch);
     snprintf(seed, sizeof(seed), "%u", (unsigned)(rnd % 1000000));
-    if (eval(ctx, lua_claim, 5, (const char *const[]){now, lease, total, per, seed}, claim_cb,
+    if (eval(ctx, &s_claim, 5, (const char *const[]){now, lease, total, per, seed}, claim_cb,
              ctx) == TN_OK)
         ctx->claiming = true;
 }
@@ -227,6 +362,7 @@ static void close_cb(uv_handle_t *h)
 /* sender_sched_stop - stop polling and close the timer */
 void sender_sched_stop(struct sender_ctx *ctx)
 {
+    sender_sched_flush(ctx);
     if (ctx->poll == NULL)
         return;
     uv_timer_stop(ctx->poll);

@@ -8,10 +8,11 @@
  *	schedule (sender_sched.c) first takes a token from its sending
  *	identity's bucket (the channel; a Telegram chat as well); without one
  *	it goes back on the schedule for when the token is free. Then:
- *	  prepare (sender_store.c, threadpool): state, consent, window,
- *	    credentials, request, 'sending' recorded;
+ *	  prepare (sender_store.c, batched with the other jobs of the loop
+ *	    iteration: sender_batch.c): state, consent, window, credentials,
+ *	    request, 'sending' recorded;
  *	  the provider call (tn_http on the loop);
- *	  record (sender_store.c): sent / failed / retry / dead;
+ *	  record (sender_record.c, batched): sent / failed / retry / dead;
  *	  the schedule: removed when done, re-scored for a retry, and the
  *	    message written to tern:out:dead when it died.
  *	A database failure leaves the member claimed: it comes back after its
@@ -99,7 +100,7 @@ static void record_done_cb(enum tn_err err, void *arg)
     finish(job);
 }
 
-/* http_done_cb - the provider answered (or not) */
+/* http_done_cb - the provider answered (or not): queue the record step */
 static void http_done_cb(const struct tn_http_response *resp, enum tn_err err, void *arg)
 {
     struct sender_job *job = arg;
@@ -111,8 +112,7 @@ static void http_done_cb(const struct tn_http_response *resp, enum tn_err err, v
         sender_transport_result(err, &job->res);
     tn_metric_observe(job->ctx->m.send_seconds, (double)(tn_mono_ms() - job->t0_ms) / 1000.0);
     sender_req_free(&job->req);
-    if (tn_pg_submit(job->ctx->pg, sender_store_record, record_done_cb, job) != TN_OK)
-        job_end(job);
+    sender_queue_push(job->ctx, &job->ctx->record, job);
 }
 
 /* call - send the built request */
@@ -133,8 +133,7 @@ static void call(struct sender_job *job)
     if (tn_http_send(job->ctx->http, &rq, http_done_cb, job) != TN_OK) {
         sender_transport_result(TN_EUNAVAIL, &job->res);
         sender_req_free(&job->req);
-        if (tn_pg_submit(job->ctx->pg, sender_store_record, record_done_cb, job) != TN_OK)
-            job_end(job);
+        sender_queue_push(job->ctx, &job->ctx->record, job);
     }
 }
 
@@ -143,6 +142,10 @@ static void prepare_done_cb(enum tn_err err, void *arg)
 {
     struct sender_job *job = arg;
 
+    if (err == TN_ECONFLICT) { /* claimed twice in one batch: the other job has it */
+        job_end(job);
+        return;
+    }
     if (err != TN_OK) {
         tn_log_error(&job->log, "sender.prepare_failed", TN_KV_STR("outbound", job->id),
                      TN_KV_ERR(err));
@@ -159,6 +162,26 @@ static void prepare_done_cb(enum tn_err err, void *arg)
                     TN_KV_STR("reason", job->code));
     }
     finish(job);
+}
+
+/* sender_send_prepared - the prepare queue's batch is done */
+void sender_send_prepared(struct sender_batch *b, enum tn_err err)
+{
+    for (size_t i = 0; i < b->n; i++) {
+        struct sender_job *job = b->items[i];
+
+        prepare_done_cb(err != TN_OK ? err : job->err, job);
+    }
+}
+
+/* sender_send_recorded - the record queue's batch is done */
+void sender_send_recorded(struct sender_batch *b, enum tn_err err)
+{
+    for (size_t i = 0; i < b->n; i++) {
+        struct sender_job *job = b->items[i];
+
+        record_done_cb(err != TN_OK ? err : job->err, job);
+    }
 }
 
 /* parse_member - split the member into the job's ids; false if malformed */
@@ -229,6 +252,5 @@ void sender_send_start(struct sender_ctx *ctx, const char *tenant, const char *m
         finish(job);
         return;
     }
-    if (tn_pg_submit(ctx->pg, sender_store_prepare, prepare_done_cb, job) != TN_OK)
-        job_end(job);
+    sender_queue_push(ctx, &ctx->prepare, job);
 }

@@ -1,12 +1,12 @@
 /*
  * NAME
- *	sender_store - the send job's two database steps
+ *	sender_store - the send job's prepare step, batched
  * SYNOPSIS
- *	tn_pg_submit(pg, sender_store_prepare, done, job);
- *	tn_pg_submit(pg, sender_store_record, done, job);
+ *	sender_queue_push(ctx, &ctx->prepare, job);   (sender_batch.c)
  * DESCRIPTION
- *	prepare locks the outbound row (FOR UPDATE, inside the tenant's
- *	transaction) and decides, in this order:
+ *	prepare runs for a batch of jobs, one transaction per tenant: it locks
+ *	their outbound rows (one SELECT ... = ANY($2) FOR UPDATE, in id
+ *	order) and decides for each, in this order:
  *	  - a finished row (sent, delivered, read, failed, dead, canceled):
  *	    nothing to do, which is what makes a redelivery harmless;
  *	  - expired (expires_at passed): dead, reason "expired";
@@ -21,13 +21,11 @@
  *	    from the contact's last inbound message on that channel): closed,
  *	    a text message goes out as its template, or fails "window_closed"
  *	    when it has none; free text is never sent outside the window;
- *	then opens the channel's secrets, builds the provider request and
- *	records 'sending' (attempts + 1, sending_at) before anything is sent.
- *
- *	record writes the answer: sent with the provider message id; failed
- *	with the provider's code; back to queued for a retry (or left in
- *	'sending' when the answer was lost: a timeout may hide an accepted
- *	send); dead once the attempt limit is reached.
+ *	then opens the channel's secrets (once per channel and batch), builds
+ *	the provider request and records 'sending' (attempts + 1, sending_at)
+ *	before anything is sent: one UPDATE ... FROM unnest() for the rows to
+ *	send, one for the rows failed or dead. The record step is
+ *	sender_record.c.
  * RUNS ON
  *	Runs on: threadpool (blocking libpq). Touches only the job, and the
  *	immutable configuration and key ring it points to.
@@ -78,13 +76,14 @@ static const char sql_load[] =
                                             "     AND cv.channel_id = o.channel_id AND m.direction "
                                             "= 'in')"
                                             "   > now() - interval '24 hours', false),"
-                                            " encode(ch.secrets_sealed, 'hex')"
+                                            " encode(ch.secrets_sealed, 'hex'), o.id::text"
                                             " FROM outbound_messages o"
                                             " JOIN channels ch ON ch.tenant_id = o.tenant_id AND "
                                             "ch.id = o.channel_id"
                                             " JOIN contacts ct ON ct.tenant_id = o.tenant_id AND "
                                             "ct.id = o.contact_id"
-                                            " WHERE o.tenant_id = $1 AND o.id = $2 FOR UPDATE OF o";
+                                            " WHERE o.tenant_id = $1 AND o.id = ANY($2::uuid[])"
+                                            " ORDER BY o.id FOR UPDATE OF o";
 
 enum {
     C_STATE,
@@ -110,30 +109,35 @@ enum {
     C_CONSENT,
     C_WINDOW,
     C_SECRETS,
+    C_ID,
 };
 
 static const char sql_sending[] =
-    "UPDATE outbound_messages SET state = 'sending', attempts = attempts + 1,"
-    " sending_at = now(), updated_at = now() WHERE tenant_id = $1 AND id = $2";
+    "UPDATE outbound_messages o SET state = 'sending', attempts = o.attempts + 1,"
+    " sending_at = now(), updated_at = now() FROM unnest($2::uuid[]) AS u(id)"
+    " WHERE o.tenant_id = $1 AND o.id = u.id";
 
-static const char sql_failed[] =
-    "UPDATE outbound_messages SET state = $3, last_error_code = $4, last_error = $5,"
-    " updated_at = now() WHERE tenant_id = $1 AND id = $2 AND state IN ('queued', 'sending')";
+static const char sql_mark[] =
+    "UPDATE outbound_messages o SET state = u.st, last_error_code = u.code, last_error = u.code,"
+    " updated_at = now() FROM unnest($2::uuid[], $3::text[], $4::text[]) AS u(id, st, code)"
+    " WHERE o.tenant_id = $1 AND o.id = u.id AND o.state IN ('queued', 'sending')";
 
-static const char sql_sent[] =
-    "UPDATE outbound_messages SET state = CASE WHEN state IN ('queued', 'sending', 'dead')"
-    " THEN 'sent' ELSE state END, provider_message_id = COALESCE(provider_message_id, $3),"
-    " sent_at = now(), last_error_code = NULL, last_error = NULL, updated_at = now()"
-    " WHERE tenant_id = $1 AND id = $2";
-
-static const char sql_retry[] =
-    "UPDATE outbound_messages SET state = $3, last_error_code = $4, last_error = $5,"
-    " updated_at = now() WHERE tenant_id = $1 AND id = $2 AND state = 'sending'";
+/* A prepare group: the jobs of one tenant and what they share. */
+struct group {
+    struct sender_job **jobs;
+    size_t n;
+    const struct pg_result *res;
+    struct {
+        const char *channel; /* borrowed from a job */
+        json_t *secrets;     /* new */
+    } keys[8];
+    size_t nkeys;
+};
 
 /* dup - new copy of a column, NULL for SQL NULL */
-static char *dup(const struct pg_result *res, int col)
+static char *dup(const struct pg_result *res, int row, int col)
 {
-    const char *v = tn_pg_result_value(res, 0, col);
+    const char *v = tn_pg_result_value(res, row, col);
 
     return v != NULL ? tn_xstrdup(v) : NULL;
 }
@@ -153,36 +157,36 @@ void sender_row_free(struct sender_row *r)
     r->template = NULL;
 }
 
-/* load_row - copy the row's fields into job->row */
-static void load_row(struct sender_job *job, const struct pg_result *res)
+/* load_row - copy result row `row` into job->row */
+static void load_row(struct sender_job *job, const struct pg_result *res, int row)
 {
     struct sender_row *r = &job->row;
-    const char *tpl = tn_pg_result_value(res, 0, C_TEMPLATE);
+    const char *tpl = tn_pg_result_value(res, row, C_TEMPLATE);
 
     sender_row_free(r);
-    r->state = dup(res, C_STATE);
-    r->kind = dup(res, C_KIND);
-    r->text = dup(res, C_BODY);
-    r->reply_to = dup(res, C_REPLY_TO);
-    r->reason = dup(res, C_REASON);
-    r->trace = dup(res, C_TRACE);
-    r->source_entry = dup(res, C_SOURCE);
-    r->conversation = dup(res, C_CONV);
-    r->transport = dup(res, C_TRANSPORT);
-    r->created_at = dup(res, C_CREATED);
-    r->not_before = dup(res, C_NOT_BEFORE);
-    r->expires_at = dup(res, C_EXPIRES);
-    r->channel_kind = dup(res, C_CH_KIND);
-    r->from = dup(res, C_FROM);
-    r->to = dup(res, C_TO);
+    r->state = dup(res, row, C_STATE);
+    r->kind = dup(res, row, C_KIND);
+    r->text = dup(res, row, C_BODY);
+    r->reply_to = dup(res, row, C_REPLY_TO);
+    r->reason = dup(res, row, C_REASON);
+    r->trace = dup(res, row, C_TRACE);
+    r->source_entry = dup(res, row, C_SOURCE);
+    r->conversation = dup(res, row, C_CONV);
+    r->transport = dup(res, row, C_TRANSPORT);
+    r->created_at = dup(res, row, C_CREATED);
+    r->not_before = dup(res, row, C_NOT_BEFORE);
+    r->expires_at = dup(res, row, C_EXPIRES);
+    r->channel_kind = dup(res, row, C_CH_KIND);
+    r->from = dup(res, row, C_FROM);
+    r->to = dup(res, row, C_TO);
     r->template = tpl != NULL ? json_loads(tpl, 0, NULL) : NULL;
-    r->attempts = (int)strtol(tn_pg_result_value(res, 0, C_ATTEMPTS), NULL, 10);
+    r->attempts = (int)strtol(tn_pg_result_value(res, row, C_ATTEMPTS), NULL, 10);
 }
 
 /* col_ms - a bigint column, 0 for NULL */
-static int64_t col_ms(const struct pg_result *res, int col)
+static int64_t col_ms(const struct pg_result *res, int row, int col)
 {
-    const char *v = tn_pg_result_value(res, 0, col);
+    const char *v = tn_pg_result_value(res, row, col);
 
     return v != NULL ? strtoll(v, NULL, 10) : 0;
 }
@@ -238,26 +242,45 @@ static const char *choose(const struct sender_row *r, bool window, struct sender
     return r->template != NULL ? NULL : "window_closed";
 }
 
+/* secrets_of - the job's channel secrets, opened once per group (borrowed) */
+static const json_t *secrets_of(struct group *g, const struct sender_job *job, int row)
+{
+    json_t *j;
+
+    for (size_t i = 0; i < g->nkeys; i++) {
+        if (strcmp(g->keys[i].channel, job->channel) == 0)
+            return g->keys[i].secrets;
+    }
+    j = open_secrets(job, tn_pg_result_value(g->res, row, C_SECRETS));
+    if (j != NULL && g->nkeys < sizeof(g->keys) / sizeof(g->keys[0])) {
+        g->keys[g->nkeys].channel = job->channel;
+        g->keys[g->nkeys++].secrets = j;
+    } else if (j != NULL) {
+        json_decref(g->keys[0].secrets); /* more channels than slots: reuse the first */
+        g->keys[0].channel = job->channel;
+        g->keys[0].secrets = j;
+    }
+    return j;
+}
+
 /* build - open the secrets and build the request; a failure code or NULL */
-static const char *build(struct sender_job *job, const struct pg_result *res)
+static const char *build(struct group *g, struct sender_job *job, int row)
 {
     struct sender_msg m = {.outbound_id = job->id,
                            .channel_kind = job->row.channel_kind,
                            .from = job->row.from,
                            .to = job->row.to,
                            .reply_to = job->row.reply_to};
-    const char *why = choose(&job->row, strcmp(tn_pg_result_value(res, 0, C_WINDOW), "t") == 0, &m);
-    json_t *secrets = NULL;
+    const char *why =
+        choose(&job->row, strcmp(tn_pg_result_value(g->res, row, C_WINDOW), "t") == 0, &m);
 
     if (why != NULL)
         return why;
-    secrets = open_secrets(job, tn_pg_result_value(res, 0, C_SECRETS));
-    if (secrets == NULL)
+    m.secrets = secrets_of(g, job, row);
+    if (m.secrets == NULL)
         return "credentials.unreadable";
-    m.secrets = secrets;
     if (job->prov->build(&job->ctx->cfg, &m, &job->req, &why) != TN_OK)
         why = why != NULL ? why : "request.invalid";
-    json_decref(secrets); /* XXX: jansson does not wipe the freed strings */
     return why;
 }
 
@@ -267,141 +290,187 @@ static bool finished(const char *s)
     return strcmp(s, "queued") != 0 && strcmp(s, "sending") != 0;
 }
 
-/* mark - UPDATE to failed/dead with the job's code */
-static enum tn_err mark(struct tn_pgconn *c, const struct sender_job *job, const char *state)
+/* decide - the plan for a loaded row; job->mark says what to record */
+static void decide(struct group *g, struct sender_job *job, int row)
 {
-    return tn_pgconn_query(c, sql_failed, 5,
-                           (const char *const[]){job->tenant, job->id, state, job->code, job->code},
-                           NULL);
-}
-
-/* decide - the plan for a loaded row; may UPDATE */
-static enum tn_err decide(struct tn_pgconn *c, struct sender_job *job, const struct pg_result *res)
-{
+    const struct pg_result *res = g->res;
     int64_t now = tn_now_ms();
     int64_t wait = job->prov != NULL && job->prov->has_echo ? job->ctx->cfg.echo_wait_ms
                                                             : 2 * job->ctx->cfg.http_timeout_ms;
-    const char *consent = tn_pg_result_value(res, 0, C_CONSENT), *why;
+    const char *consent = tn_pg_result_value(res, row, C_CONSENT), *why;
 
     job->plan = SENDER_P_DONE;
     if (finished(job->row.state))
-        return TN_OK;
-    if (strcmp(tn_pg_result_value(res, 0, C_EXPIRED), "t") == 0) {
+        return;
+    if (strcmp(tn_pg_result_value(res, row, C_EXPIRED), "t") == 0) {
         set_code(job, "expired");
         job->plan = SENDER_P_DEAD;
-        return mark(c, job, "dead");
+        job->mark = "dead";
+        return;
     }
-    if (strcmp(job->row.state, "sending") == 0 && col_ms(res, C_SENDING_MS) + wait > now) {
+    if (strcmp(job->row.state, "sending") == 0 && col_ms(res, row, C_SENDING_MS) + wait > now) {
         job->plan = SENDER_P_LATER;
-        job->later_ms = col_ms(res, C_SENDING_MS) + wait;
-        return TN_OK;
+        job->later_ms = col_ms(res, row, C_SENDING_MS) + wait;
+        return;
     }
-    if (col_ms(res, C_NOT_BEFORE_MS) > now + 50) {
+    if (col_ms(res, row, C_NOT_BEFORE_MS) > now + 50) {
         job->plan = SENDER_P_LATER;
-        job->later_ms = col_ms(res, C_NOT_BEFORE_MS);
-        return TN_OK;
+        job->later_ms = col_ms(res, row, C_NOT_BEFORE_MS);
+        return;
     }
-    why = consent != NULL ? consent : job->prov == NULL ? "channel.unsupported" : build(job, res);
+    why = consent != NULL     ? consent
+          : job->prov == NULL ? "channel.unsupported"
+                              : build(g, job, row);
     if (why != NULL) {
         set_code(job, why);
-        return mark(c, job, "failed");
+        job->mark = "failed";
+        return;
     }
     job->plan = SENDER_P_SEND;
+    job->mark = "sending";
     job->row.attempts++;
-    return tn_pgconn_query(c, sql_sending, 2, (const char *const[]){job->tenant, job->id}, NULL);
+}
+
+/* find_row - the result row of job, -1 if none */
+static int find_row(const struct pg_result *res, const struct sender_job *job)
+{
+    for (int r = 0; r < tn_pg_result_rows(res); r++) {
+        if (strcmp(tn_pg_result_value(res, r, C_ID), job->id) == 0)
+            return r;
+    }
+    return -1;
+}
+
+/* record_marks - the UPDATEs for the group's decisions */
+static enum tn_err record_marks(struct tn_pgconn *c, struct group *g)
+{
+    struct tn_buf send, ids, sts, codes;
+    size_t nsend = 0, nmark = 0;
+    enum tn_err err = TN_OK;
+    const char *tenant = g->jobs[0]->tenant;
+
+    tn_buf_init(&send, 0), tn_buf_init(&ids, 0), tn_buf_init(&sts, 0), tn_buf_init(&codes, 0);
+    tn_buf_adds(&send, "{"), tn_buf_adds(&ids, "{"), tn_buf_adds(&sts, "{");
+    tn_buf_adds(&codes, "{");
+    for (size_t i = 0; i < g->n; i++) {
+        const struct sender_job *job = g->jobs[i];
+
+        if (job->mark == NULL)
+            continue;
+        if (strcmp(job->mark, "sending") == 0) {
+            sender_pg_array_add(&send, job->id);
+            nsend++;
+            continue;
+        }
+        sender_pg_array_add(&ids, job->id);
+        sender_pg_array_add(&sts, job->mark);
+        sender_pg_array_add(&codes, job->code);
+        nmark++;
+    }
+    if (nsend > 0)
+        err = tn_pgconn_query(c, sql_sending, 2,
+                              (const char *const[]){tenant, sender_pg_array_end(&send)}, NULL);
+    if (err == TN_OK && nmark > 0)
+        err = tn_pgconn_query(c, sql_mark, 4,
+                              (const char *const[]){tenant, sender_pg_array_end(&ids),
+                                                    sender_pg_array_end(&sts),
+                                                    sender_pg_array_end(&codes)},
+                              NULL);
+    tn_buf_free(&send), tn_buf_free(&ids), tn_buf_free(&sts), tn_buf_free(&codes);
+    return err;
+}
+
+/* claimed_twice - does an earlier job of the group carry job i's id? */
+static bool claimed_twice(const struct group *g, size_t i)
+{
+    for (size_t k = 0; k < i; k++) {
+        if (strcmp(g->jobs[k]->id, g->jobs[i]->id) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* prepare_group - one tenant's jobs in one transaction */
+static enum tn_err prepare_group(struct tn_pgconn *c, struct group *g)
+{
+    struct pg_result *res = NULL;
+    struct tn_buf ids;
+    enum tn_err err;
+
+    err = tn_pgconn_begin_tenant(c, g->jobs[0]->tenant);
+    if (err != TN_OK)
+        return err;
+    tn_buf_init(&ids, 0);
+    tn_buf_adds(&ids, "{");
+    for (size_t i = 0; i < g->n; i++)
+        sender_pg_array_add(&ids, g->jobs[i]->id);
+    err = tn_pgconn_query(
+        c, sql_load, 2, (const char *const[]){g->jobs[0]->tenant, sender_pg_array_end(&ids)}, &res);
+    tn_buf_free(&ids);
+    if (err != TN_OK)
+        goto out;
+    g->res = res;
+    for (size_t i = 0; i < g->n; i++) {
+        struct sender_job *job = g->jobs[i];
+        int row = find_row(res, job);
+
+        job->plan = SENDER_P_DONE; /* no row (erased): nothing to send */
+        if (row < 0)
+            continue;
+        if (claimed_twice(g, i)) {
+            job->err = TN_ECONFLICT; /* the earlier job decides; this one just ends */
+            continue;
+        }
+        load_row(job, res, row);
+        job->prov = sender_provider_of(job->row.channel_kind);
+        decide(g, job, row);
+    }
+    err = record_marks(c, g);
+    if (err == TN_OK)
+        err = tn_pgconn_commit(c);
+out:
+    if (err != TN_OK)
+        tn_pgconn_rollback(c);
+    for (size_t i = 0; i < g->nkeys; i++)
+        json_decref(g->keys[i].secrets); /* XXX: jansson does not wipe the freed strings */
+    tn_pg_result_free(res);
+    return err;
+}
+
+/* job_tenant - a job's tenant (sender_group_end) */
+static const char *job_tenant(const void *item)
+{
+    return ((const struct sender_job *)item)->tenant;
+}
+
+/* by_tenant - qsort order of jobs */
+static int by_tenant(const void *a, const void *b)
+{
+    return strcmp(job_tenant(*(void *const *)a), job_tenant(*(void *const *)b));
 }
 
 /* sender_store_prepare - see the file header */
 enum tn_err sender_store_prepare(struct tn_pgconn *c, void *arg)
 {
-    struct sender_job *job = arg;
-    struct pg_result *res = NULL;
-    enum tn_err err;
+    struct sender_batch *b = arg;
+    size_t end;
 
-    err = tn_pgconn_begin_tenant(c, job->tenant);
-    if (err != TN_OK)
-        return err;
-    err = tn_pgconn_query(c, sql_load, 2, (const char *const[]){job->tenant, job->id}, &res);
-    if (err != TN_OK)
-        goto out;
-    if (tn_pg_result_rows(res) != 1) {
-        job->plan = SENDER_P_DONE; /* gone (erased): nothing to send */
-        goto out;
+    qsort(b->items, b->n, sizeof(*b->items), by_tenant);
+    for (size_t i = 0; i < b->n; i = end) {
+        struct group g = {.jobs = (struct sender_job **)b->items + i};
+        enum tn_err err;
+
+        end = sender_group_end(b->items, b->n, i, job_tenant);
+        g.n = end - i;
+        err = prepare_group(c, &g);
+        for (size_t k = i; k < end; k++) {
+            struct sender_job *job = b->items[k];
+
+            if (err != TN_OK || job->err != TN_ECONFLICT)
+                job->err = err;
+            if (err != TN_OK)
+                sender_req_free(&job->req);
+        }
     }
-    load_row(job, res);
-    job->prov = sender_provider_of(job->row.channel_kind);
-    err = decide(c, job, res);
-    if (err == TN_OK)
-        err = tn_pgconn_commit(c);
-out:
-    if (err != TN_OK) {
-        tn_pgconn_rollback(c);
-        sender_req_free(&job->req);
-    }
-    tn_pg_result_free(res);
-    return err;
-}
-
-/* retry_due - when to try again: backoff with jitter, at least Retry-After */
-static int64_t retry_due(const struct sender_job *job)
-{
-    const struct sender_cfg *cfg = &job->ctx->cfg;
-    uint32_t attempt = job->row.attempts > 0 ? (uint32_t)job->row.attempts - 1 : 0;
-    int64_t d =
-        tn_backoff_delay((uint32_t)cfg->retry_base_ms, (uint32_t)cfg->retry_cap_ms, attempt);
-
-    if (job->res.retry_after_ms > d)
-        d = job->res.retry_after_ms;
-    return tn_now_ms() + d;
-}
-
-/* record_retry - a refused or lost attempt: again later, or dead */
-static enum tn_err record_retry(struct tn_pgconn *c, struct sender_job *job)
-{
-    set_code(job, job->res.code);
-    if (job->row.attempts >= job->ctx->cfg.max_attempts) {
-        job->plan = SENDER_P_DEAD;
-        snprintf(job->code, sizeof(job->code), "attempts.exceeded:%.40s", job->res.code);
-        return tn_pgconn_query(
-            c, sql_failed, 5,
-            (const char *const[]){job->tenant, job->id, "dead", job->res.code, job->code}, NULL);
-    }
-    job->plan = SENDER_P_LATER;
-    job->later_ms = retry_due(job);
-    /* a lost answer may hide an accepted send: stay 'sending' (echo wait) */
-    return tn_pgconn_query(c, sql_retry, 5,
-                           (const char *const[]){job->tenant, job->id,
-                                                 job->res.ambiguous ? "sending" : "queued",
-                                                 job->res.code, job->res.code},
-                           NULL);
-}
-
-/* sender_store_record - see the file header */
-enum tn_err sender_store_record(struct tn_pgconn *c, void *arg)
-{
-    struct sender_job *job = arg;
-    enum tn_err err;
-
-    err = tn_pgconn_begin_tenant(c, job->tenant);
-    if (err != TN_OK)
-        return err;
-    job->plan = SENDER_P_DONE;
-    switch (job->res.v) {
-    case SENDER_V_OK:
-        err = tn_pgconn_query(c, sql_sent, 3,
-                              (const char *const[]){job->tenant, job->id, job->res.pmid}, NULL);
-        break;
-    case SENDER_V_FINAL:
-        set_code(job, job->res.code);
-        err = mark(c, job, "failed");
-        break;
-    default:
-        err = record_retry(c, job);
-        break;
-    }
-    if (err == TN_OK)
-        err = tn_pgconn_commit(c);
-    if (err != TN_OK)
-        tn_pgconn_rollback(c);
-    return err;
+    return TN_OK;
 }

@@ -53,7 +53,10 @@ static json_t *template_json(const json_t *t)
     json_t *v;
 
     json_object_set(out, "name", json_object_get(t, "name"));
-    json_object_set_new(out, "language", json_pack("{sO}", "code", json_object_get(t, "language")));
+    /* policy: the only value Meta defines; its OpenAPI description requires it */
+    json_object_set_new(
+        out, "language",
+        json_pack("{sssO}", "policy", "deterministic", "code", json_object_get(t, "language")));
     json_array_foreach(vars, i, v)
         json_array_append_new(params, json_pack("{sssO}", "type", "text", "text", v));
     if (json_array_size(params) > 0)

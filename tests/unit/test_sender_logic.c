@@ -208,12 +208,41 @@ static void small_parsers(void **state)
     assert_null(sender_provider_of("email"));
 }
 
+/* pg_arrays - the array literals of the batched statements: NULL stays SQL
+ * NULL, quotes and backslashes are escaped, "NULL" as text is quoted */
+static void pg_arrays(void **state)
+{
+    static const struct {
+        const char *in[3];
+        size_t n;
+        const char *want;
+    } cases[] = {
+        {{NULL}, 0, "{}"},
+        {{"a"}, 1, "{\"a\"}"},
+        {{"a", NULL, "NULL"}, 3, "{\"a\",NULL,\"NULL\"}"},
+        {{"say \"hi\"", "back\\slash", ""}, 3, "{\"say \\\"hi\\\"\",\"back\\\\slash\",\"\"}"},
+        {{"", "{x,y}"}, 2, "{\"\",\"{x,y}\"}"},
+    };
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct tn_buf b;
+
+        tn_buf_init(&b, 0);
+        tn_buf_adds(&b, "{");
+        for (size_t k = 0; k < cases[i].n; k++)
+            sender_pg_array_add(&b, cases[i].in[k]);
+        assert_string_equal(sender_pg_array_end(&b), cases[i].want);
+        tn_buf_free(&b);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(status_order),   cmocka_unit_test(parse_answers),
         cmocka_unit_test(build_requests), cmocka_unit_test(buckets),
-        cmocka_unit_test(small_parsers),
+        cmocka_unit_test(small_parsers),  cmocka_unit_test(pg_arrays),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
