@@ -60,6 +60,7 @@
 #define C struct sender_cfg
 static const struct tn_env_spec sender_env[] = {
     TN_ENV_SECRET(TN_ENV_MASTER_KEY, "", C, master_key),
+    TN_ENV_SECRET("TN_SUPPRESSION_KEY", "", C, suppression_key),
     TN_ENV_STR("TN_WHATSAPP_API_BASE", "https://graph.facebook.com", C, whatsapp_base),
     TN_ENV_STR("TN_WHATSAPP_API_VERSION", "v21.0", C, whatsapp_version),
     TN_ENV_STR("TN_TWILIO_API_BASE", "https://api.twilio.com", C, twilio_base),
@@ -99,6 +100,7 @@ int main(void)
         .busy = sender_busy,
         .fini = sender_fini,
         .ready = sender_ready,
+        .heartbeat = sender_heartbeat,
         .arg = &ctx,
     });
 }

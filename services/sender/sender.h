@@ -43,6 +43,7 @@ struct sender_batch;
 /* The environment (main.c's table parses into this). */
 struct sender_cfg {
     char *master_key;
+    char *suppression_key; /* HMAC key of suppressions.address_hash (tern-sweeper's) */
     char *whatsapp_base;
     char *whatsapp_version;
     char *twilio_base;
@@ -364,5 +365,6 @@ void sender_drain(struct tn_rt *rt, void *arg);
 bool sender_busy(void *arg);
 void sender_fini(struct tn_rt *rt, void *arg);
 bool sender_ready(void *arg, const char **why);
+void sender_heartbeat(struct tn_rt *rt, void *arg);
 
 #endif

@@ -95,12 +95,15 @@ enum tn_err sender_init(struct tn_rt *rt, void *arg)
     ctx->status = consumer(ctx, rt, TN_STREAM_STATUS, sender_status_entry);
     if (ctx->status == NULL)
         return TN_EINVAL;
-    if (ctx->keys == NULL) {
-        /* Without the key no credential opens: send nothing rather than fail
-         * every message; tern:out waits (its lag shows it) until a restart
-         * with the key. Statuses are still applied. */
-        tn_log_error(NULL, "sender.no_master_key",
-                     TN_KV_STR("effect", "tern:out is not consumed until TN_MASTER_KEY is set"));
+    if (ctx->keys == NULL || ctx->cfg.suppression_key[0] == '\0') {
+        /* Without the master key no credential opens; without the
+         * suppression key an erased person's address cannot be recognised:
+         * send nothing rather than fail every message or contact someone who
+         * asked to be forgotten. tern:out waits (its lag shows it) until a
+         * restart with both. Statuses are still applied. */
+        tn_log_error(NULL, "sender.not_sending",
+                     TN_KV_STR("effect", "tern:out is not consumed until TN_MASTER_KEY and "
+                                         "TN_SUPPRESSION_KEY are set"));
         return TN_OK;
     }
     ctx->out = consumer(ctx, rt, TN_STREAM_OUT, sender_out_entry);
@@ -171,4 +174,15 @@ void sender_fini(struct tn_rt *rt, void *arg)
     tn_keyring_free(ctx->keys);
     if (ctx->curl_inited)
         tn_http_global_cleanup();
+}
+
+/* sender_heartbeat - both consumers' figures on /metrics. Runs on: loop. */
+void sender_heartbeat(struct tn_rt *rt, void *arg)
+{
+    struct sender_ctx *ctx = arg;
+
+    if (ctx->out != NULL)
+        tn_consumer_export(ctx->out, rt->redis, rt->metrics);
+    if (ctx->status != NULL)
+        tn_consumer_export(ctx->status, rt->redis, rt->metrics);
 }

@@ -65,7 +65,7 @@ static const char sql_load[] =
                                             "      WHEN EXISTS (SELECT 1 FROM suppressions s WHERE "
                                             "s.tenant_id = o.tenant_id"
                                             "           AND s.address_hash = "
-                                            "encode(sha256(convert_to(ct.address, 'UTF8')), 'hex'))"
+                                            "encode(hmac(convert_to(ct.address, 'UTF8'), convert_to($3, 'UTF8'), 'sha256'), 'hex'))"
                                             "      THEN 'suppressed' END,"
                                             " COALESCE((SELECT max(m.created_at) FROM messages m "
                                             "JOIN conversations cv"
@@ -404,8 +404,10 @@ static enum tn_err prepare_group(struct tn_pgconn *c, struct group *g)
     tn_buf_adds(&ids, "{");
     for (size_t i = 0; i < g->n; i++)
         sender_pg_array_add(&ids, g->jobs[i]->id);
-    err = tn_pgconn_query(
-        c, sql_load, 2, (const char *const[]){g->jobs[0]->tenant, sender_pg_array_end(&ids)}, &res);
+    err = tn_pgconn_query(c, sql_load, 3,
+                          (const char *const[]){g->jobs[0]->tenant, sender_pg_array_end(&ids),
+                                                g->jobs[0]->ctx->cfg.suppression_key},
+                          &res);
     tn_buf_free(&ids);
     if (err != TN_OK)
         goto out;

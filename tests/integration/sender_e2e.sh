@@ -104,7 +104,8 @@ snd_wait_state "$id" failed 5
 [ "$(snd_row "$id" last_error_code)" = opted_out ] || snd_fail "opt-out reason"
 snd_sql "UPDATE contacts SET opted_out_at = NULL WHERE id = '$CT_SMS';
          INSERT INTO suppressions (tenant_id, address_hash, kind)
-         VALUES ('$T', encode(sha256(convert_to('+4915111111111', 'UTF8')), 'hex'), 'erased')" >/dev/null
+         VALUES ('$T', encode(hmac(convert_to('+4915111111111', 'UTF8'),
+                 convert_to('$SND_SUPPRESSION_KEY', 'UTF8'), 'sha256'), 'hex'), 'erased')" >/dev/null
 id2=$(snd_uuid)
 snd_out "$id2" "$CH_SMS" "$CT_SMS" text "nope"
 snd_wait_state "$id2" failed 5

@@ -55,6 +55,7 @@ snd_contact() {
 snd_setup() {
     SND_DIR=$1
     KEY="1:$(head -c 32 /dev/urandom | base64 -w0)"
+    SND_SUPPRESSION_KEY="supp-$(head -c 16 /dev/urandom | base64 -w0)"
     export KEY SND_DIR
     sandbox_start "$SND_DIR" --quiet
     sandbox_config "{\"whatsapp_tokens\":[\"$SND_WA_TOKEN\"],\"telegram_tokens\":[\"$SND_TG_TOKEN\"],\"twilio_accounts\":{\"$SND_TW_SID\":\"$SND_TW_TOKEN\"}}"
@@ -79,6 +80,7 @@ snd_start() {
     SND_ADMIN=127.0.0.1:$port
     env TN_REDIS_URL="$TN_TEST_REDIS_URL_SENDER" TN_PG_DSN="$TN_TEST_PG_DSN_SENDER" \
         TN_MASTER_KEY="$KEY" TN_ADMIN_LISTEN="$SND_ADMIN" TN_DRAIN_TIMEOUT=3s \
+        TN_SUPPRESSION_KEY="$SND_SUPPRESSION_KEY" \
         TN_WHATSAPP_API_BASE="$SANDBOX_URL/whatsapp" TN_TWILIO_API_BASE="$SANDBOX_URL/twilio" \
         TN_TELEGRAM_API_BASE="$SANDBOX_URL/telegram" TN_SENDER_POLL=50ms \
         TN_SENDER_TWILIO_STATUS_URL="http://127.0.0.1:9/webhooks/twilio" \
