@@ -360,5 +360,16 @@ for lf in "$dir"/ingest.log "$dir"/agent.log "$dir"/sender.log "$dir"/sweeper.lo
     done
 done
 echo "erase ok: receipt $receipt"
+
+# --- A writes again after the erasure: a new contact, but the suppression
+# list (the sweeper's keyed hash, checked by the sender) stops any reply
+replyA9="Welcome back, we hold nothing of yours $run"
+sandbox_script openai "$(jq -n --arg r "$replyA9" '[{reply: $r}]')"
+wa_in "$digitsA" "$nameA" "wamid.A9$run" "it is me again $run"
+until_ok 20 ob_is failed "$replyA9" || fail_logs "the reply to an erased address is '$(ob_state "$replyA9")', want failed"
+[ "$(sql "SELECT last_error_code FROM outbound_messages WHERE tenant_id = '$tid' AND body = '$replyA9'")" = suppressed ] \
+    || sw_fail "not failed as suppressed"
+if sent "$replyA9"; then sw_fail "an erased, suppressed address was contacted"; fi
+echo "suppressed after erasure ok"
 sw_stop
 echo "sweeper_e2e_erase: all ok"

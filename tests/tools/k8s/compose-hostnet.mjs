@@ -2,8 +2,13 @@
 // deploy/test-images.sh: every container on the host's network, listening
 // on 127.0.0.1 only, on the free ports in TN_E2E_PORT_* (so it runs beside
 // anything else on the machine); no published ports, no builds (the test
-// builds the images first). Everything else is the file as shipped.
+// builds the images first). Service addresses in the environment
+// (redis:6379, postgres:5432, [sandbox-]ingest:8080, sandbox:8090) become
+// 127.0.0.1 and those ports. Everything else, profiles included, is the
+// file as shipped.
 // usage: node compose-hostnet.mjs deploy/compose.yaml > compose.yaml
+// ports: TN_E2E_PORT_{REDIS,PG,INGEST,SANDBOX,ADMIN_INGEST,ADMIN_AGENT,
+//        ADMIN_CALSYNC,ADMIN_SENDER,ADMIN_SWEEPER}
 import fs from "node:fs";
 import path from "node:path";
 import YAML from "yaml";
@@ -15,6 +20,18 @@ const port = (name) => {
     if (!v) throw new Error(`TN_E2E_PORT_${name} is not set`);
     return v;
 };
+// host:port on the compose network -> the loopback port that replaces it
+const addresses = {
+    "redis:6379": "REDIS",
+    "postgres:5432": "PG",
+    "ingest:8080": "INGEST",
+    "sandbox-ingest:8080": "INGEST",
+    "sandbox:8090": "SANDBOX",
+};
+const rewrite = (v) =>
+    typeof v !== "string"
+        ? v
+        : v.replace(/(?<=^|[/@])([a-z][a-z-]*:\d+)(?=$|[/?])/g, (a) => (a in addresses ? `127.0.0.1:${port(addresses[a])}` : a));
 const admin = { ingest: "INGEST", agent: "AGENT", calsync: "CALSYNC", sender: "SENDER", sweeper: "SWEEPER" };
 for (const [name, s] of Object.entries(c.services)) {
     delete s.ports;
@@ -22,12 +39,15 @@ for (const [name, s] of Object.entries(c.services)) {
     delete s.build;
     s.network_mode = "host";
     const env = s.environment || {};
-    if (name in admin) {
-        const p = port(`ADMIN_${admin[name]}`);
+    for (const k of Object.keys(env)) env[k] = rewrite(env[k]);
+    const daemon = name.replace(/^sandbox-/, "");
+    if (daemon in admin) {
+        const p = port(`ADMIN_${admin[daemon]}`);
         env.TN_ADMIN_LISTEN = `127.0.0.1:${p}`;
         s.healthcheck.test = s.healthcheck.test.map((a) => a.replace(/127\.0\.0\.1:\d+/, `127.0.0.1:${p}`));
     }
-    if (name === "ingest") env.TN_INGEST_LISTEN = `127.0.0.1:${port("INGEST")}`;
+    if (daemon === "ingest") env.TN_INGEST_LISTEN = `127.0.0.1:${port("INGEST")}`;
+    if (name === "sandbox") env.TN_SANDBOX_LISTEN = `127.0.0.1:${port("SANDBOX")}`;
     if (name === "redis") {
         s.command = s.command.map((a) => (a === "6379" ? port("REDIS") : a)).concat(["--bind", "127.0.0.1"]);
         s.healthcheck.test = s.healthcheck.test.map((a) => a.replace("-p 6379", `-p ${port("REDIS")}`));
@@ -36,7 +56,6 @@ for (const [name, s] of Object.entries(c.services)) {
         env.PG_LISTEN = "127.0.0.1";
         env.PG_PORT = port("PG");
     }
-    if (name === "migrate") env.TN_PG_DSN = `postgresql://postgres@127.0.0.1:${port("PG")}/tern`;
     if (name === "pg-roles") {
         env.PGHOST = "127.0.0.1";
         env.PGPORT = port("PG");

@@ -10,9 +10,16 @@
 // 2. Tern's rules on each rendered set (probes, resources, grace period vs
 //    drain deadline, *_FILE secrets, PDBs, ingest Service/Ingress/HPA, KEDA
 //    triggers on the stream and group proto/ defines, NetworkPolicies).
-// 3. deploy/compose.yaml structure, deploy/prometheus/alerts.yaml against the
-//    PrometheusRule and the RUNBOOK's metrics table, and the RUNBOOK's
-//    ternctl commands against services/ctl/main.c.
+// 3. deploy/compose.yaml: structure, the prod and sandbox profiles (the
+//    provider sandbox and demo seed only under "sandbox"; there every
+//    provider URL a daemon reads (TN_ENV_STR with an https:// default in
+//    services/<daemon>/*.c) points at the sandbox, and the prod daemons
+//    refer to nothing of it).
+// 4. deploy/prometheus/alerts.yaml against the PrometheusRule and the
+//    RUNBOOK's metrics table; metrics the table marks "exists" are string
+//    literals in the C sources (tn_consumer_export's only once a daemon
+//    calls it); the RUNBOOK's ternctl commands against services/ctl/main.c;
+//    proto/README.md's streams and groups against tn_proto.h.
 // Prints "N passed, N failed" and exits 1 on any failure.
 import fs from "node:fs";
 import path from "node:path";
@@ -127,7 +134,9 @@ function protoPairs() {
                 }
             }
         }
+        check(mdPairs.size > 0, "proto/README.md's catalogue names streams and consumer groups");
         for (const p of mdPairs) check(pairs.has(p), `proto/README.md's "${p}" is in tn_proto.h`);
+        for (const p of pairs) check(mdPairs.has(p), `tn_proto.h's "${p}" is in proto/README.md`);
     }
     return { pairs, streams };
 }
@@ -260,35 +269,121 @@ function checkSet(objs, where, proto) {
 
 // ------------------------------------------------------------------ compose
 
+// The provider URL variables a daemon reads: TN_ENV_STR entries whose
+// default is an https:// URL (a provider's or the LLM's) in
+// services/<daemon>/*.c.
+function providerUrlVars(daemon) {
+    const dir = path.join(src, "services", daemon);
+    const vars = new Set();
+    if (!fs.existsSync(dir)) return vars;
+    for (const f of fs.readdirSync(dir).filter((n) => n.endsWith(".c")))
+        for (const m of fs.readFileSync(path.join(dir, f), "utf8").matchAll(/TN_ENV_STR\(\s*"(TN_[A-Z0-9_]+)",\s*"https:\/\//g))
+            vars.add(m[1]);
+    return vars;
+}
+
+// The sandbox's path prefix for a provider URL variable (tests/sandbox/README.md).
+function sandboxPrefix(name) {
+    for (const [re, p] of [[/LLM|OPENAI/, "/openai/v1"], [/WHATSAPP/, "/whatsapp"], [/TWILIO/, "/twilio"],
+        [/TELEGRAM/, "/telegram"], [/GMAIL/, "/gmail"], [/GOOGLE/, "/google/"]])
+        if (re.test(name)) return p;
+    return null;
+}
+
+function checkComposeDaemon(s, name, svc, port) {
+    const d = s[name];
+    check(d.healthcheck?.test !== undefined, `compose: ${name} has a health check`);
+    check(/^(always|unless-stopped|on-failure)/.test(d.restart || ""), `compose: ${name} has a restart policy`);
+    check((d.secrets || []).some((x) => (x.source || x) === `redis-url-${svc}`), `compose: ${name} has its own Redis credentials`);
+    check(d.depends_on?.migrate?.condition === "service_completed_successfully", `compose: ${name} waits for the migration`);
+    const env = d.environment || {};
+    check(env.TN_ADMIN_LISTEN === `0.0.0.0:${port}`, `compose: ${name} admin port ${port}`);
+    check(!("TN_REDIS_URL" in env) && env.TN_REDIS_URL_FILE !== undefined, `compose: ${name} reads its Redis URL from a file`);
+    if (svc === "ingest") check((d.ports || []).length > 0, `compose: the ingester's port is published (${name})`);
+    else check(!(d.ports || []).length, `compose: ${name} publishes no port`);
+}
+
 function checkCompose() {
     const file = path.join(src, "deploy/compose.yaml");
     if (!check(fs.existsSync(file), "deploy/compose.yaml exists")) return;
     const [c] = loadDocs(file);
     const s = c?.services || {};
-    for (const need of ["redis", "postgres", "migrate", ...Object.keys(DAEMONS)])
-        check(need in s, `compose: service ${need}`);
+    const profiles = (x) => x?.profiles || [];
+    for (const need of ["redis", "postgres", "migrate", "pg-roles"])
+        if (check(need in s, `compose: service ${need}`))
+            check(profiles(s[need]).length === 0, `compose: ${need} belongs to every profile`);
     const redisCmd = [].concat(s.redis?.command || []).join(" ");
     check(/--appendonly yes/.test(redisCmd) && /--aclfile /.test(redisCmd), "compose: redis runs with AOF and the ACL file");
     check(s.migrate?.restart === "no" || s.migrate?.restart === undefined, "compose: migrate is one-shot");
+    // Each daemon twice: for the real providers (profile prod) and on the
+    // sandbox (profile sandbox, service sandbox-<daemon>), same image.
     for (const [svc, port] of Object.entries(DAEMONS)) {
-        const d = s[svc];
-        if (!d) continue;
-        check(d.healthcheck?.test !== undefined, `compose: ${svc} has a health check`);
-        check(/^(always|unless-stopped|on-failure)/.test(d.restart || ""), `compose: ${svc} has a restart policy`);
-        check((d.secrets || []).some((x) => (x.source || x) === `redis-url-${svc}`), `compose: ${svc} has its own Redis credentials`);
-        check(d.depends_on?.migrate?.condition === "service_completed_successfully", `compose: ${svc} waits for the migration`);
-        const env = d.environment || {};
-        check(env.TN_ADMIN_LISTEN === `0.0.0.0:${port}`, `compose: ${svc} admin port ${port}`);
-        check(!("TN_REDIS_URL" in env) && env.TN_REDIS_URL_FILE !== undefined, `compose: ${svc} reads its Redis URL from a file`);
+        for (const [name, prof] of [[svc, "prod"], [`sandbox-${svc}`, "sandbox"]]) {
+            if (!check(s[name] !== undefined, `compose: service ${name}`)) continue;
+            check(isDeepStrictEqual(profiles(s[name]), [prof]), `compose: ${name} is only in profile ${prof}`);
+            checkComposeDaemon(s, name, svc, port);
+        }
+        if (s[svc] && s[`sandbox-${svc}`])
+            check(s[svc].image === s[`sandbox-${svc}`].image, `compose: sandbox-${svc} runs ${svc}'s image`);
     }
-    check((s.ingest?.ports || []).length > 0, "compose: the ingester's port is published");
-    for (const svc of ["agent", "calsync", "sender", "sweeper"])
-        check(!(s[svc]?.ports || []).length, `compose: ${svc} publishes no port`);
     for (const [name, def] of Object.entries(c.secrets || {}))
         check(typeof def.file === "string", `compose: secret ${name} is a file`);
+
+    // The provider sandbox and the demo seed job exist only under the profile.
+    const sb = s.sandbox;
+    if (!check(sb !== undefined, "compose: service sandbox (the provider sandbox)")) return;
+    check(isDeepStrictEqual(profiles(sb), ["sandbox"]), "compose: the provider sandbox exists only under profile sandbox");
+    check(sb.build?.target === "sandbox" && sb.healthcheck?.test !== undefined, "compose: sandbox is built from target sandbox, with a health check");
+    const sbPort = /:(\d+)$/.exec(sb.environment?.TN_SANDBOX_LISTEN || "")?.[1];
+    check(sbPort !== undefined, "compose: sandbox has TN_SANDBOX_LISTEN");
+    check(sb.environment?.TN_SANDBOX_INGEST_URL === `http://sandbox-ingest:${/:(\d+)$/.exec(s.ingest?.environment?.TN_INGEST_LISTEN || "")?.[1]}`,
+        "compose: the sandbox emits webhooks to sandbox-ingest's listener");
+    const demo = s["sandbox-demo"];
+    if (check(demo !== undefined, "compose: service sandbox-demo (the demo seed job)")) {
+        check(isDeepStrictEqual(profiles(demo), ["sandbox"]), "compose: sandbox-demo exists only under profile sandbox");
+        check(demo.restart === "no" && demo.depends_on?.["pg-roles"]?.condition === "service_completed_successfully",
+            "compose: sandbox-demo is one-shot, after the migration and role passwords");
+        const env = demo.environment || {};
+        check(["TN_DEMO_SLUG", "TN_DEMO_PHONE_NUMBER_ID", "TN_DEMO_APP_SECRET", "TN_DEMO_VERIFY_TOKEN", "TN_DEMO_ACCESS_TOKEN"]
+            .every((k) => typeof env[k] === "string" && env[k] !== ""), "compose: sandbox-demo has the demo tenant's settings");
+    }
+    // Every provider/LLM URL a daemon reads points at the sandbox in the
+    // profile (a URL a browser follows, at its published port), and the
+    // prod daemons know nothing of the sandbox.
+    const sandboxUrl = new RegExp(`^http://(sandbox:${sbPort}|\\$\\{TN_SANDBOX_PUBLISH:-127\\.0\\.0\\.1:\\d+\\})(/.*)?$`);
+    let nvars = 0;
+    for (const svc of Object.keys(DAEMONS)) {
+        const sd = s[`sandbox-${svc}`];
+        if (!sd) continue;
+        const env = sd.environment || {};
+        for (const v of providerUrlVars(svc)) {
+            nvars++;
+            const prefix = sandboxPrefix(v);
+            const m = sandboxUrl.exec(env[v] || "");
+            check(m !== null && (prefix === null || `${m[2] || ""}/`.startsWith(prefix.endsWith("/") ? prefix : `${prefix}/`)),
+                `compose: sandbox-${svc} ${v} points at the sandbox${prefix ?? ""} (is ${env[v]})`);
+        }
+        for (const [k, v] of Object.entries(env))
+            if (typeof v === "string" && /^https?:\/\//.test(v) && !sandboxUrl.test(v) && !/^http:\/\/sandbox-ingest:/.test(v))
+                check(false, `compose: sandbox-${svc} ${k} leaves the compose network (${v})`);
+        check(sd.depends_on?.sandbox?.condition === "service_healthy" &&
+            sd.depends_on?.["sandbox-demo"]?.condition === "service_completed_successfully",
+            `compose: sandbox-${svc} starts after the sandbox and the demo seed`);
+        const prod = s[svc];
+        if (prod)
+            check(!/sandbox/.test(JSON.stringify({ e: prod.environment, d: prod.depends_on })),
+                `compose: ${svc} (prod) refers to nothing of the sandbox`);
+    }
+    check(nvars > 0, "services/*/*.c name provider URL variables (TN_ENV_STR with an https:// default)");
 }
 
 // ------------------------------------------------------------------ alerts and runbook
+
+function cSources(dir) {
+    if (!fs.existsSync(dir)) return [];
+    return fs.readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
+        e.isDirectory() ? cSources(path.join(dir, e.name)) : /\.c$/.test(e.name) ? [path.join(dir, e.name)] : []);
+}
 
 function checkAlertsAndRunbook(prometheusRules) {
     const rulesFile = path.join(src, "deploy/prometheus/alerts.yaml");
@@ -299,10 +394,31 @@ function checkAlertsAndRunbook(prometheusRules) {
         check(isDeepStrictEqual(pr.spec.groups, rules.groups), `PrometheusRule ${pr.metadata.name} equals deploy/prometheus/alerts.yaml`);
     const runbook = fs.readFileSync(runbookFile, "utf8");
     // The metrics table: | `name` | type | labels | state | meaning |
+    // A row may name several metrics: | `a`, `b` | counter | labels | exists | meaning |
     const table = new Map();
-    for (const m of runbook.matchAll(/^\|\s*`([a-z_:][a-z0-9_:]*)`\s*\|\s*(counter|gauge|histogram)\s*\|/gm))
-        table.set(m[1], m[2]);
+    const state = new Map();
+    for (const m of runbook.matchAll(/^\|\s*((?:`[a-z_:][a-z0-9_:]*`,?\s*)+)\|\s*(counter|gauge|histogram)\s*\|[^|\n]*\|\s*([a-z]+)\s*\|/gm)) {
+        for (const n of m[1].matchAll(/`([a-z_:][a-z0-9_:]*)`/g)) {
+            table.set(n[1], m[2]);
+            state.set(n[1], m[3]);
+        }
+    }
     check(table.size >= 5, "RUNBOOK has a metrics table");
+    // "exists" must be true: the name is a string literal in the C sources
+    // (common/src, services). Metrics only tn_consumer_export.c registers
+    // exist once a daemon calls tn_consumer_export().
+    const cFiles = ["common/src", "services"].flatMap((d) => cSources(path.join(src, d)));
+    const texts = new Map(cFiles.map((f) => [f, fs.readFileSync(f, "utf8")]));
+    const exportCalled = [...texts].some(([f, t]) => rel(f).startsWith("services/") && /\btn_consumer_export\s*\(/.test(t));
+    for (const [name, st] of state) {
+        check(st === "exists" || st === "planned", `metric ${name}: state is exists or planned (is ${st})`);
+        if (st !== "exists") continue;
+        const lit = new RegExp(`"${name}["{ ]`);
+        const files = [...texts].filter(([, t]) => lit.test(t)).map(([f]) => rel(f));
+        check(files.length > 0, `metric ${name} is marked exists: a C source registers it`);
+        if (files.length > 0 && files.every((f) => f.endsWith("tn_consumer_export.c")))
+            check(exportCalled, `metric ${name} is marked exists: a daemon calls tn_consumer_export()`);
+    }
     for (const [name, type] of table) {
         check(/^(tern|process)_/.test(name), `metric ${name} has the tern_ (or process_) prefix`);
         check((type === "counter") === name.endsWith("_total"), `metric ${name}: only counters end in _total`);
