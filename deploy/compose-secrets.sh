@@ -48,4 +48,6 @@ for r in ingest agent calsync sender sweeper ctl; do
     put "pg-dsn-$r" "postgresql://tern_$r:$pw@$phost:$pport/tern" 600
 done
 put master-key "1:$(head -c 32 /dev/urandom | base64 -w0)" 600
+# the HMAC key of the suppression list (tern-sweeper writes, tern-sender checks)
+put suppression-key "$(head -c 32 /dev/urandom | base64 -w0)" 600
 echo "secrets written to $dir"
