@@ -247,4 +247,7 @@ void tn_httpd_close(struct tn_httpd *h)
         next = c->next;
         tn__httpd_conn_close(c);
     }
+    /* after tn_httpd_stop_accepting the listener may be closed already and
+     * no connection left: then no close callback is still to come */
+    tn__httpd_server_maybe_free(h);
 }

@@ -1,0 +1,15 @@
+# shellcheck shell=bash
+# tests/support/pipeline.sh SCRIPT - run one test that starts daemons on the
+# shared streams from a clean slate. Those tests take one lock (see
+# tests/CMakeLists.txt) so they never overlap; what an earlier one left behind
+# (stream entries and consumer groups, pending entries a dead consumer would
+# hand over, the sender's schedule and rate buckets) would otherwise reach
+# this test's daemons, which hold other master keys. Dedupe keys stay: every
+# test uses its own message ids.
+set -u
+: "${TN_TEST_REDIS_URL_ADMIN:?run through scripts/test}"
+rc() { redis-cli -u "$TN_TEST_REDIS_URL_ADMIN" --no-auth-warning "$@"; }
+rc --scan --pattern 'tern:*' | grep -v '^tern:dedupe:' | while read -r k; do
+    rc UNLINK "$k" >/dev/null
+done
+exec bash "$1"
