@@ -38,6 +38,7 @@ struct tn_http;
 struct tn_metric;
 struct tn_pg;
 struct tn_pgconn;
+struct tn_keyring;
 struct tn_rt;
 struct pg_result;
 
@@ -71,9 +72,21 @@ struct agent_cfg {
     char *booked_text;   /* booking confirmation; {service} and {when} replaced */
     char *moved_text;    /* after a reschedule */
     char *reminder_text; /* before the appointment */
+    /* voice notes (agent_voice.c) */
+    char *transcribe_model; /* POST {llm_base_url}/audio/transcriptions */
+    char *master_key;       /* key ring that opens channel secrets; "" = no voice */
+    char *whatsapp_base, *whatsapp_version, *twilio_base, *telegram_base;
+    int64_t media_timeout_ms; /* each provider request of a media fetch */
+    int64_t media_max;        /* bytes of one voice note at most */
 };
 
 struct agent_turn;
+struct agent_voice;
+
+/* A reply on tern:out whose enqueued_at is still to be written. */
+struct agent_mark {
+    char tenant[AGENT_UUID_LEN], id[AGENT_UUID_LEN];
+};
 
 /* The daemon's one context (STYLE.md: no globals). */
 struct agent_ctx {
@@ -89,14 +102,23 @@ struct agent_ctx {
     uint64_t lease_seq;
     char **optout, **optin; /* upper-case keyword lists */
     size_t noptout, noptin;
-    json_t *tools; /* the tool definitions sent to the LLM */
+    json_t *tools;           /* the tool definitions sent to the LLM */
+    char *tools_text;        /* their JSON text, made on first use */
+    struct tn_keyring *keys; /* TN_MASTER_KEY, or NULL: voice notes are not fetched */
     /* running turns by conversation id (chained hash) */
     struct agent_turn **buckets;
     size_t nbuckets, nturns;
     size_t intakes, publishes; /* jobs in flight outside turns */
+    struct agent_mark *marks;  /* published, enqueued_at not written yet */
+    size_t nmarks, capmarks;
+    bool marking; /* a job writes a batch of marks */
+    /* the oldest pending tern:in entry (agent_turn.c's gate), shared */
+    long long pend_oldest; /* as stream_pos; 0: none pending */
+    int64_t pend_ms;       /* when it was read (0: never) */
+    bool pend_querying;    /* an XPENDING is in flight */
     struct tn_metric *m_intake, *m_dup, *m_turns, *m_replies, *m_holding, *m_silent;
     struct tn_metric *m_llm_fail, *m_lost, *m_inflight, *m_republish;
-    struct tn_metric *m_tools, *m_notices;
+    struct tn_metric *m_tools, *m_notices, *m_voice, *m_voice_fail;
 };
 
 /* ---------------------------------------------------------------- daemon (agent_daemon.c) */
@@ -209,8 +231,12 @@ enum tn_err agent_store_repub_work(struct tn_pgconn *c, void *arg);
 struct agent_hmsg {
     bool in; /* from the lead */
     char id[AGENT_UUID_LEN];
-    char *type; /* message type (inbound) */
-    char *body; /* may be NULL (media without caption) */
+    char *type;       /* message type (inbound) */
+    char *body;       /* may be NULL (media without caption) */
+    char *media_ref;  /* fresh only: provider media id or URL, may be NULL */
+    char *transcript; /* a voice note's text, may be NULL */
+    bool voice_tried; /* fresh only: transcription attempted in this turn */
+    bool voice_new;   /* fresh only: transcript is new, the commit stores it */
 };
 
 /* What the claim/load job found. All strings new, freed by agent_load_clear. */
@@ -230,6 +256,10 @@ struct agent_load {
     struct agent_hmsg *fresh; /* unprocessed, arrival order */
     size_t nfresh;
     long long last_pos; /* stream_pos of the newest fresh message (0: unknown) */
+    /* the channel's media credentials, only while a voice note waits (wiped
+     * on clear): WhatsApp access_token, Twilio account_sid + auth_token,
+     * Telegram bot_token */
+    char *media_user, *media_token;
 };
 void agent_load_clear(struct agent_load *l);
 
@@ -238,6 +268,7 @@ enum agent_turn_state {
     TURN_CLAIM,   /* claim/load job */
     TURN_WAIT,    /* timer: quiet window */
     TURN_GATE,    /* XPENDING / timer: earlier tern:in entries not stored yet */
+    TURN_VOICE,   /* HTTP: fetch and transcribe voice notes (agent_voice.c) */
     TURN_LLM,     /* HTTP */
     TURN_TOOL,    /* a tool's job (booking tools ask Postgres) */
     TURN_BACKOFF, /* timer: LLM retry */
@@ -272,6 +303,7 @@ struct agent_turn {
     struct agent_out *out; /* commit: new, to publish */
     int64_t started_ms;
     int64_t gate_since;
+    struct agent_voice *voice; /* TURN_VOICE: the transcription run */
 };
 
 /* agent_turn_wake - make sure conversation conv of tenant gets a turn here
@@ -287,6 +319,37 @@ void agent_turn_close_all(struct agent_ctx *ctx);
 
 enum tn_err agent_store_claim_work(struct tn_pgconn *c, void *arg);
 enum tn_err agent_store_commit_work(struct tn_pgconn *c, void *arg);
+
+/* ---------------------------------------------------------------- voice (agent_voice*.c) */
+
+/* agent_voice_is - is a message of this type a voice note / audio? */
+bool agent_voice_is(const char *type);
+/* agent_voice_pending - does a fresh message still need a transcription
+ * attempt in this turn? */
+bool agent_voice_pending(const struct agent_load *l);
+/* agent_voice_run - fetch and transcribe the fresh voice notes one after
+ * the other; a failure leaves the message without a transcript (the prompt
+ * says it could not be transcribed). done(t) runs exactly once, later, also
+ * when the daemon closes (the caller checks ctx->closing). Runs on: loop. */
+void agent_voice_run(struct agent_turn *t, void (*done)(struct agent_turn *t));
+/* agent_voice_secrets - inside the claim transaction: load and open the
+ * channel's secrets into l->media_user / media_token (new). Missing key ring
+ * or secrets leave them NULL (the fetch then fails softly). Runs on:
+ * threadpool. */
+enum tn_err agent_voice_secrets(struct tn_pgconn *c, const struct agent_ctx *ctx,
+                                const char *tenant, struct agent_load *l);
+
+/* A media fetch's outcome: bytes new (NULL on failure), mime new or NULL,
+ * status the provider's last HTTP status (0: none). */
+typedef void agent_media_done_fn(struct agent_turn *t, char *bytes, size_t len, char *mime,
+                                 const char *why, long status);
+/* agent_media_fetch - fetch message m's media with the channel's
+ * credentials: WhatsApp media id -> URL -> bytes, Telegram getFile -> file,
+ * Twilio media URL (under TN_TWILIO_API_BASE only, then one redirect without
+ * credentials). done runs exactly once, possibly before this returns (a
+ * request that cannot start); why names the failed step (never a URL or a
+ * credential). Runs on: loop. */
+void agent_media_fetch(struct agent_turn *t, const struct agent_hmsg *m, agent_media_done_fn *done);
 
 /* ---------------------------------------------------------------- LLM (agent_llm.c) */
 

@@ -28,6 +28,7 @@
 #include <tn/tn_consumer.h>
 #include <tn/tn_crypto.h>
 #include <tn/tn_daemon.h>
+#include <tn/tn_env.h>
 #include <tn/tn_http.h>
 #include <tn/tn_log.h>
 #include <tn/tn_mem.h>
@@ -60,6 +61,9 @@ static void metrics_init(struct agent_ctx *ctx, struct tn_rt *rt)
     ctx->m_tools = counter(rt, "tern_agent_booking_tools_total", "Booking tool calls");
     ctx->m_notices = counter(rt, "tern_agent_booking_notices_total",
                              "Booking confirmations and reminders queued");
+    ctx->m_voice = counter(rt, "tern_agent_voice_transcribed_total", "Voice notes transcribed");
+    ctx->m_voice_fail =
+        counter(rt, "tern_agent_voice_failures_total", "Voice notes that could not be transcribed");
     ctx->m_inflight = tn_metrics_get(rt->metrics, TN_METRIC_GAUGE, "tern_agent_turns_inflight",
                                      "Turns running in this process", NULL);
 }
@@ -93,6 +97,23 @@ static void owner_init(struct agent_ctx *ctx)
 
 static void scan_cb(uv_timer_t *t);
 
+/* keyring_init - TN_MASTER_KEY opens channel secrets for voice notes; a
+ * malformed ring is a configuration error, a missing one only disables the
+ * media fetch */
+static enum tn_err keyring_init(struct agent_ctx *ctx)
+{
+    if (ctx->cfg.master_key == NULL || ctx->cfg.master_key[0] == '\0') {
+        tn_log_warn(NULL, "agent.no_master_key",
+                    TN_KV_STR("effect", "voice notes are not transcribed"));
+        return TN_OK;
+    }
+    if (tn_keyring_parse(ctx->cfg.master_key, &ctx->keys) != TN_OK) {
+        tn_log_error(NULL, "config.invalid", TN_KV_STR("var", TN_ENV_MASTER_KEY));
+        return TN_EINVAL;
+    }
+    return TN_OK;
+}
+
 /* agent_init - open everything; without a database the agent stays idle */
 enum tn_err agent_init(struct tn_rt *rt, void *arg)
 {
@@ -113,6 +134,8 @@ enum tn_err agent_init(struct tn_rt *rt, void *arg)
     ctx->noptout = agent_keyword_parse(ctx->cfg.optout_words, &ctx->optout);
     ctx->noptin = agent_keyword_parse(ctx->cfg.optin_words, &ctx->optin);
     ctx->tools = agent_tools_definitions();
+    if (keyring_init(ctx) != TN_OK)
+        return TN_EINVAL;
     ctx->nbuckets = 4096;
     ctx->buckets = tn_xcalloc(ctx->nbuckets, sizeof(*ctx->buckets));
     if (rt->base->pg_dsn == NULL || rt->base->pg_dsn[0] == '\0') {
@@ -156,7 +179,7 @@ bool agent_busy(void *arg)
     struct agent_ctx *ctx = arg;
 
     return ctx->nturns > 0 || ctx->intakes > 0 || ctx->publishes > 0 || ctx->scanning ||
-           (ctx->consumer != NULL && tn_consumer_inflight(ctx->consumer) > 0);
+           ctx->marking || (ctx->consumer != NULL && tn_consumer_inflight(ctx->consumer) > 0);
 }
 
 /* agent_ready - the consumer group exists and its connection is up */
@@ -208,6 +231,13 @@ void agent_fini(struct tn_rt *rt, void *arg)
     tn_free(ctx->optin);
     json_decref(ctx->tools);
     ctx->tools = NULL;
+    tn_free(ctx->tools_text);
+    ctx->tools_text = NULL;
+    tn_keyring_free(ctx->keys);
+    ctx->keys = NULL;
+    tn_free(ctx->marks); /* not written: the scan republishes them, harmlessly */
+    ctx->marks = NULL;
+    ctx->nmarks = ctx->capmarks = 0;
 }
 
 /* agent_pg_submit - submit, or fail the same way tn_pg would when closing */

@@ -95,22 +95,32 @@ static void http_done(const struct tn_http_response *resp, enum tn_err err, void
     tn_free(q);
 }
 
-/* body - the request JSON text */
-static char *body(const struct agent_ctx *ctx, json_t *messages, const char *tool_choice)
+/* body - the request JSON text. The tool definitions are the same in every
+ * request: their text (ctx->tools_text, dumped once) is spliced in rather
+ * than serialised again for each of thousands of turns. */
+static char *body(struct agent_ctx *ctx, json_t *messages, const char *tool_choice)
 {
     json_t *rq = json_object();
-    char *text;
+    char *head, *text;
+    struct tn_buf b;
 
     json_object_set_new(rq, "model", json_string(ctx->cfg.llm_model));
     json_object_set(rq, "messages", messages);
-    if (ctx->cfg.tool_rounds > 0 && json_array_size(ctx->tools) > 0) {
-        json_object_set(rq, "tools", ctx->tools);
+    if (ctx->cfg.tool_rounds > 0 && json_array_size(ctx->tools) > 0)
         json_object_set_new(rq, "tool_choice", json_string(tool_choice));
-    }
     json_object_set_new(rq, "temperature", json_real(0.3));
     json_object_set_new(rq, "max_tokens", json_integer(ctx->cfg.llm_max_tokens));
-    text = agent_json_dump(rq);
+    head = agent_json_dump(rq);
     json_decref(rq);
+    if (ctx->cfg.tool_rounds == 0 || json_array_size(ctx->tools) == 0)
+        return head;
+    if (ctx->tools_text == NULL)
+        ctx->tools_text = agent_json_dump(ctx->tools);
+    tn_buf_init(&b, 0);
+    tn_buf_add(&b, head, strlen(head) - 1); /* without the closing brace */
+    tn_buf_printf(&b, ",\"tools\":%s}", ctx->tools_text);
+    tn_free(head);
+    text = tn_buf_steal(&b, NULL);
     return text;
 }
 

@@ -16,7 +16,9 @@
  *	fill with a phone number) goes through agent_scrub(): phone numbers
  *	become "[phone]" and emails "[email]". The contact's address and email
  *	are never put in the prompt. The profile is the business's own text
- *	and is sent as written.
+ *	and is sent as written. A voice note is its transcript, marked
+ *	"[voice note]" (scrubbed the same way), or "[voice note could not be
+ *	transcribed]" when there is none.
  * RUNS ON
  *	loop (pure).
  * DIAGNOSTICS
@@ -33,6 +35,7 @@
 
 #define FRESH_MAX_CHARS 2000
 #define PHONE_MIN_DIGITS 7
+#define VOICE_FAILED "[voice note could not be transcribed]"
 
 /* email_char - may appear in the local part */
 static bool email_char(char c)
@@ -231,19 +234,37 @@ static void add_msg(json_t *a, const char *role, const char *text)
     json_array_append_new(a, json_pack("{s:s,s:s}", "role", role, "content", text));
 }
 
-/* msg_text - scrubbed body, or "[<type>]" for media without text */
+/* raw_text - what the lead said: a voice note's transcript (with its
+ * caption, if any), the body, or NULL */
+static char *raw_text(const struct agent_hmsg *m)
+{
+    struct tn_buf b;
+
+    if (m->transcript == NULL)
+        return m->body != NULL && m->body[0] != '\0' ? tn_xstrdup(m->body) : NULL;
+    tn_buf_init(&b, 0);
+    tn_buf_printf(&b, "[voice note] %s", m->transcript);
+    if (m->body != NULL && m->body[0] != '\0')
+        tn_buf_printf(&b, "\n%s", m->body);
+    return tn_buf_steal(&b, NULL);
+}
+
+/* msg_text - scrubbed text, or a marker for media without text */
 static char *msg_text(const struct agent_hmsg *m, size_t cap)
 {
-    char *s, *t;
+    char *raw = raw_text(m), *s, *t;
 
-    if (m->body == NULL || m->body[0] == '\0') {
+    if (raw == NULL) {
         struct tn_buf b;
 
+        if (agent_voice_is(m->type))
+            return tn_xstrdup(VOICE_FAILED);
         tn_buf_init(&b, 0);
         tn_buf_printf(&b, "[%s]", m->type != NULL ? m->type : "message");
         return tn_buf_steal(&b, NULL);
     }
-    s = agent_scrub(m->body);
+    s = agent_scrub(raw);
+    tn_free(raw);
     if (strlen(s) <= cap)
         return s;
     t = tn_xstrndup(s, cap);
@@ -261,7 +282,8 @@ json_t *agent_prompt_build(const struct agent_ctx *ctx, const struct agent_load 
     add_msg(a, "system", sys);
     tn_free(sys);
     while (first > 0) { /* newest first, until the budget is spent */
-        const char *b = l->hist[first - 1].body;
+        const struct agent_hmsg *h = &l->hist[first - 1];
+        const char *b = h->transcript != NULL ? h->transcript : h->body;
         size_t n = b != NULL ? strlen(b) : 16;
 
         if (n > budget)

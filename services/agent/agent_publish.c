@@ -7,21 +7,21 @@
  * DESCRIPTION
  *	XADDs one outbound.message entry to tern:out (proto/streams/
  *	outbound.message.v1.json; dedupe "out:<outbound id>") and then records
- *	outbound_messages.enqueued_at. The row was committed before: if the
- *	process dies between the commit and the XADD, or the XADD fails, the
- *	row stays unenqueued and the scan publishes it again after
- *	TN_AGENT_REPUBLISH_MS. A repeat reaches the sender with the same
- *	outbound id, which is its idempotency key.
- * RUNS ON
- *	loop; the enqueued_at update on the threadpool.
- * DIAGNOSTICS
- *	agent.publish_failed.
+ *	outbound_messages.enqueued_at: marks are collected and written by one
+ *	job at a time, each batch one tern_agent_enqueued() call per tenant,
+ *	so that thousands of replies a second cost a few statements. The row was committed before:
+ *if the process dies between the commit and the XADD, or the XADD fails, the row stays unenqueued
+ *and the scan publishes it again after TN_AGENT_REPUBLISH_MS. A repeat reaches the sender with the
+ *same outbound id, which is its idempotency key. RUNS ON loop; the enqueued_at update on the
+ *threadpool. DIAGNOSTICS agent.publish_failed.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <hiredis/hiredis.h>
 
+#include <tn/tn_buf.h>
 #include <tn/tn_crypto.h>
 #include <tn/tn_daemon.h>
 #include <tn/tn_log.h>
@@ -95,52 +95,108 @@ static void pub_free(struct pub *p)
     tn_free(p);
 }
 
-/* mark_work - enqueued_at = now(). Runs on: threadpool. */
+/* A batch of enqueued marks, owned by its job. */
+struct marks {
+    struct agent_ctx *ctx;
+    struct agent_mark *m;
+    size_t n;
+};
+
+/* mark_cmp - order by tenant, so that each tenant is one call */
+static int mark_cmp(const void *a, const void *b)
+{
+    return strcmp(((const struct agent_mark *)a)->tenant, ((const struct agent_mark *)b)->tenant);
+}
+
+/* mark_work - tern_agent_enqueued() once per tenant of the batch. Runs on:
+ * threadpool. */
 static enum tn_err mark_work(struct tn_pgconn *c, void *arg)
 {
-    struct pub *p = arg;
-    enum tn_err err = tn_pgconn_begin_tenant(c, p->o->tenant);
+    struct marks *b = arg;
+    enum tn_err err = TN_OK;
+    struct tn_buf ids;
 
-    if (err != TN_OK)
-        return err;
-    err = tn_pgconn_query(c,
-                          "UPDATE outbound_messages SET enqueued_at = now()"
-                          " WHERE tenant_id = $1 AND id = $2 AND enqueued_at IS NULL",
-                          2, (const char *const[]){p->o->tenant, p->o->id}, NULL);
-    if (err == TN_OK)
-        err = tn_pgconn_commit(c);
-    if (err != TN_OK)
-        tn_pgconn_rollback(c);
+    qsort(b->m, b->n, sizeof(*b->m), mark_cmp);
+    tn_buf_init(&ids, 0);
+    for (size_t i = 0; i < b->n; i++) {
+        tn_buf_printf(&ids, "%s%s", ids.len == 0 ? "{" : ",", b->m[i].id);
+        if (i + 1 < b->n && strcmp(b->m[i + 1].tenant, b->m[i].tenant) == 0)
+            continue;
+        tn_buf_adds(&ids, "}");
+        if (tn_pgconn_query(c, "SELECT tern_agent_enqueued($1, $2::uuid[])", 2,
+                            (const char *const[]){b->m[i].tenant, ids.data}, NULL) != TN_OK)
+            err = TN_EUNAVAIL; /* not marked: the scan publishes a harmless repeat later */
+        tn_buf_reset(&ids);
+    }
+    tn_buf_free(&ids);
     return err;
 }
 
-/* mark_done - done with this publish */
+static void mark_flush(struct agent_ctx *ctx);
+
+/* mark_done - the batch is written; the next one may go */
 static void mark_done(enum tn_err err, void *arg)
 {
-    struct pub *p = arg;
-    struct agent_ctx *ctx = p->ctx;
+    struct marks *b = arg;
+    struct agent_ctx *ctx = b->ctx;
 
-    (void)err; /* not marked: the scan publishes a harmless repeat later */
-    pub_free(p);
+    (void)err;
+    ctx->marking = false;
+    tn_free(b->m);
+    tn_free(b);
+    mark_flush(ctx);
     agent_maybe_free_pg(ctx);
+}
+
+/* mark_flush - one job at a time writes every mark collected meanwhile */
+static void mark_flush(struct agent_ctx *ctx)
+{
+    struct marks *b;
+
+    if (ctx->marking || ctx->nmarks == 0)
+        return;
+    b = tn_xcalloc(1, sizeof(*b));
+    b->ctx = ctx;
+    b->m = ctx->marks;
+    b->n = ctx->nmarks;
+    ctx->marks = NULL;
+    ctx->nmarks = ctx->capmarks = 0;
+    if (agent_pg_submit(ctx, mark_work, mark_done, b) != TN_OK) {
+        tn_free(b->m);
+        tn_free(b);
+        return;
+    }
+    ctx->marking = true;
+}
+
+/* mark - remember that o was XADDed */
+static void mark(struct agent_ctx *ctx, const struct agent_out *o)
+{
+    if (ctx->nmarks == ctx->capmarks) {
+        ctx->capmarks = ctx->capmarks > 0 ? ctx->capmarks * 2 : 64;
+        ctx->marks = tn_xrealloc(ctx->marks, ctx->capmarks * sizeof(*ctx->marks));
+    }
+    memcpy(ctx->marks[ctx->nmarks].tenant, o->tenant, AGENT_UUID_LEN);
+    memcpy(ctx->marks[ctx->nmarks].id, o->id, AGENT_UUID_LEN);
+    ctx->nmarks++;
+    mark_flush(ctx);
 }
 
 /* xadd_cb - on success remember that it was enqueued */
 static void xadd_cb(struct tn_redis *r, struct redisReply *reply, enum tn_err err, void *arg)
 {
     struct pub *p = arg;
+    struct agent_ctx *ctx = p->ctx;
 
     (void)r;
     if (err == TN_OK && reply->type == REDIS_REPLY_ERROR)
         err = TN_EUNAVAIL;
-    if (err != TN_OK) {
+    if (err != TN_OK)
         tn_log_warn(&(struct tn_log_ctx){.tenant_id = p->o->tenant}, "agent.publish_failed",
                     TN_KV_STR("outbound", p->o->id), TN_KV_ERR(err));
-        pub_free(p);
-        return;
-    }
-    if (agent_pg_submit(p->ctx, mark_work, mark_done, p) != TN_OK)
-        pub_free(p);
+    else if (!ctx->closing)
+        mark(ctx, p->o);
+    pub_free(p);
 }
 
 /* agent_publish - XADD the entry */

@@ -10,12 +10,16 @@
  *	transaction bound to the tenant (row-level security); the scan reads
  *	ids through the SECURITY DEFINER functions of 0002_agent.sql.
  *
- *	The intake transaction: check the channel belongs to the tenant, upsert
- *	the contact by (tenant, kind, address), create the lead on first
- *	contact, find or create the conversation, insert the message (a
- *	repeated provider message id changes nothing), then either record an
- *	opt-out/opt-in keyword, mark the message silent for an opted-out
- *	contact, or flag the conversation as having unprocessed input.
+ *	The intake is one call of tern_agent_intake() (proto/sql/
+ *	0011_agent_perf.sql), in autocommit for a plain message: check the
+ *	channel belongs to the tenant, upsert the contact by (tenant, kind,
+ *	address), create the lead on first contact, find or create the
+ *	conversation, insert the message (a repeated provider message id
+ *	changes nothing), then mark the message silent for an opted-out or
+ *	restricted contact, or flag the conversation as having unprocessed
+ *	input. An opt-out/opt-in keyword runs the call inside a tenant
+ *	transaction and records the consent change (and the SMS confirmation)
+ *	in the same transaction.
  * RUNS ON
  *	threadpool (Runs on: threadpool), one pooled connection per job.
  * DIAGNOSTICS
@@ -160,105 +164,6 @@ out:
     return err;
 }
 
-/* intake_contact - channel check, contact upsert, lead on first contact.
- * Fills contact id and why the contact gets no turn: NULL, "opted_out" or
- * "restricted" (restriction of processing, set by tern-sweeper). */
-static enum tn_err intake_contact(struct tn_pgconn *c, struct agent_intake *in,
-                                  char contact[AGENT_UUID_LEN], const char **silent,
-                                  bool *opted_out)
-{
-    struct pg_result *res = NULL;
-    const char *p[5] = {in->tenant, in->channel, in->sender, in->sender_name, NULL};
-    enum tn_err err;
-
-    err = agent_store_q(c, "SELECT kind FROM channels WHERE tenant_id = $1 AND id = $2 AND enabled",
-                        2, p, &res);
-    if (err == TN_OK && tn_pg_result_rows(res) != 1)
-        err = TN_ENOTFOUND;
-    if (err != TN_OK)
-        goto out;
-    err = agent_store_q(c,
-                        "INSERT INTO contacts (tenant_id, kind, address, display_name)"
-                        " SELECT $1, kind, $3, $4 FROM channels WHERE tenant_id = $1 AND id = $2"
-                        " ON CONFLICT (tenant_id, kind, address) DO UPDATE"
-                        " SET display_name = COALESCE(EXCLUDED.display_name, contacts.display_name)"
-                        " RETURNING id, opted_out_at IS NOT NULL, restricted_at IS NOT NULL",
-                        4, p, &res);
-    if (err != TN_OK)
-        goto out;
-    copy_id(contact, res, 0, 0);
-    *opted_out = strcmp(tn_pg_result_value(res, 0, 1), "t") == 0;
-    if (strcmp(tn_pg_result_value(res, 0, 2), "t") == 0)
-        *silent = "restricted";
-    else if (strcmp(tn_pg_result_value(res, 0, 1), "t") == 0)
-        *silent = "opted_out";
-    p[1] = contact;
-    p[2] = in->transport;
-    err = agent_store_q(c,
-                        "INSERT INTO leads (tenant_id, contact_id, name, source_channel)"
-                        " VALUES ($1, $2, $4, $3) ON CONFLICT (tenant_id, contact_id) DO UPDATE"
-                        " SET name = EXCLUDED.name, updated_at = now()"
-                        " WHERE leads.name IS NULL AND EXCLUDED.name IS NOT NULL",
-                        4, p, &res);
-out:
-    tn_pg_result_free(res);
-    return err;
-}
-
-/* intake_conversation - the contact's thread on this channel, (re)opened */
-static enum tn_err intake_conversation(struct tn_pgconn *c, struct agent_intake *in,
-                                       const char *contact)
-{
-    struct pg_result *res = NULL;
-    const char *p[3] = {in->tenant, contact, in->channel};
-    enum tn_err err;
-
-    err = agent_store_q(c,
-                        "INSERT INTO conversations (tenant_id, contact_id, channel_id)"
-                        " VALUES ($1, $2, $3) ON CONFLICT DO NOTHING RETURNING id",
-                        3, p, &res);
-    if (err == TN_OK && tn_pg_result_rows(res) == 0)
-        err = agent_store_q(c,
-                            "UPDATE conversations SET status = 'open'"
-                            " WHERE tenant_id = $1 AND contact_id = $2 AND channel_id = $3"
-                            " AND status <> 'open' RETURNING id",
-                            3, p, &res);
-    if (err == TN_OK && tn_pg_result_rows(res) == 0)
-        err = agent_store_q(c,
-                            "SELECT id FROM conversations"
-                            " WHERE tenant_id = $1 AND contact_id = $2 AND channel_id = $3",
-                            3, p, &res);
-    if (err == TN_OK && tn_pg_result_rows(res) != 1)
-        err = TN_EUNAVAIL; /* a concurrent insert we cannot see yet: retry */
-    if (err == TN_OK)
-        copy_id(in->conv, res, 0, 0);
-    tn_pg_result_free(res);
-    return err;
-}
-
-/* intake_message - insert it; *msg_id empty when it was a repeat */
-static enum tn_err intake_message(struct tn_pgconn *c, struct agent_intake *in,
-                                  char msg_id[AGENT_UUID_LEN])
-{
-    struct pg_result *res = NULL;
-    const char *p[9] = {in->tenant, in->conv,      in->channel, in->pmid,      in->mtype,
-                        in->body,   in->media_ref, in->raw,     in->stream_pos};
-    enum tn_err err;
-
-    err = agent_store_q(c,
-                        "INSERT INTO messages (tenant_id, conversation_id, channel_id, direction,"
-                        " provider_message_id, type, body, media_ref, raw, stream_pos)"
-                        " VALUES ($1, $2, $3, 'in', $4, $5, $6, $7, $8::jsonb, $9)"
-                        " ON CONFLICT (tenant_id, channel_id, provider_message_id) DO NOTHING"
-                        " RETURNING id",
-                        9, p, &res);
-    msg_id[0] = '\0';
-    if (err == TN_OK && tn_pg_result_rows(res) == 1)
-        copy_id(msg_id, res, 0, 0);
-    tn_pg_result_free(res);
-    return err;
-}
-
 /* intake_keyword - record the consent change and, on SMS unless the contact
  * is restricted (no reply of any kind), queue the confirmation */
 static enum tn_err intake_keyword(struct tn_pgconn *c, struct agent_intake *in, const char *contact,
@@ -302,54 +207,72 @@ static enum tn_err intake_keyword(struct tn_pgconn *c, struct agent_intake *in, 
     return err;
 }
 
-/* intake_flag - silent for an opted-out or restricted contact (the reason
- * recorded as the outcome), else input for a turn */
-static enum tn_err intake_flag(struct tn_pgconn *c, struct agent_intake *in, const char *silent,
-                               const char *msg_id)
+/* keyword_name - the keyword as tern_agent_intake() takes it */
+static const char *keyword_name(enum agent_keyword k)
 {
-    const char *p[3] = {in->tenant, silent != NULL ? msg_id : in->conv, silent};
-
-    if (silent != NULL)
-        return tn_pgconn_query(c,
-                               "UPDATE messages SET processed_at = now(),"
-                               " agent_outcome = $3 WHERE tenant_id = $1 AND id = $2",
-                               3, p, NULL);
-    in->wake = true;
-    return tn_pgconn_query(c,
-                           "UPDATE conversations SET has_unprocessed = true,"
-                           " last_inbound_at = now() WHERE tenant_id = $1 AND id = $2",
-                           2, p, NULL);
+    return k == AGENT_KW_OPTOUT ? "opt_out" : k == AGENT_KW_OPTIN ? "opt_in" : "none";
 }
 
-/* agent_store_intake_work - the whole intake transaction */
+/* intake_store - tern_agent_intake(): contact, lead, conversation, message
+ * and, without a keyword, the flag or the silent outcome */
+static enum tn_err intake_store(struct tn_pgconn *c, struct agent_intake *in,
+                                char contact[AGENT_UUID_LEN], char msg_id[AGENT_UUID_LEN],
+                                const char **silent)
+{
+    struct pg_result *res = NULL;
+    const char *p[12] = {in->tenant,    in->channel, in->sender,     in->sender_name,
+                         in->transport, in->pmid,    in->mtype,      in->body,
+                         in->media_ref, in->raw,     in->stream_pos, keyword_name(in->keyword)};
+    const char *kw, *sil;
+    enum tn_err err;
+
+    err = agent_store_q(c,
+                        "SELECT contact, conversation, message, silent, keyword FROM"
+                        " tern_agent_intake($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::jsonb,"
+                        " $11, $12)",
+                        12, p, &res);
+    if (err == TN_OK && tn_pg_result_rows(res) != 1)
+        err = TN_ENOTFOUND; /* not the tenant's channel, or disabled */
+    if (err != TN_OK)
+        goto out;
+    copy_id(contact, res, 0, 0);
+    copy_id(in->conv, res, 0, 1);
+    copy_id(msg_id, res, 0, 2);
+    sil = tn_pg_result_value(res, 0, 3);
+    *silent = sil == NULL ? NULL : strcmp(sil, "restricted") == 0 ? "restricted" : "opted_out";
+    kw = tn_pg_result_value(res, 0, 4);
+    in->keyword = strcmp(kw, "opt_out") == 0  ? AGENT_KW_OPTOUT
+                  : strcmp(kw, "opt_in") == 0 ? AGENT_KW_OPTIN
+                                              : AGENT_KW_NONE;
+out:
+    tn_pg_result_free(res);
+    return err;
+}
+
+/* agent_store_intake_work - one call in autocommit for plain messages; a
+ * keyword adds its steps in the same transaction */
 enum tn_err agent_store_intake_work(struct tn_pgconn *c, void *arg)
 {
     struct agent_intake *in = arg;
     char contact[AGENT_UUID_LEN], msg_id[AGENT_UUID_LEN];
     const char *silent = NULL;
-    bool opted_out = false;
-    enum tn_err err;
+    bool tx = in->keyword != AGENT_KW_NONE;
+    enum tn_err err = TN_OK;
 
-    err = tn_pgconn_begin_tenant(c, in->tenant);
+    if (tx)
+        err = tn_pgconn_begin_tenant(c, in->tenant);
     if (err != TN_OK)
         return err;
-    err = intake_contact(c, in, contact, &silent, &opted_out);
-    if (err == TN_OK)
-        err = intake_conversation(c, in, contact);
-    if (err == TN_OK)
-        err = intake_message(c, in, msg_id);
+    err = intake_store(c, in, contact, msg_id, &silent);
     if (err != TN_OK || msg_id[0] == '\0')
         goto out; /* a repeat: nothing else to do */
     in->inserted = true;
-    if (in->keyword == AGENT_KW_OPTIN && !opted_out)
-        in->keyword = AGENT_KW_NONE; /* "start" from a subscribed lead is just text */
+    in->wake = in->keyword == AGENT_KW_NONE && silent == NULL;
     if (in->keyword != AGENT_KW_NONE)
         err = intake_keyword(c, in, contact, msg_id,
                              silent == NULL || strcmp(silent, "restricted") != 0);
-    else
-        err = intake_flag(c, in, silent, msg_id);
 out:
-    if (err == TN_OK)
+    if (err == TN_OK && tx)
         err = tn_pgconn_commit(c);
     if (err != TN_OK) {
         tn_pgconn_rollback(c);

@@ -5,23 +5,29 @@
  *	#include "agent.h"
  *	agent_pg_submit(ctx, agent_store_claim_work, done, turn);
  * DESCRIPTION
- *	Claim/load takes the conversation's row lease with a conditional
- *	UPDATE (free, expired, or already ours) and a token unique to this
- *	claim. While the quiet window since the last inbound message is not
- *	over it returns the time left (the lease stays ours). Then it loads
- *	every unprocessed inbound message in arrival order, and either settles
- *	them at once without the model (human takeover, opted-out contact) or
- *	loads what the prompt needs: profile, tenant time, lead, history.
+ *	Claim/load is one call of tern_agent_claim() (proto/sql/
+ *	0011_agent_perf.sql) in autocommit: it takes the conversation's row
+ *	lease with a conditional UPDATE (free, expired, or already ours) and a
+ *	token unique to this claim; while the quiet window since the last
+ *	inbound message is not over it returns the time left (the lease stays
+ *	ours). Otherwise it returns, as jsonb, every unprocessed inbound
+ *	message in arrival order, the conversation's state and, unless the turn
+ *	is settled at once without the model (human takeover, opted-out or
+ *	restricted contact, no input), what the prompt needs: profile, tenant
+ *	time, lead, history. A waiting voice note adds one small tenant
+ *	transaction that opens the channel's secrets.
  *
- *	Commit locks the conversation row only while the token still holds the
- *	lease, so a turn whose lease expired and was taken over can never
- *	write: at most one reply per batch of input, whatever the replicas do.
- *	In that one transaction it stores the reply (outbound_messages, unique
- *	idempotency key "turn:<last inbound message id>"), applies the tools'
- *	lead changes and the human flag, marks the batch processed, releases
- *	the lease and says whether input is left. The row lock is taken before
- *	the "input left?" statement, so that statement's snapshot sees every
- *	intake that committed while we waited for the lock (READ COMMITTED).
+ *	Commit is one call of tern_agent_commit(): it locks the conversation
+ *	row only while the token still holds the lease, so a turn whose lease
+ *	expired and was taken over can never write: at most one reply per
+ *	batch of input, whatever the replicas do. In that one transaction it
+ *	stores the reply (outbound_messages, unique idempotency key
+ *	"turn:<last inbound message id>"), the transcripts, the tools' lead
+ *	changes and the human flag, marks the batch processed, releases the
+ *	lease and says whether input is left. The row lock is taken before the
+ *	"input left?" statement, and each statement of the function takes a new
+ *	snapshot, so it sees every intake that committed while we waited for
+ *	the lock (READ COMMITTED).
  * RUNS ON
  *	threadpool (Runs on: threadpool); touches only its turn's load/commit fields.
  * DIAGNOSTICS
@@ -37,6 +43,23 @@
 
 #include "agent.h"
 
+/* wipe_free - clear a credential, then free it (NULL-safe) */
+static void wipe_free(char *s)
+{
+    if (s != NULL)
+        memset(s, 0, strlen(s));
+    tn_free(s);
+}
+
+/* hmsg_clear - free one message's strings */
+static void hmsg_clear(struct agent_hmsg *m)
+{
+    tn_free(m->type);
+    tn_free(m->body);
+    tn_free(m->media_ref);
+    tn_free(m->transcript);
+}
+
 /* agent_load_clear - free everything a load holds */
 void agent_load_clear(struct agent_load *l)
 {
@@ -49,14 +72,12 @@ void agent_load_clear(struct agent_load *l)
         tn_free(*s[i]);
         *s[i] = NULL;
     }
-    for (size_t i = 0; i < l->nhist; i++) {
-        tn_free(l->hist[i].type);
-        tn_free(l->hist[i].body);
-    }
-    for (size_t i = 0; i < l->nfresh; i++) {
-        tn_free(l->fresh[i].type);
-        tn_free(l->fresh[i].body);
-    }
+    for (size_t i = 0; i < l->nhist; i++)
+        hmsg_clear(&l->hist[i]);
+    for (size_t i = 0; i < l->nfresh; i++)
+        hmsg_clear(&l->fresh[i]);
+    wipe_free(l->media_user);
+    wipe_free(l->media_token);
     tn_free(l->hist);
     tn_free(l->fresh);
     memset(l, 0, sizeof(*l));
@@ -75,27 +96,17 @@ static char *fresh_array(const struct agent_load *l)
     return tn_buf_steal(&b, NULL);
 }
 
-/* settle - mark the batch processed with outcome, release, report input left */
+/* settle - tern_agent_settle(): processed marks, release, input left */
 static enum tn_err settle(struct tn_pgconn *c, struct agent_turn *t, const char *outcome)
 {
     struct pg_result *res = NULL;
     char *arr = fresh_array(&t->ld);
     enum tn_err err;
 
-    err = agent_store_q(c,
-                        "UPDATE messages SET processed_at = now(), agent_outcome = $3"
-                        " WHERE tenant_id = $1 AND id = ANY($2::uuid[]) AND processed_at IS NULL",
-                        3, (const char *const[]){t->tenant, arr, outcome}, &res);
-    if (err == TN_OK)
-        err = agent_store_q(
-            c,
-            "UPDATE conversations SET lease_owner = NULL, lease_until = NULL,"
-            " has_unprocessed = EXISTS (SELECT 1 FROM messages m WHERE m.tenant_id = $1"
-            " AND m.conversation_id = $2 AND m.direction = 'in' AND m.processed_at IS NULL)"
-            " WHERE tenant_id = $1 AND id = $2 AND lease_owner = $3 RETURNING has_unprocessed",
-            3, (const char *const[]){t->tenant, t->conv, t->token}, &res);
-    if (err == TN_OK && tn_pg_result_rows(res) != 1)
-        err = TN_ECONFLICT;
+    err = agent_store_q(c, "SELECT tern_agent_settle($1, $2, $3, $4::uuid[], $5)", 5,
+                        (const char *const[]){t->tenant, t->conv, t->token, arr, outcome}, &res);
+    if (err == TN_OK && tn_pg_result_value(res, 0, 0) == NULL)
+        err = TN_ECONFLICT; /* the lease is not ours */
     if (err == TN_OK)
         t->has_more = strcmp(tn_pg_result_value(res, 0, 0), "t") == 0;
     tn_pg_result_free(res);
@@ -103,334 +114,259 @@ static enum tn_err settle(struct tn_pgconn *c, struct agent_turn *t, const char 
     return err;
 }
 
-/* claim - take or keep the lease; wait_ms > 0 while the burst goes on */
-static enum tn_err claim(struct tn_pgconn *c, struct agent_turn *t)
+/* jdup - a new copy of a string member, NULL when absent or null */
+static char *jdup(const json_t *o, const char *key)
 {
-    struct pg_result *res = NULL;
-    char lease[24], quiet[24];
-    enum tn_err err;
+    const char *v = json_string_value(json_object_get(o, key));
 
-    snprintf(lease, sizeof(lease), "%lld", (long long)t->ctx->cfg.lease_ms);
-    snprintf(quiet, sizeof(quiet), "%lld", (long long)t->ctx->cfg.quiet_ms);
-    err = agent_store_q(c,
-                        "UPDATE conversations SET lease_owner = $3,"
-                        " lease_until = now() + make_interval(secs => $4 / 1000.0)"
-                        " WHERE tenant_id = $1 AND id = $2 AND has_unprocessed"
-                        " AND (lease_owner IS NULL OR lease_until < now() OR lease_owner = $3)"
-                        " RETURNING GREATEST(0, $5 - extract(epoch FROM clock_timestamp() -"
-                        " COALESCE(last_inbound_at, '-infinity')) * 1000)::bigint",
-                        5, (const char *const[]){t->tenant, t->conv, t->token, lease, quiet}, &res);
-    t->ld.claimed = err == TN_OK && tn_pg_result_rows(res) == 1;
-    if (t->ld.claimed)
-        t->ld.wait_ms = strtoll(tn_pg_result_value(res, 0, 0), NULL, 10);
-    tn_pg_result_free(res);
-    return err;
+    return v != NULL ? tn_xstrdup(v) : NULL;
 }
 
-/* load_fresh - the unprocessed inbound messages, in arrival order */
-static enum tn_err load_fresh(struct tn_pgconn *c, struct agent_turn *t)
+/* jid - a uuid member into a fixed buffer ("" when absent) */
+static void jid(char out[AGENT_UUID_LEN], const json_t *o, const char *key)
 {
-    struct pg_result *res = NULL;
-    char lim[16];
-    enum tn_err err;
+    const char *v = json_string_value(json_object_get(o, key));
 
-    snprintf(lim, sizeof(lim), "%d", AGENT_MAX_FRESH);
-    err = agent_store_q(c,
-                        "SELECT id, type, body, stream_pos FROM messages WHERE tenant_id = $1"
-                        " AND conversation_id = $2 AND direction = 'in' AND processed_at IS NULL"
-                        " ORDER BY stream_pos NULLS LAST, created_at LIMIT $3",
-                        3, (const char *const[]){t->tenant, t->conv, lim}, &res);
-    if (err != TN_OK)
-        goto out;
-    t->ld.nfresh = (size_t)tn_pg_result_rows(res);
-    t->ld.fresh = tn_xcalloc(t->ld.nfresh + 1, sizeof(*t->ld.fresh));
-    for (size_t i = 0; i < t->ld.nfresh; i++) {
-        struct agent_hmsg *m = &t->ld.fresh[i];
+    snprintf(out, AGENT_UUID_LEN, "%s", v != NULL ? v : "");
+}
 
-        m->in = true;
-        snprintf(m->id, sizeof(m->id), "%s", tn_pg_result_value(res, (int)i, 0));
-        m->type = agent_store_dup(res, (int)i, 1);
-        m->body = agent_store_dup(res, (int)i, 2);
-        if (tn_pg_result_value(res, (int)i, 3) != NULL)
-            t->ld.last_pos = strtoll(tn_pg_result_value(res, (int)i, 3), NULL, 10);
+/* load_msgs - a JSON array of messages into a new array of n */
+static struct agent_hmsg *load_msgs(const json_t *a, size_t *n, bool fresh)
+{
+    struct agent_hmsg *out;
+    const json_t *m;
+    size_t i;
+
+    *n = json_array_size(a);
+    out = tn_xcalloc(*n + 1, sizeof(*out));
+    json_array_foreach(a, i, m)
+    {
+        out[i].in = fresh || json_is_true(json_object_get(m, "in"));
+        jid(out[i].id, m, "id");
+        out[i].type = jdup(m, "type");
+        out[i].body = jdup(m, "body");
+        out[i].transcript = jdup(m, "transcript");
+        if (fresh)
+            out[i].media_ref = jdup(m, "media_ref");
     }
-out:
-    tn_pg_result_free(res);
-    return err;
+    return out;
 }
 
-/* load_state - ids, channel kind, and the reasons to stay silent */
-static enum tn_err load_state(struct tn_pgconn *c, struct agent_turn *t, const char **silent)
+/* load_profile - the tenant's profile and time */
+static void load_profile(struct agent_load *l, const json_t *p)
 {
-    struct pg_result *res = NULL;
-    enum tn_err err;
-
-    *silent = NULL;
-    err = agent_store_q(c,
-                        "SELECT c.contact_id, c.channel_id, ch.kind, c.human_takeover,"
-                        " ct.opted_out_at IS NOT NULL, ct.restricted_at IS NOT NULL"
-                        " FROM conversations c"
-                        " JOIN contacts ct ON ct.tenant_id = c.tenant_id AND ct.id = c.contact_id"
-                        " JOIN channels ch ON ch.tenant_id = c.tenant_id AND ch.id = c.channel_id"
-                        " WHERE c.tenant_id = $1 AND c.id = $2",
-                        2, (const char *const[]){t->tenant, t->conv}, &res);
-    if (err == TN_OK && tn_pg_result_rows(res) != 1)
-        err = TN_ENOTFOUND;
-    if (err != TN_OK)
-        goto out;
-    snprintf(t->ld.contact, sizeof(t->ld.contact), "%s", tn_pg_result_value(res, 0, 0));
-    snprintf(t->ld.channel, sizeof(t->ld.channel), "%s", tn_pg_result_value(res, 0, 1));
-    t->ld.channel_kind = agent_store_dup(res, 0, 2);
-    if (strcmp(tn_pg_result_value(res, 0, 5), "t") == 0)
-        *silent = "restricted"; /* restriction of processing (tern-sweeper) */
-    else if (strcmp(tn_pg_result_value(res, 0, 4), "t") == 0)
-        *silent = "opted_out";
-    else if (strcmp(tn_pg_result_value(res, 0, 3), "t") == 0)
-        *silent = "human";
-out:
-    tn_pg_result_free(res);
-    return err;
+    l->tenant_name = jdup(p, "tenant_name");
+    l->tz = jdup(p, "tz");
+    l->business = jdup(p, "business");
+    l->offer = jdup(p, "offer");
+    l->hours = jdup(p, "hours");
+    l->area = jdup(p, "area");
+    l->questions = jdup(p, "questions");
+    l->tone = jdup(p, "tone");
+    l->language = jdup(p, "language");
+    l->extra = jdup(p, "extra");
+    l->holding = jdup(p, "holding");
 }
 
-/* load_profile - tenant, agent profile, and the time in the tenant's zone
- * (Postgres applies the zone's rules; the setting is transaction-local) */
-static enum tn_err load_profile(struct tn_pgconn *c, struct agent_turn *t)
+/* load_json - what tern_agent_claim() returned into the turn's load;
+ * *silent: why no turn is due (NULL: none) */
+static void load_json(struct agent_turn *t, const json_t *j, const char **silent)
 {
-    struct pg_result *res = NULL;
     struct agent_load *l = &t->ld;
+    const json_t *lead = json_object_get(j, "lead"), *fresh = json_object_get(j, "fresh");
+    const char *s = json_string_value(json_object_get(j, "silent"));
+
+    l->claimed = json_is_true(json_object_get(j, "claimed"));
+    l->wait_ms = json_integer_value(json_object_get(j, "wait_ms"));
+    if (!l->claimed || l->wait_ms > 0)
+        return;
+    *silent = s == NULL                      ? NULL
+              : strcmp(s, "restricted") == 0 ? "restricted"
+              : strcmp(s, "opted_out") == 0  ? "opted_out"
+                                             : "human";
+    jid(l->contact, j, "contact");
+    jid(l->channel, j, "channel");
+    l->channel_kind = jdup(j, "kind");
+    l->fresh = load_msgs(fresh, &l->nfresh, true);
+    if (l->nfresh > 0)
+        l->last_pos =
+            json_integer_value(json_object_get(json_array_get(fresh, l->nfresh - 1), "pos"));
+    l->hist = load_msgs(json_object_get(j, "history"), &l->nhist, false);
+    load_profile(l, json_object_get(j, "profile"));
+    l->services = jdup(j, "services");
+    l->now_text = jdup(j, "now_text");
+    if (json_is_object(lead)) {
+        l->lead_name = jdup(lead, "name");
+        l->lead_status = jdup(lead, "status");
+        l->lead_answers = jdup(lead, "answers");
+        l->lead_has_email = json_is_true(json_object_get(lead, "has_email"));
+    }
+}
+
+/* claim - tern_agent_claim(): the lease and the turn's input, one call */
+static enum tn_err claim(struct tn_pgconn *c, struct agent_turn *t, const char **silent)
+{
+    const struct agent_cfg *cfg = &t->ctx->cfg;
+    struct pg_result *res = NULL;
+    char lease[24], quiet[24], fresh[16], hist[16];
+    json_t *j;
     enum tn_err err;
 
-    err = agent_store_q(c,
-                        "SELECT t.name, t.time_zone, p.business_name, p.offer, p.hours_text,"
-                        " p.service_area, p.qualification_questions::text, p.tone, p.language,"
-                        " p.extra_instructions, p.holding_message FROM tenants t"
-                        " LEFT JOIN agent_profiles p ON p.tenant_id = t.id WHERE t.id = $1",
-                        1, (const char *const[]){t->tenant}, &res);
-    if (err == TN_OK && tn_pg_result_rows(res) != 1)
-        err = TN_ENOTFOUND;
+    snprintf(lease, sizeof(lease), "%lld", (long long)cfg->lease_ms);
+    snprintf(quiet, sizeof(quiet), "%lld", (long long)cfg->quiet_ms);
+    snprintf(fresh, sizeof(fresh), "%d", AGENT_MAX_FRESH);
+    snprintf(hist, sizeof(hist), "%lld", (long long)cfg->history_msgs);
+    err = agent_store_q(
+        c, "SELECT tern_agent_claim($1, $2, $3, $4, $5, $6, $7)::text", 7,
+        (const char *const[]){t->tenant, t->conv, t->token, lease, quiet, fresh, hist}, &res);
     if (err != TN_OK)
         goto out;
-    l->tenant_name = agent_store_dup(res, 0, 0);
-    l->tz = agent_store_dup(res, 0, 1);
-    l->business = agent_store_dup(res, 0, 2);
-    l->offer = agent_store_dup(res, 0, 3);
-    l->hours = agent_store_dup(res, 0, 4);
-    l->area = agent_store_dup(res, 0, 5);
-    l->questions = agent_store_dup(res, 0, 6);
-    l->tone = agent_store_dup(res, 0, 7);
-    l->language = agent_store_dup(res, 0, 8);
-    l->extra = agent_store_dup(res, 0, 9);
-    l->holding = agent_store_dup(res, 0, 10);
-    err = agent_store_q(c,
-                        "SELECT string_agg(name || ' (' || duration_min || ' min)', ', '"
-                        " ORDER BY name) FROM services WHERE tenant_id = $1 AND active",
-                        1, (const char *const[]){t->tenant}, &res);
-    if (err != TN_OK)
-        goto out;
-    l->services = agent_store_dup(res, 0, 0);
-    err = agent_store_q(c, "SELECT set_config('TimeZone', $1, true)", 1,
-                        (const char *const[]){l->tz}, &res);
-    if (err == TN_OK)
-        err = agent_store_q(
-            c, "SELECT to_char(now(), 'FMDay, YYYY-MM-DD HH24:MI \"(UTC\"TZH:TZM\")\"')", 0, NULL,
-            &res);
-    if (err == TN_OK)
-        l->now_text = agent_store_dup(res, 0, 0);
+    j = json_loads(tn_pg_result_value(res, 0, 0), 0, NULL);
+    if (!json_is_object(j))
+        err = TN_EPROTO;
+    else
+        load_json(t, j, silent);
+    json_decref(j);
 out:
     tn_pg_result_free(res);
     return err;
 }
 
-/* load_lead - what is known about the lead (the email only as a flag) */
-static enum tn_err load_lead(struct tn_pgconn *c, struct agent_turn *t)
+/* voice_secrets - the channel's media credentials, in a tenant transaction */
+static enum tn_err voice_secrets(struct tn_pgconn *c, struct agent_turn *t)
 {
-    struct pg_result *res = NULL;
-    enum tn_err err;
+    enum tn_err err = tn_pgconn_begin_tenant(c, t->tenant);
 
-    err = agent_store_q(c,
-                        "SELECT name, status, answers::text, email IS NOT NULL FROM leads"
-                        " WHERE tenant_id = $1 AND contact_id = $2",
-                        2, (const char *const[]){t->tenant, t->ld.contact}, &res);
-    if (err == TN_OK && tn_pg_result_rows(res) == 1) {
-        t->ld.lead_name = agent_store_dup(res, 0, 0);
-        t->ld.lead_status = agent_store_dup(res, 0, 1);
-        t->ld.lead_answers = agent_store_dup(res, 0, 2);
-        t->ld.lead_has_email = strcmp(tn_pg_result_value(res, 0, 3), "t") == 0;
-    }
-    tn_pg_result_free(res);
-    return err;
-}
-
-/* load_history - the last processed messages, oldest first */
-static enum tn_err load_history(struct tn_pgconn *c, struct agent_turn *t)
-{
-    struct pg_result *res = NULL;
-    char lim[16];
-    enum tn_err err;
-
-    snprintf(lim, sizeof(lim), "%lld", (long long)t->ctx->cfg.history_msgs);
-    err = agent_store_q(c,
-                        "SELECT direction = 'in', id, type, body FROM (SELECT * FROM messages"
-                        " WHERE tenant_id = $1 AND conversation_id = $2"
-                        " AND (direction = 'out' OR processed_at IS NOT NULL)"
-                        " ORDER BY created_at DESC LIMIT $3) h ORDER BY created_at",
-                        3, (const char *const[]){t->tenant, t->conv, lim}, &res);
     if (err != TN_OK)
-        goto out;
-    t->ld.nhist = (size_t)tn_pg_result_rows(res);
-    t->ld.hist = tn_xcalloc(t->ld.nhist + 1, sizeof(*t->ld.hist));
-    for (size_t i = 0; i < t->ld.nhist; i++) {
-        struct agent_hmsg *m = &t->ld.hist[i];
-
-        m->in = strcmp(tn_pg_result_value(res, (int)i, 0), "t") == 0;
-        snprintf(m->id, sizeof(m->id), "%s", tn_pg_result_value(res, (int)i, 1));
-        m->type = agent_store_dup(res, (int)i, 2);
-        m->body = agent_store_dup(res, (int)i, 3);
-    }
-out:
-    tn_pg_result_free(res);
+        return err;
+    err = agent_voice_secrets(c, t->ctx, t->tenant, &t->ld);
+    if (err == TN_OK)
+        err = tn_pgconn_commit(c);
+    if (err != TN_OK)
+        tn_pgconn_rollback(c);
     return err;
 }
 
-/* claim_and_load - the steps of the claim transaction */
-static enum tn_err claim_and_load(struct tn_pgconn *c, struct agent_turn *t)
+/* agent_store_claim_work - claim the lease and load the turn's input (one
+ * call); settle at once when there is nothing for the model */
+enum tn_err agent_store_claim_work(struct tn_pgconn *c, void *arg)
 {
+    struct agent_turn *t = arg;
     const char *silent = NULL;
-    enum tn_err err = claim(c, t);
+    enum tn_err err;
 
+    agent_load_clear(&t->ld);
+    err = claim(c, t, &silent);
     if (err != TN_OK || !t->ld.claimed || t->ld.wait_ms > 0)
         return err;
-    err = load_fresh(c, t);
-    if (err == TN_OK)
-        err = load_state(c, t, &silent);
-    if (err == TN_OK && (t->ld.nfresh == 0 || silent != NULL)) {
+    if (t->ld.nfresh == 0 || silent != NULL) {
         t->ld.finished = true;
         t->outcome = silent;
         return settle(c, t, silent != NULL ? silent : "replied");
     }
-    if (err == TN_OK)
-        err = load_lead(c, t);
-    if (err == TN_OK)
-        err = load_history(c, t);
-    if (err == TN_OK)
-        err = load_profile(c, t); /* last: it changes the session time zone */
+    if (agent_voice_pending(&t->ld))
+        err = voice_secrets(c, t);
     return err;
 }
 
-/* agent_store_claim_work - claim the lease and load the turn's input */
-enum tn_err agent_store_claim_work(struct tn_pgconn *c, void *arg)
+/* transcripts - {"<message id>": "<text>"} of the notes transcribed in this
+ * turn, new JSON text, or NULL when there are none */
+static char *transcripts(const struct agent_turn *t)
 {
-    struct agent_turn *t = arg;
-    enum tn_err err;
+    json_t *o = json_object();
+    char *s = NULL;
 
-    agent_load_clear(&t->ld);
-    err = tn_pgconn_begin_tenant(c, t->tenant);
-    if (err != TN_OK)
-        return err;
-    err = claim_and_load(c, t);
-    if (err == TN_OK)
-        err = tn_pgconn_commit(c);
-    if (err != TN_OK)
-        tn_pgconn_rollback(c);
-    return err;
+    for (size_t i = 0; i < t->ld.nfresh; i++) {
+        const struct agent_hmsg *m = &t->ld.fresh[i];
+
+        if (m->voice_new)
+            json_object_set_new(o, m->id, json_string(m->transcript));
+    }
+    if (json_object_size(o) > 0)
+        s = agent_json_dump(o);
+    json_decref(o);
+    return s;
 }
 
-/* commit_lead - the validated update_lead fields, and the first response time */
-static enum tn_err commit_lead(struct tn_pgconn *c, struct agent_turn *t)
+/* out_of - the reply row as a tern:out entry (new), or NULL */
+static struct agent_out *out_of(const struct agent_turn *t, const json_t *r)
 {
-    const char *name = json_string_value(json_object_get(t->lead, "name"));
-    const char *email = json_string_value(json_object_get(t->lead, "email"));
-    const char *status = json_string_value(json_object_get(t->lead, "status"));
-    char *answers = agent_json_dump(json_object_get(t->lead, "answers"));
-    enum tn_err err = TN_OK;
+    struct agent_out *o;
 
-    if (t->lead != NULL)
-        err = tn_pgconn_query(
-            c,
-            "UPDATE leads SET name = COALESCE($3, name), email = COALESCE($4,"
-            " email), status = COALESCE($5, status), answers = answers ||"
-            " COALESCE(NULLIF($6, 'null')::jsonb, '{}'), updated_at = now()"
-            " WHERE tenant_id = $1 AND contact_id = $2",
-            6, (const char *const[]){t->tenant, t->ld.contact, name, email, status, answers}, NULL);
-    tn_free(answers);
-    if (err == TN_OK)
-        err = tn_pgconn_query(
-            c,
-            "UPDATE leads SET first_response_ms = LEAST(2147483647, extract(epoch FROM"
-            " clock_timestamp() - m.first) * 1000)::int FROM (SELECT min(created_at) AS first"
-            " FROM messages WHERE tenant_id = $1 AND conversation_id = $3 AND direction = 'in')"
-            " m WHERE leads.tenant_id = $1 AND leads.contact_id = $2"
-            " AND leads.first_response_ms IS NULL",
-            3, (const char *const[]){t->tenant, t->ld.contact, t->conv}, NULL);
-    return err;
+    if (!json_is_object(r))
+        return NULL;
+    o = tn_xcalloc(1, sizeof(*o));
+    jid(o->id, r, "id");
+    snprintf(o->tenant, sizeof(o->tenant), "%s", t->tenant);
+    o->channel = jdup(r, "channel");
+    o->channel_kind = jdup(r, "kind");
+    o->to = jdup(r, "to");
+    o->conversation = jdup(r, "conversation");
+    o->contact = jdup(r, "contact");
+    o->text = jdup(r, "text");
+    o->reason = jdup(r, "reason");
+    o->created_at = jdup(r, "created_at");
+    o->not_before = jdup(r, "not_before");
+    return o;
 }
 
-/* commit_reply - store the reply and its effects; *silent when none is due */
-static enum tn_err commit_reply(struct tn_pgconn *c, struct agent_turn *t, const char **outcome)
+/* commit_json - what tern_agent_commit() returned */
+static enum tn_err commit_json(struct agent_turn *t, const char *text, const char **outcome)
 {
-    struct pg_result *res = NULL;
-    char key[64], out_id[AGENT_UUID_LEN];
-    enum tn_err err;
+    json_t *j = json_loads(text != NULL ? text : "", 0, NULL);
+    const char *oc = json_string_value(json_object_get(j, "outcome"));
+    static const char *const known[] = {"replied", "holding", "restricted", "opted_out", "human"};
+    enum tn_err err = TN_EPROTO;
 
-    err = agent_store_q(c,
-                        "SELECT ct.opted_out_at IS NOT NULL, c.human_takeover,"
-                        " ct.restricted_at IS NOT NULL FROM conversations c"
-                        " JOIN contacts ct ON ct.tenant_id = c.tenant_id AND ct.id = c.contact_id"
-                        " WHERE c.tenant_id = $1 AND c.id = $2 AND c.lease_owner = $3"
-                        " FOR UPDATE OF c",
-                        3, (const char *const[]){t->tenant, t->conv, t->token}, &res);
-    if (err == TN_OK && tn_pg_result_rows(res) != 1)
+    if (json_is_true(json_object_get(j, "conflict"))) {
         err = TN_ECONFLICT; /* the lease is gone: someone else answers */
-    if (err != TN_OK)
         goto out;
-    *outcome = strcmp(t->reason, "holding") == 0 ? "holding" : "replied";
-    if (strcmp(tn_pg_result_value(res, 0, 2), "t") == 0)
-        *outcome = "restricted"; /* processing restricted during the turn */
-    else if (strcmp(tn_pg_result_value(res, 0, 0), "t") == 0)
-        *outcome = "opted_out"; /* STOP arrived during the turn */
-    else if (strcmp(tn_pg_result_value(res, 0, 1), "t") == 0)
-        *outcome = "human"; /* a person took over during the turn */
-    if (strcmp(*outcome, "opted_out") == 0 || strcmp(*outcome, "human") == 0 ||
-        strcmp(*outcome, "restricted") == 0)
-        goto out;
-    snprintf(key, sizeof(key), "turn:%s", t->ld.fresh[t->ld.nfresh - 1].id);
-    err = agent_store_outbound(c, t->tenant, t->conv, key, t->reply, t->reason, out_id);
-    if (err == TN_OK)
-        err = commit_lead(c, t);
-    if (err == TN_OK && (t->handoff || strcmp(t->reason, "holding") == 0))
-        err = tn_pgconn_query(c,
-                              "UPDATE conversations SET human_takeover = true"
-                              " WHERE tenant_id = $1 AND id = $2",
-                              2, (const char *const[]){t->tenant, t->conv}, NULL);
-    if (err == TN_OK)
-        err = agent_store_out_load(c, t->tenant, out_id, &t->out);
+    }
+    for (size_t i = 0; oc != NULL && i < sizeof(known) / sizeof(known[0]); i++) {
+        if (strcmp(oc, known[i]) == 0) {
+            *outcome = known[i];
+            err = TN_OK;
+        }
+    }
+    t->has_more = json_is_true(json_object_get(j, "has_more"));
+    t->out = out_of(t, json_object_get(j, "out"));
 out:
-    tn_pg_result_free(res);
+    json_decref(j);
     return err;
 }
 
-/* agent_store_commit_work - the turn's result, atomically, if still ours */
+/* agent_store_commit_work - the turn's result in one call (one transaction),
+ * only while the lease is ours */
 enum tn_err agent_store_commit_work(struct tn_pgconn *c, void *arg)
 {
     struct agent_turn *t = arg;
+    struct pg_result *res = NULL;
     const char *outcome = "replied";
+    char key[64], *arr = fresh_array(&t->ld), *lead = NULL, *tr = transcripts(t);
     enum tn_err err;
 
     agent_out_free(t->out);
     t->out = NULL;
-    err = tn_pgconn_begin_tenant(c, t->tenant);
-    if (err != TN_OK)
-        return err;
-    err = commit_reply(c, t, &outcome);
+    if (t->lead != NULL)
+        lead = agent_json_dump(t->lead);
+    snprintf(key, sizeof(key), "turn:%s", t->ld.fresh[t->ld.nfresh - 1].id);
+    err = agent_store_q(c,
+                        "SELECT tern_agent_commit($1, $2, $3, $4, $5, $6, $7::boolean, $8::jsonb,"
+                        " $9::uuid[], $10::jsonb)::text",
+                        10,
+                        (const char *const[]){t->tenant, t->conv, t->token, key, t->reply,
+                                              t->reason, t->handoff ? "t" : "f", lead, arr, tr},
+                        &res);
     if (err == TN_OK)
-        err = settle(c, t, outcome);
-    if (err == TN_OK)
-        err = tn_pgconn_commit(c);
+        err = commit_json(t, tn_pg_result_value(res, 0, 0), &outcome);
     if (err != TN_OK) {
-        tn_pgconn_rollback(c);
         agent_out_free(t->out);
         t->out = NULL;
     }
     t->outcome = outcome;
+    tn_pg_result_free(res);
+    tn_free(arr);
+    tn_free(lead);
+    tn_free(tr);
     return err;
 }

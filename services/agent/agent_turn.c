@@ -9,6 +9,7 @@
  *
  *	  CLAIM  (job) take the row lease; keep it through the quiet window
  *	  WAIT   (timer) until TN_AGENT_QUIET_MS after the last inbound message
+ *	  VOICE  (HTTP) fetch and transcribe voice notes (agent_voice.c)
  *	  LLM    (HTTP) chat completions; tool calls run and go back to the
  *	         model, at most TN_AGENT_TOOL_ROUNDS rounds
  *	  TOOL   (job) a booking tool asks Postgres (agent_booking.c)
@@ -201,9 +202,27 @@ static struct tn_log_ctx log_ctx(const struct agent_turn *t)
     return (struct tn_log_ctx){.tenant_id = t->tenant};
 }
 
-/* ask - the input is complete: build the prompt and ask the model */
+static void ask(struct agent_turn *t);
+
+/* voiced - the voice notes are transcribed (or failed): ask the model */
+static void voiced(struct agent_turn *t)
+{
+    if (t->ctx->closing) {
+        end(t);
+        return;
+    }
+    ask(t);
+}
+
+/* ask - the input is complete: transcribe voice notes first, then build the
+ * prompt and ask the model */
 static void ask(struct agent_turn *t)
 {
+    if (agent_voice_pending(&t->ld)) {
+        t->state = TURN_VOICE;
+        agent_voice_run(t, voiced);
+        return;
+    }
     tn_metric_inc(t->ctx->m_turns);
     t->messages = agent_prompt_build(t->ctx, &t->ld);
     llm_request(t);
@@ -225,25 +244,35 @@ static long long id_pos(const char *id)
     return (long long)(ms * 1000000ULL + seq % 1000000ULL);
 }
 
-/* gate_cb - proceed unless an older tern:in entry is still pending */
-static void gate_cb(struct tn_redis *r, struct redisReply *reply, enum tn_err err, void *arg)
+/* gate_decide - ask, or look again later, given the oldest pending entry
+ * (0: none) */
+static void gate_decide(struct agent_turn *t, long long oldest)
 {
-    struct agent_turn *t = arg;
-    bool older = false;
-
-    (void)r;
-    if (t->ctx->closing) {
-        end(t);
-        return;
-    }
-    if (err == TN_OK && reply->type == REDIS_REPLY_ARRAY && reply->elements >= 2 &&
-        reply->element[1]->type == REDIS_REPLY_STRING)
-        older = id_pos(reply->element[1]->str) < t->ld.last_pos;
-    if (older && tn_mono_ms() - t->gate_since < GATE_MAX_MS) {
+    if (oldest != 0 && oldest < t->ld.last_pos && tn_mono_ms() - t->gate_since < GATE_MAX_MS) {
         uv_timer_start(&t->timer, gate_timer_cb, GATE_POLL_MS, 0);
         return;
     }
     ask(t);
+}
+
+/* gate_cb - the oldest pending entry, shared with every gating turn */
+static void gate_cb(struct tn_redis *r, struct redisReply *reply, enum tn_err err, void *arg)
+{
+    struct agent_turn *t = arg;
+    struct agent_ctx *ctx = t->ctx;
+
+    (void)r;
+    ctx->pend_querying = false;
+    if (ctx->closing) {
+        end(t);
+        return;
+    }
+    ctx->pend_oldest = 0;
+    if (err == TN_OK && reply->type == REDIS_REPLY_ARRAY && reply->elements >= 2 &&
+        reply->element[1]->type == REDIS_REPLY_STRING)
+        ctx->pend_oldest = id_pos(reply->element[1]->str);
+    ctx->pend_ms = err == TN_OK ? tn_mono_ms() : 0;
+    gate_decide(t, ctx->pend_oldest);
 }
 
 /* gate - ordering across replicas: the group reads tern:in in order but
@@ -252,15 +281,32 @@ static void gate_cb(struct tn_redis *r, struct redisReply *reply, enum tn_err er
  * elsewhere. Intake acknowledges only after its commit, so while the oldest
  * pending entry is older than our newest message the input may be
  * incomplete: wait (at most GATE_MAX_MS, so that an entry stuck with a dead
- * consumer only delays us). */
+ * consumer only delays us). One XPENDING answer serves every turn that gates
+ * within GATE_POLL_MS: with thousands of turns in flight, one query per
+ * poll instead of one per turn and poll. */
 static void gate(struct agent_turn *t)
 {
     static const char *const argv[] = {"XPENDING", TN_STREAM_IN, TN_GROUP_AGENT};
+    struct agent_ctx *ctx = t->ctx;
 
     t->state = TURN_GATE;
-    if (t->ld.last_pos == 0 || t->ctx->rt->redis == NULL ||
-        tn_redis_argv(t->ctx->rt->redis, 3, argv, NULL, gate_cb, t) != TN_OK)
+    if (t->ld.last_pos == 0 || ctx->rt->redis == NULL) {
         ask(t);
+        return;
+    }
+    if (ctx->pend_ms != 0 && tn_mono_ms() - ctx->pend_ms < GATE_POLL_MS) {
+        gate_decide(t, ctx->pend_oldest);
+        return;
+    }
+    if (ctx->pend_querying) { /* another turn asks right now: look at its answer soon */
+        uv_timer_start(&t->timer, gate_timer_cb, GATE_POLL_MS / 2, 0);
+        return;
+    }
+    if (tn_redis_argv(ctx->rt->redis, 3, argv, NULL, gate_cb, t) != TN_OK) {
+        ask(t);
+        return;
+    }
+    ctx->pend_querying = true;
 }
 
 /* claim_done - wait, settle, or ask the model */

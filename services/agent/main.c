@@ -21,7 +21,8 @@
  *	(tenant, request_id, op book | reschedule | cancel, booking_id,
  *	requested_at).
  * DATABASE
- *	Reads tenants, channels, agent_profiles, services, business hours and
+ *	Reads tenants, channels (and, for voice notes, their sealed secrets),
+ *	agent_profiles, services, business hours and
  *	busy time; reads and writes contacts, conversations (lease), messages,
  *	leads, consent_events, outbound_messages, bookings (through
  *	tn_booking and tern_agent_booking_notices()); tern_agent_due(),
@@ -40,9 +41,20 @@
  *	TN_AGENT_BOOKED_TEXT, TN_AGENT_MOVED_TEXT, TN_AGENT_REMINDER_TEXT
  *	(booking notices; {service} and {when} are replaced, the tenant's
  *	agent_profiles texts win).
+ *	Voice notes: TN_LLM_TRANSCRIBE_MODEL (POST {TN_LLM_BASE_URL}/audio/
+ *	transcriptions with TN_LLM_API_KEY), TN_MASTER_KEY (secret, or
+ *	TN_MASTER_KEY_FILE; opens the channel secrets; without it voice notes
+ *	are answered as "could not be transcribed"), TN_WHATSAPP_API_BASE,
+ *	TN_WHATSAPP_API_VERSION, TN_TWILIO_API_BASE, TN_TELEGRAM_API_BASE,
+ *	TN_AGENT_MEDIA_TIMEOUT_MS, TN_AGENT_VOICE_MAX_BYTES.
  * SECURITY
  *	Holds the LLM API key, and only this daemon does; it goes only into
- *	the Authorization header and is never logged. Stream entries and model
+ *	the Authorization header and is never logged. Opens a channel's
+ *	sealed secrets (TN_MASTER_KEY) only to fetch a voice note from that
+ *	channel's provider: the credential goes into that request's
+ *	Authorization header (Telegram: the URL path) and is wiped after the
+ *	turn; a Twilio media URL outside TN_TWILIO_API_BASE gets no
+ *	credentials. Media bytes are never stored. Stream entries and model
  *	output are hostile input: the entry's tenant is re-checked against the
  *	channel under row-level security, tool arguments are validated before
  *	anything is stored, reply text is capped. Phone numbers and emails are
@@ -95,6 +107,15 @@ static const struct tn_env_spec agent_env[] = {
     TN_ENV_STR("TN_AGENT_BOOKED_TEXT", DEF_BOOKED, struct agent_cfg, booked_text),
     TN_ENV_STR("TN_AGENT_MOVED_TEXT", DEF_MOVED, struct agent_cfg, moved_text),
     TN_ENV_STR("TN_AGENT_REMINDER_TEXT", DEF_REMINDER, struct agent_cfg, reminder_text),
+    TN_ENV_STR("TN_LLM_TRANSCRIBE_MODEL", "whisper-1", struct agent_cfg, transcribe_model),
+    TN_ENV_SECRET(TN_ENV_MASTER_KEY, "", struct agent_cfg, master_key),
+    TN_ENV_STR("TN_WHATSAPP_API_BASE", "https://graph.facebook.com", struct agent_cfg,
+               whatsapp_base),
+    TN_ENV_STR("TN_WHATSAPP_API_VERSION", "v21.0", struct agent_cfg, whatsapp_version),
+    TN_ENV_STR("TN_TWILIO_API_BASE", "https://api.twilio.com", struct agent_cfg, twilio_base),
+    TN_ENV_STR("TN_TELEGRAM_API_BASE", "https://api.telegram.org", struct agent_cfg, telegram_base),
+    TN_ENV_MS("TN_AGENT_MEDIA_TIMEOUT_MS", "15s", 100, 600000, struct agent_cfg, media_timeout_ms),
+    TN_ENV_INT("TN_AGENT_VOICE_MAX_BYTES", "16777216", 1024, 26214400, struct agent_cfg, media_max),
     TN_ENV_END,
 };
 

@@ -36,10 +36,10 @@ static const struct rcase {
     {"INGEST", "INSERT INTO tenants (slug, name) VALUES ('x-ingest', 'x')", false, TN_EDENIED},
     {"INGEST", "SELECT count(*) FROM tern_routing()", false, TN_OK},
     {"INGEST", "SELECT id, time_zone FROM tenants WHERE false", false, TN_OK},
-    /* agent: the conversation tables, no DELETE, no secrets, no tokens */
+    /* agent: the conversation tables, no DELETE, channel secrets (voice notes), no tokens */
     {"AGENT", "DELETE FROM messages WHERE false", false, TN_EDENIED},
     {"AGENT", "DELETE FROM contacts WHERE false", false, TN_EDENIED},
-    {"AGENT", "SELECT secrets_sealed FROM channels", false, TN_EDENIED},
+    {"AGENT", "SELECT secrets_sealed FROM channels", false, TN_OK}, /* voice notes: media tokens */
     {"AGENT", "SELECT access_token_sealed FROM oauth_accounts", false, TN_EDENIED},
     {"AGENT", "SELECT count(*) FROM tern_routing()", false, TN_EDENIED},
     {"AGENT", "UPDATE tenants SET name = name WHERE false", false, TN_EDENIED},

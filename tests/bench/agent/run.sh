@@ -42,7 +42,7 @@ TN_PG_DSN=$TN_TEST_PG_ADMIN_DSN "$build/services/ternctl" migrate >/dev/null
 # the bench pushes thousands of concurrent transactions through few connections
 psql "$TN_TEST_PG_ADMIN_DSN" -XAtq -c "ALTER SYSTEM SET max_connections = 200" >/dev/null || true
 
-sandbox_start "$tmp"
+sandbox_start "$tmp" --quiet # per-request lines would cost the sandbox more than the agent
 sandbox_config '{"provider":"openai","latency_ms":2000}'
 export TN_PG_DSN=$TN_TEST_PG_ADMIN_DSN
 tenant=$("$build/services/ternctl" tenant add --slug bench --name Bench --tz Europe/Berlin)
