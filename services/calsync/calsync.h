@@ -18,6 +18,7 @@ struct tn_http;
 struct tn_keyring;
 struct tn_pg;
 struct tn_pgconn;
+struct tn_redis;
 struct uv_timer_s;
 
 #define CALSYNC_MARKER "X-TERN-BOOKING"
@@ -27,6 +28,7 @@ struct calsync_cfg {
     char *master_key;
     char *google_client_id, *google_client_secret;
     char *google_token_url, *google_userinfo_url, *google_calendar_base;
+    char *cancelled_text;     /* the lead's notice of a calendar-side cancel */
     int64_t refresh_ahead_ms; /* refresh a Google access token this long before it expires */
     int64_t pg_pool;
     int64_t http_timeout_ms;
@@ -43,13 +45,25 @@ struct calsync_ctx {
     struct tn_pg *pg;
     struct tn_http *http;
     struct tn_consumer *cal;
+    struct tn_redis *redis; /* the skeleton's connection: notices to tern:out */
     struct uv_timer_s *scan_timer;
     struct calsync_gtoken *tokens; /* Google access tokens by account (calsync_gtoken.c) */
     bool curl_inited, draining, scanning;
     size_t jobs; /* jobs started and not finished */
 };
 
-enum calsync_kind { CALSYNC_MIRROR, CALSYNC_IMPORT, CALSYNC_CONNECT };
+/* CALSYNC_CHECK: is Tern's event of one booking still there, at the
+ * booking's times? (two-way sync, calsync_twoway.c) */
+enum calsync_kind { CALSYNC_MIRROR, CALSYNC_IMPORT, CALSYNC_CONNECT, CALSYNC_CHECK };
+
+/* One of Tern's events seen by an import: its booking and times. */
+struct calsync_seen {
+    char booking[40];
+    int64_t start, end;
+};
+
+/* Booking ids an import found missing or moved in the calendar. */
+#define CALSYNC_MAX_CHECKS 16
 
 /* One busy range, epoch seconds [start, end). */
 struct calsync_range {
@@ -83,6 +97,7 @@ struct calsync_job {
     bool found, has_account, want_event;
     struct calsync_account acct;
     int version;
+    bool in_sync; /* check: confirmed, mirrored at this version, event on this account */
     int64_t start_s, end_s;
     char *summary;
     /* HTTP state (loop) */
@@ -100,6 +115,14 @@ struct calsync_job {
     char *page_token;
     struct calsync_gsend *gsend; /* the Google request of the current step */
     struct calsync_connect *conn;
+    /* two-way (calsync_twoway.c) */
+    struct calsync_seen *seen; /* import: Tern's events listed */
+    size_t nseen, seencap;
+    char (*checks)[40]; /* import: bookings to check afterwards */
+    size_t nchecks;
+    bool gone, moved; /* check: the event was deleted / moved to new_* */
+    int64_t new_start, new_end;
+    struct calsync_notice *notice; /* check: the lead's notice to XADD */
     /* outcome */
     enum tn_err err;
     const char *why; /* static: sync_error / dead reason */
@@ -152,6 +175,19 @@ enum tn_err calsync_gtoken_seal_hex(const struct tn_keyring *k, const char *tena
 void calsync_connect_start(struct calsync_ctx *ctx, const char *tenant, const char *data_json,
                            struct tn_consumer *c, struct tn_entry *e);
 void calsync_connect_free(struct calsync_connect *cn);
+
+/* calsync_twoway.c - a provider-side delete or move of Tern's event.
+ * seen: an import met Tern's event of booking (loop). candidates: inside
+ * the import's save transaction, the in-sync bookings of the account in the
+ * window whose event was not seen at their times (threadpool). checks:
+ * start a CALSYNC_CHECK job for each (loop). apply: a check found the event
+ * gone or moved: update the booking, tell the lead (loop). */
+void calsync_twoway_seen(struct calsync_job *j, const char *booking, int64_t start_s,
+                         int64_t end_s);
+enum tn_err calsync_twoway_candidates(struct tn_pgconn *c, struct calsync_job *j);
+void calsync_twoway_checks(struct calsync_job *j);
+void calsync_twoway_apply(struct calsync_job *j, void (*then)(struct calsync_job *j));
+void calsync_twoway_free(struct calsync_job *j);
 
 /* calsync_job.c - a job's life. Runs on: loop. */
 void calsync_job_finish(struct calsync_job *j);

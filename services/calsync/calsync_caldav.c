@@ -21,7 +21,12 @@
  *
  *	Import: REPORT calendar-query (Depth: 1) over [now, now + busy days];
  *	each calendar-data becomes busy ranges (calsync_ical_busy). Works on
- *	servers without free-busy-query (Radicale).
+ *	servers without free-busy-query (Radicale). Tern's own events in the
+ *	answer are noted for two-way sync (calsync_twoway.c).
+ *
+ *	Check (a CALSYNC_CHECK job): the same GET; 404 means the business
+ *	deleted Tern's event, its marker at other times that it moved it.
+ *	Nothing is written.
  * RUNS ON
  *	loop.
  * DIAGNOSTICS
@@ -107,12 +112,35 @@ static void set_etag(struct calsync_job *j, const struct tn_http_response *resp)
     j->etag = e != NULL && strlen(e) < 256 ? tn_xstrdup(e) : NULL;
 }
 
+/* check_get - a check (calsync_twoway.c): is Tern's event gone or moved? */
+static void check_get(struct calsync_job *j, const struct tn_http_response *resp)
+{
+    char marker[64];
+    int64_t s = 0, e = 0;
+
+    if (resp->status == 404 || resp->status == 410) {
+        j->gone = true;
+    } else if (resp->status != 200) {
+        fail(j, TN_EPROTO, "caldav_refused");
+        return;
+    } else if (calsync_ical_inspect(resp->body, marker, sizeof(marker), &s, &e) &&
+               strcmp(marker, j->id) == 0 && (s != j->start_s || e != j->end_s)) {
+        j->moved = true;
+        j->new_start = s, j->new_end = e;
+    }
+    j->then(j);
+}
+
 /* after_get - decide from what the server holds */
 static void after_get(struct calsync_job *j, const struct tn_http_response *resp)
 {
     char marker[64];
     int64_t s = 0, e = 0;
 
+    if (j->kind == CALSYNC_CHECK) {
+        check_get(j, resp);
+        return;
+    }
     if (resp->status == 404) {
         if (j->want_event)
             put(j, NULL);
@@ -149,8 +177,12 @@ static void after_get(struct calsync_job *j, const struct tn_http_response *resp
 static void collect(const char *text, void *arg)
 {
     struct calsync_job *j = arg;
+    char marker[64];
+    int64_t s = 0, e = 0;
 
     calsync_ical_busy(text, j->win_from, j->win_to, &j->ranges, &j->nranges, &j->cap);
+    if (calsync_ical_inspect(text, marker, sizeof(marker), &s, &e) && marker[0] != '\0')
+        calsync_twoway_seen(j, marker, s, e); /* Tern's own: for two-way sync */
 }
 
 /* on_response - one HTTP answer for the current step */

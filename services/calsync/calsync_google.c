@@ -23,7 +23,12 @@
  *	Import: events.list over [now, now + busy days] with singleEvents
  *	(recurrences expanded), page by page; an event that is cancelled,
  *	transparent, declined by the calendar's owner, or Tern's own, is not
- *	busy. Only start and end are kept.
+ *	busy. Only start and end are kept; Tern's own events are noted for
+ *	two-way sync (calsync_twoway.c).
+ *
+ *	Check (a CALSYNC_CHECK job): the same GET of Tern's event; 404, 410 or
+ *	status "cancelled" means the business deleted it, Tern's tag at other
+ *	times means it moved it. Nothing is written to Google.
  *
  *	A 401 forgets the access token and retries once with a fresh one
  *	(calsync_gtoken.c); 429, 5xx and 403 rate limits are retried.
@@ -270,12 +275,39 @@ static void set_etag(struct calsync_job *j, json_t *ev)
     j->etag = e != NULL && strlen(e) < 256 ? tn_xstrdup(e) : NULL;
 }
 
+/* check_get - a check (calsync_twoway.c): is Tern's event gone or moved?
+ * The id is Tern's and an event was written there, so a cancelled event
+ * at it is gone whatever its tag says. */
+static void check_get(struct calsync_job *j, long status, json_t *ev)
+{
+    const char *st = json_string_value(json_object_get(ev, "status"));
+    const char *tag = tag_of(ev);
+    int64_t s = 0, e = 0;
+
+    if (status == 404 || status == 410 ||
+        (status == 200 && st != NULL && strcmp(st, "cancelled") == 0)) {
+        j->gone = true;
+    } else if (status != 200 || ev == NULL) {
+        fail(j, TN_EPROTO, "google_refused");
+        return;
+    } else if (tag != NULL && strcmp(tag, j->id) == 0 && time_of(ev, "start", &s) &&
+               time_of(ev, "end", &e) && (s != j->start_s || e != j->end_s)) {
+        j->moved = true;
+        j->new_start = s, j->new_end = e;
+    }
+    j->then(j);
+}
+
 /* after_get - decide from what Google holds */
 static void after_get(struct calsync_job *j, long status, json_t *ev)
 {
     const char *st = json_string_value(json_object_get(ev, "status"));
     int64_t s = 0, e = 0;
 
+    if (j->kind == CALSYNC_CHECK) {
+        check_get(j, status, ev);
+        return;
+    }
     if (status == 404 || status == 410) {
         if (j->want_event)
             go(j, STEP_INSERT, "POST", insert_url(j), event_body(j, true, false), NULL);
@@ -319,8 +351,14 @@ static void busy_item(struct calsync_job *j, json_t *ev)
     size_t i;
     int64_t s, e;
 
+    if (tag_of(ev) != NULL) { /* Tern's own: not busy, but two-way sync wants it */
+        if ((st == NULL || strcmp(st, "cancelled") != 0) && time_of(ev, "start", &s) &&
+            time_of(ev, "end", &e))
+            calsync_twoway_seen(j, tag_of(ev), s, e);
+        return;
+    }
     if ((st != NULL && strcmp(st, "cancelled") == 0) ||
-        (tr != NULL && strcmp(tr, "transparent") == 0) || tag_of(ev) != NULL)
+        (tr != NULL && strcmp(tr, "transparent") == 0))
         return;
     json_array_foreach(json_object_get(ev, "attendees"), i, a)
     {

@@ -18,8 +18,11 @@
  *
  *	Entries: data.op book | reschedule | cancel (booking_id) mirror a
  *	booking; sync (account_id) imports busy time; connect stores a Google
- *	account (calsync_gconnect.c). The account's provider picks CalDAV
- *	(calsync_caldav.c) or Google (calsync_google.c); an account flagged
+ *	account (calsync_gconnect.c). An import that finds one of Tern's
+ *	events missing or moved starts a check job per booking (no entry;
+ *	calsync_twoway.c), which GETs the event and makes the booking follow.
+ *	The account's provider picks CalDAV (calsync_caldav.c) or Google
+ *	(calsync_google.c); an account flagged
  *	needs_reconnect gets no calls (the booking records "reconnect_needed").
  *	push, watch and disconnect are not built yet: they are dead-lettered
  *	("unsupported_op") so that nothing is silently dropped.
@@ -76,6 +79,7 @@ void calsync_job_free(struct calsync_job *j)
     tn_free(j->etag);
     tn_free(j->ics);
     tn_free(j->ranges);
+    calsync_twoway_free(j);
     tn_free(j);
 }
 
@@ -88,12 +92,14 @@ void calsync_job_finish(struct calsync_job *j)
                                                 : TN_DISP_DEAD;
     static const char *const done[] = {[CALSYNC_MIRROR] = "calsync.mirrored",
                                        [CALSYNC_IMPORT] = "calsync.imported",
-                                       [CALSYNC_CONNECT] = "calsync.connect_done"};
+                                       [CALSYNC_CONNECT] = "calsync.connect_done",
+                                       [CALSYNC_CHECK] = "calsync.checked"};
 
     if (j->err == TN_OK)
         tn_log_info(&lc, done[j->kind], TN_KV_STR("id", j->id),
-                    TN_KV_BOOL("calendar", j->has_account),
-                    TN_KV_BOOL("google", j->acct.google), TN_KV_INT("busy_ranges", j->nranges));
+                    TN_KV_BOOL("calendar", j->has_account), TN_KV_BOOL("google", j->acct.google),
+                    TN_KV_INT("busy_ranges", j->nranges), TN_KV_BOOL("gone", j->gone),
+                    TN_KV_BOOL("moved", j->moved));
     else
         tn_log_warn(&lc, "calsync.job_failed", TN_KV_STR("id", j->id), TN_KV_ERR(j->err),
                     TN_KV_STR("why", j->why != NULL ? j->why : ""));
@@ -103,10 +109,22 @@ void calsync_job_finish(struct calsync_job *j)
     calsync_job_free(j);
 }
 
-/* saved - the outcome is durable (or could not be saved) */
+/* saved - the outcome is durable (or could not be saved); an import then
+ * checks the bookings whose events it missed */
 static void saved(struct calsync_job *j)
 {
+    if (j->kind == CALSYNC_IMPORT && j->err == TN_OK)
+        calsync_twoway_checks(j);
     calsync_job_finish(j);
+}
+
+/* checked - a check's GET answered: make the booking follow the calendar */
+static void checked(struct calsync_job *j)
+{
+    if (j->err != TN_OK)
+        calsync_job_finish(j);
+    else
+        calsync_twoway_apply(j, calsync_job_finish);
 }
 
 /* remote_done - the calendar side finished */
@@ -136,7 +154,11 @@ static void loaded(struct calsync_job *j)
             calsync_job_finish(j);
         return;
     }
-    if (j->kind == CALSYNC_IMPORT)
+    if (j->kind == CALSYNC_CHECK && !j->in_sync)
+        calsync_job_finish(j); /* changed since the import: the mirror decides */
+    else if (j->kind == CALSYNC_CHECK)
+        (j->acct.google ? calsync_google_mirror : calsync_caldav_mirror)(j, checked);
+    else if (j->kind == CALSYNC_IMPORT)
         (j->acct.google ? calsync_google_import : calsync_caldav_import)(j, remote_done);
     else if (!j->has_account)
         calsync_store_save(j, saved); /* no calendar: nothing to mirror */

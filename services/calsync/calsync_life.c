@@ -57,6 +57,7 @@ enum tn_err calsync_init(struct tn_rt *rt, void *arg)
     };
 
     ctx->loop = rt->loop;
+    ctx->redis = rt->redis;
     if (rt->base->pg_dsn == NULL || rt->base->pg_dsn[0] == '\0') {
         tn_log_warn(NULL, "calsync.no_database", TN_KV_STR("hint", "set TN_PG_DSN"));
         return TN_OK;

@@ -15,7 +15,10 @@
  *	the job.
  *	save records the outcome: the mirror columns of the booking (only if
  *	no newer mirror already did), or the account's imported busy time
- *	through tern_busy_replace(). scan finds bookings whose calendar is
+ *	through tern_busy_replace(), and in the same transaction the bookings
+ *	whose events the import did not see (calsync_twoway_candidates). A
+ *	check job loads like a mirror, plus whether the booking is mirrored
+ *	at its version to the loaded account (in_sync). scan finds bookings whose calendar is
  *	behind (the XADD after a booking was lost, or an earlier attempt
  *	failed) and accounts whose busy time is due, and starts their jobs.
  * RUNS ON
@@ -47,6 +50,7 @@
 static const char sql_booking[] =
     "SELECT b.status = 'confirmed', extract(epoch FROM lower(b.during))::bigint,"
     " extract(epoch FROM upper(b.during))::bigint, s.name, b.sync_version," ACCOUNT_COLS
+    ", b.synced_version = b.sync_version AND b.external_event_id IS NOT NULL, b.calendar_account_id"
     " FROM bookings b JOIN services s ON s.tenant_id = b.tenant_id AND s.id = b.service_id"
     " LEFT JOIN LATERAL (SELECT * FROM oauth_accounts x WHERE x.provider IN ('caldav', 'google')"
     "  AND x.tenant_id = b.tenant_id AND COALESCE(x.resource_id, '') = b.resource_key AND "
@@ -163,6 +167,10 @@ static enum tn_err load_mirror(struct tn_pgconn *c, struct calsync_job *j)
     j->has_account = tn_pg_result_value(res, 0, 5) != NULL;
     if (j->has_account)
         err = account_from(j, res, 5);
+    /* a check acts only on a booking mirrored at this version to this account */
+    j->in_sync = j->has_account && j->want_event && !strcmp(tn_pg_result_value(res, 0, 14), "t") &&
+                 tn_pg_result_value(res, 0, 15) != NULL &&
+                 strcmp(tn_pg_result_value(res, 0, 15), j->acct.id) == 0;
 out:
     tn_pg_result_free(res);
     return err;
@@ -191,7 +199,7 @@ static enum tn_err load_work(struct tn_pgconn *c, void *arg)
 
     if (err != TN_OK)
         return err;
-    err = j->kind == CALSYNC_MIRROR ? load_mirror(c, j) : load_account(c, j);
+    err = j->kind == CALSYNC_IMPORT ? load_account(c, j) : load_mirror(c, j);
     tn_pgconn_rollback(c);
     return err;
 }
@@ -244,6 +252,8 @@ static enum tn_err save_busy(struct tn_pgconn *c, struct calsync_job *j)
     snprintf(to, sizeof(to), "%lld", (long long)j->win_to);
     p[0] = j->acct.id, p[1] = from, p[2] = to, p[3] = s, p[4] = e;
     err = tn_pgconn_query(c, sql_save_busy, 5, p, NULL);
+    if (err == TN_OK)
+        err = calsync_twoway_candidates(c, j);
     tn_free(s);
     tn_free(e);
     return err;

@@ -15,8 +15,15 @@
  *	tern-ingest's OAuth callback (op connect: code exchange with PKCE,
  *	identity, sealed tokens); access tokens are refreshed ahead of expiry,
  *	one refresh in flight per account, and invalid_grant flags the account
- *	for reconnection. See calsync_job.c, calsync_caldav.c,
- *	calsync_google.c, calsync_gtoken.c and calsync_gconnect.c.
+ *	for reconnection. Two-way: every busy-time import also notes Tern's
+ *	own events; a booking whose event is missing or at other times is
+ *	checked with a GET of its event, and an event the business deleted
+ *	cancels the booking and tells the lead (a notice on tern:out), one it
+ *	moved moves the booking (tern-agent's scan tells the lead). After a
+ *	disconnect (tern-sweeper) an account gets no calls: its bookings are
+ *	recorded as having no calendar. See calsync_job.c, calsync_caldav.c,
+ *	calsync_google.c, calsync_gtoken.c, calsync_gconnect.c and
+ *	calsync_twoway.c.
  *	XXX: Google push channels (watch, push) and disconnect are not built:
  *	those ops are dead-lettered.
  * STREAMS IN
@@ -24,13 +31,21 @@
  *	cancel with booking_id, sync with account_id, connect with oauth
  *	{provider, code_sealed, redirect_uri, resource_id?}.
  * STREAMS OUT
- *	none (tern:cal:dead through tn_consumer).
+ *	tern:out: outbound.message v1 (reason notice) telling a lead that the
+ *	business cancelled the appointment in its calendar; tern:cal:dead
+ *	through tn_consumer.
  * DATABASE
  *	bookings (read; update of the mirror columns), services, tenants
  *	(calendar_send_updates), oauth_accounts (read; connect upserts Google
  *	accounts, refresh stores tokens, invalid_grant sets needs_reconnect),
- *	audit_log (insert: calendar.connected, calendar.reconnect_needed), busy_blocks (replaced through tern_busy_replace), and the scans
- *	tern_calsync_pending / tern_calsync_accounts_due (ids only).
+ *	audit_log (insert: calendar.connected, calendar.reconnect_needed),
+ *	busy_blocks (replaced through tern_busy_replace), and the scans
+ *	tern_calsync_pending / tern_calsync_accounts_due (ids only). Two-way
+ *	(0010): tern_calsync_provider_cancel (booking cancelled, reminders
+ *	canceled, the notice's outbound_messages and messages rows, audit
+ *	booking.cancelled_in_calendar), tern_calsync_provider_move (the
+ *	booking's times, audit booking.moved_in_calendar),
+ *	tern_calsync_enqueued.
  * ENVIRONMENT
  *	The shared variables of tn_daemon.h (TN_ADMIN_LISTEN defaults to
  *	127.0.0.1:9103), TN_MASTER_KEY[_FILE] (opens calendar credentials),
@@ -40,7 +55,9 @@
  *	TN_CALSYNC_REFRESH_AHEAD (5m), TN_GOOGLE_CLIENT_ID,
  *	TN_GOOGLE_CLIENT_SECRET[_FILE], TN_GOOGLE_TOKEN_URL,
  *	TN_GOOGLE_USERINFO_URL (empty: identity from the id_token),
- *	TN_GOOGLE_CALENDAR_BASE.
+ *	TN_GOOGLE_CALENDAR_BASE, TN_CALSYNC_CANCELLED_TEXT (the lead's notice
+ *	of a calendar-side cancel; {service} and {when} are replaced;
+ *	agent_profiles.booking_cancelled overrides it per tenant).
  * SECURITY
  *	Holds calendar credentials and OAuth tokens, sealed at rest
  *	(oauth_accounts, AES-256-GCM, aad "oauth:<tenant>:<account>:access" /
@@ -49,9 +66,12 @@
  *	Google client secret comes from the environment or a file. An OAuth
  *	code arrives sealed for its tenant and request, so an entry cannot
  *	attach a calendar to another tenant. Calendar servers are untrusted:
- *	responses are size-capped (8 MiB), JSON is parsed with jansson, XML is parsed without network or entity expansion, iCalendar
- *	with libical. Postgres role tern_calsync may change only the mirror
- *	columns of bookings. Refuses to run as root unless TN_ALLOW_ROOT=1.
+ *	responses are size-capped (8 MiB), JSON is parsed with jansson, XML
+ *	is parsed without network or entity expansion, iCalendar with libical.
+ *	Postgres role tern_calsync may change only the mirror columns of
+ *	bookings; a calendar-side cancel or move goes through the SECURITY
+ *	DEFINER functions of 0010, bound to the tenant. A notice
+ *	carries the lead's address to tern:out; it is never logged. Refuses to run as root unless TN_ALLOW_ROOT=1.
  */
 #include <tn/tn_daemon.h>
 #include <tn/tn_env.h>
@@ -75,6 +95,10 @@ static const struct tn_env_spec calsync_env[] = {
     TN_ENV_STR("TN_GOOGLE_CALENDAR_BASE", "https://www.googleapis.com/calendar/v3",
                struct calsync_cfg, google_calendar_base),
     TN_ENV_MS("TN_CALSYNC_REFRESH_AHEAD", "5m", 0, 3600000, struct calsync_cfg, refresh_ahead_ms),
+    TN_ENV_STR("TN_CALSYNC_CANCELLED_TEXT",
+               "Your {service} on {when} has been cancelled by the business. Reply here if you"
+               " would like a new time.",
+               struct calsync_cfg, cancelled_text),
     TN_ENV_END,
 };
 

@@ -4,7 +4,9 @@
 # Tern's marker, reschedule moves it, cancel deletes it; an event that is not
 # Tern's (beside them, or squatting on Tern's own href) is never touched,
 # byte for byte; busy time read back with a calendar-query REPORT (including
-# a recurring event) removes slots. Bookings are written with the SQL the
+# a recurring event) removes slots. Two-way: the owner deleting Tern's event
+# cancels the booking, moving it moves the booking, and nothing is written
+# back. Bookings are written with the SQL the
 # booking tools use (tern_book, tern_reschedule); one change is announced on
 # tern:cal, the others only by sync_version, which the scan must find.
 set -u
@@ -165,6 +167,43 @@ slots=$(tsql "SELECT string_agg(to_char(slot_start AT TIME ZONE 'UTC', 'HH24'), 
 want "09 10 12 14 16" "$slots" "slots after busy import"
 # foreign-1, the squatter, and the weekly event's 3 instances from today on
 want 5 "$(sql "SELECT count(*) FROM busy_blocks WHERE account_id = '$acct'")" "busy ranges"
+
+# ---------------------------------------------------------------- two-way: the owner deletes or moves
+# Tern's event in the calendar; the next import notices, a GET confirms, and
+# the booking follows (cancelled / moved); nothing is written back.
+bid3=$(tsql "SELECT booking_id FROM tern_book('$svc', '$contact', '${iso}T14:00Z', NULL, 0, NULL, NULL)")
+bid4=$(tsql "SELECT booking_id FROM tern_book('$svc', '$contact', '${iso}T16:00Z', NULL, 0, NULL, NULL)")
+xadd book booking_id "$bid3"
+xadd book booking_id "$bid4"
+for b in "$bid3" "$bid4"; do
+    wait_sql "two-way: $b mirrored" "SELECT synced_version = 1 AND external_etag IS NOT NULL
+                                     FROM bookings WHERE id = '$b'"
+done
+href3="${cal}tern$(echo "$bid3" | tr -d -).ics"
+href4="${cal}tern$(echo "$bid4" | tr -d -).ics"
+st=$(curl -s -o /dev/null -w '%{http_code}' -X DELETE -u "$rad_user:$rad_pass" "$href3")
+[[ "$st" == 2?? ]] && ok || bad "owner deletes Tern's event: $st"
+caldav_get "$href4" "$dir/ev4" "$rad_user:$rad_pass" >/dev/null
+sed -e "s/^DTSTART:${day}T160000Z/DTSTART:${day}T090000Z/" \
+    -e "s/^DTEND:${day}T170000Z/DTEND:${day}T100000Z/" "$dir/ev4" >"$dir/ev4.moved"
+st=$(curl -s -o /dev/null -w '%{http_code}' -X PUT -u "$rad_user:$rad_pass" \
+    -H "If-Match: $(grep -i '^etag:' "$dir/ev4.h" | cut -d' ' -f2- | tr -d '\r')" \
+    -H 'Content-Type: text/calendar; charset=utf-8' --data-binary "@$dir/ev4.moved" "$href4")
+[[ "$st" == 2?? ]] && ok || bad "owner moves Tern's event: $st"
+xadd sync account_id "$acct"
+wait_sql "two-way: deleted -> cancelled" "SELECT status = 'cancelled' AND sync_version = 2
+    AND synced_version = 2 AND external_event_id IS NULL FROM bookings WHERE id = '$bid3'"
+wait_sql "two-way: moved -> moved" "SELECT lower(during) = '${iso}T09:00Z'
+    AND upper(during) = '${iso}T10:00Z' AND status = 'confirmed' AND synced_version = 2
+    AND sync_version = 2 FROM bookings WHERE id = '$bid4'"
+want 2 "$(sql "SELECT count(*) FROM audit_log WHERE tenant_id = '$tid'
+    AND action IN ('booking.cancelled_in_calendar', 'booking.moved_in_calendar')")" "two-way audit"
+want 404 "$(caldav_get "$href3" "$dir/ev3b" "$rad_user:$rad_pass")" "deleted event not recreated"
+caldav_get "$href4" "$dir/ev4.after" "$rad_user:$rad_pass" >/dev/null
+cmp -s "$dir/ev4.after" "$dir/ev4.moved" && ok || bad "moved event was written back"
+# bid (cancelled by Tern, its event deleted by Tern) is not cancelled again
+want 0 "$(sql "SELECT count(*) FROM audit_log WHERE tenant_id = '$tid'
+    AND detail->>'booking_id' = '$bid'")" "Tern's own cancel seen as the owner's"
 
 # ---------------------------------------------------------------- the foreign event, untouched
 caldav_get "${cal}foreign-1.ics" "$dir/foreign.after" "$rad_user:$rad_pass" >/dev/null
