@@ -21,7 +21,7 @@ here="$root/tests/bench/ingest"
 . "$root/scripts/lib/stack.sh"
 secs=${BENCH_SECONDS:-10}
 conns=${BENCH_CONNS:-64}
-threads=2
+threads=${BENCH_THREADS:-2}
 
 tn_deps_install nginx wrk
 build="$root/build-bench"
@@ -98,7 +98,7 @@ hwm=$(awk '/VmHWM/ {print $2}' "/proc/$ipid/status")
 rt=$(field rps "$full_t")
 rn=$(field rps "$full_n")
 half=$((rt / 2))
-pconns=32
+pconns=${BENCH_PACED_CONNS:-32}
 pdelay=$(( pconns * 1000 / (half > 0 ? half : 1) ))
 paced_n=$(run nginx-half "http://127.0.0.1:$nport/webhooks/whatsapp" "$tmp/ref.txt" $pconns $pdelay)
 paced_t=$(run ingest-half "$base/webhooks/whatsapp" "$tmp/paced.txt" $pconns $pdelay)
