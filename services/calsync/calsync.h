@@ -38,9 +38,12 @@ struct calsync_cfg {
     int64_t visibility_ms;
 };
 
+struct tn_metrics;
+
 struct calsync_ctx {
     struct calsync_cfg cfg;
     struct uv_loop_s *loop;
+    struct tn_metrics *metrics; /* the skeleton's, for the daemon's life */
     struct tn_keyring *keys;
     struct tn_pg *pg;
     struct tn_http *http;

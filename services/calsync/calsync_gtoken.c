@@ -44,6 +44,7 @@
 #include <tn/tn_http.h>
 #include <tn/tn_log.h>
 #include <tn/tn_mem.h>
+#include <tn/tn_metrics.h>
 #include <tn/tn_pg.h>
 #include <tn/tn_time.h>
 
@@ -217,6 +218,17 @@ static enum tn_err flag_work(struct tn_pgconn *c, void *arg)
     return err;
 }
 
+/* count_refresh - tern_calsync_oauth_refresh_total{provider,result}. Runs on: loop */
+static void count_refresh(struct calsync_gtoken *e, const char *result)
+{
+    char labels[64];
+
+    snprintf(labels, sizeof(labels), "provider=\"google\",result=\"%s\"", result);
+    tn_metric_inc(tn_metrics_get(e->ctx->metrics, TN_METRIC_COUNTER,
+                                 "tern_calsync_oauth_refresh_total",
+                                 "OAuth access-token refreshes by result", labels));
+}
+
 /* saved - the refreshed token is stored (or could not be: it is still good
  * for this process). Runs on: loop */
 static void saved(enum tn_err err, void *arg)
@@ -227,6 +239,7 @@ static void saved(enum tn_err err, void *arg)
     if (err != TN_OK)
         tn_log_warn(&lc, "calsync.token_store_failed", TN_KV_STR("account_id", e->account),
                     TN_KV_ERR(err));
+    count_refresh(e, "ok");
     tn_log_info(&lc, "calsync.token_refreshed", TN_KV_STR("account_id", e->account),
                 TN_KV_INT("expires_in", e->new_exp_s - tn_now_ms() / 1000));
     set_access(e, e->new_access, e->new_exp_s);
@@ -240,6 +253,7 @@ static void flagged(enum tn_err err, void *arg)
     struct calsync_gtoken *e = arg;
     struct tn_log_ctx lc = {.tenant_id = e->tenant};
 
+    count_refresh(e, "error");
     tn_log_warn(&lc, "calsync.reconnect_needed", TN_KV_STR("account_id", e->account),
                 TN_KV_STR("reason", "invalid_grant"), TN_KV_ERR(err));
     set_access(e, NULL, 0);
@@ -260,6 +274,7 @@ static void refresh_failed(struct calsync_gtoken *e, enum tn_err err, const char
 {
     struct tn_log_ctx lc = {.tenant_id = e->tenant};
 
+    count_refresh(e, "error");
     tn_log_warn(&lc, "calsync.token_refresh_failed", TN_KV_STR("account_id", e->account),
                 TN_KV_INT("http_status", st), TN_KV_STR("why", why));
     e->err = err;

@@ -46,6 +46,8 @@ static void timer_closed(uv_handle_t *h)
 enum tn_err calsync_init(struct tn_rt *rt, void *arg)
 {
     struct calsync_ctx *ctx = arg;
+
+    ctx->metrics = rt->metrics;
     struct tn_consumer_opts o = {
         .stream = TN_STREAM_CAL,
         .group = TN_GROUP_CALSYNC,

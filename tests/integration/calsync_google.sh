@@ -233,6 +233,12 @@ xadd book booking_id "$bid3"
 sleep 1.5
 want 0 "$(google_count google "$s3" 'true')" "calendar calls after invalid_grant"
 want 0 "$(google_count google-oauth "$s3" 'true')" "token calls after invalid_grant"
+# the operator sees both on /metrics (the alert TernTokenRefreshFailing reads this)
+m=$(curl -s "http://127.0.0.1:$aport2/metrics")
+grep -q '^tern_calsync_oauth_refresh_total{provider="google",result="ok"} [1-9]' <<<"$m" && ok \
+    || bad "refreshes not counted on /metrics"
+grep -q '^tern_calsync_oauth_refresh_total{provider="google",result="error"} [1-9]' <<<"$m" && ok \
+    || bad "failed refresh not counted on /metrics"
 
 # ---------------------------------------------------------------- no plaintext secrets
 all=$(sandbox_requests "" 0)

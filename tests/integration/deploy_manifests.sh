@@ -89,6 +89,6 @@ check_broken_file "a prod daemon on the sandbox's LLM" compose.yaml \
     '0,/TN_ADMIN_LISTEN: 0.0.0.0:9102/s||TN_ADMIN_LISTEN: 0.0.0.0:9102\n      TN_LLM_BASE_URL: http://sandbox:8090/openai/v1|' \
     "agent (prod) refers to nothing of the sandbox"
 check_broken_file "a planned metric marked exists" RUNBOOK.md \
-    's/^| `tern_calsync_oauth_refresh_total` | counter | provider, result | planned/| `tern_calsync_oauth_refresh_total` | counter | provider, result | exists/' \
-    "metric tern_calsync_oauth_refresh_total is marked exists: a C source registers it"
+    's/^| `tern_ingest_connections`, `tern_ingest_channels` | gauge | | exists/| `tern_ingest_connections`, `tern_ingest_channels`, `tern_ingest_sockets` | gauge | | exists/' \
+    "metric tern_ingest_sockets is marked exists: a C source registers it"
 echo "deploy manifests valid; broken copies rejected"
