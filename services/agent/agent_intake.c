@@ -31,6 +31,7 @@
 #include <strings.h>
 
 #include <tn/tn_consumer.h>
+#include <tn/tn_id.h>
 #include <tn/tn_log.h>
 #include <tn/tn_mem.h>
 #include <tn/tn_metrics.h>
@@ -85,20 +86,6 @@ bool agent_keyword_match(const char *text, char *const *words, size_t n)
             return true;
     }
     return false;
-}
-
-/* is_uuid - 8-4-4-4-12 hex, so that a hostile id never reaches a cast */
-static bool is_uuid(const char *s)
-{
-    if (s == NULL || strlen(s) != 36)
-        return false;
-    for (int i = 0; i < 36; i++) {
-        bool dash = i == 8 || i == 13 || i == 18 || i == 23;
-
-        if (dash ? s[i] != '-' : !isxdigit((unsigned char)s[i]))
-            return false;
-    }
-    return true;
 }
 
 /* str - a string member of o, or NULL */
@@ -174,7 +161,7 @@ static const char *parse(struct agent_intake *in)
     in->sender_name = str(in->data, "sender_name");
     in->mtype = str(in->data, "message_type");
     in->transport = str(in->data, "transport");
-    if (!is_uuid(in->tenant) || !is_uuid(in->channel) || in->pmid == NULL || in->mtype == NULL ||
+    if (!tn_uuid_valid(in->tenant) || !tn_uuid_valid(in->channel) || in->pmid == NULL || in->mtype == NULL ||
         in->transport == NULL || str(in->data, "tenant") == NULL ||
         strcmp(str(in->data, "tenant"), in->tenant) != 0)
         return "schema.invalid";

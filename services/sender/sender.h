@@ -355,9 +355,6 @@ void sender_out_entry(struct tn_consumer *c, struct tn_entry *e, void *arg);
 /* sender_status_entry - tern:status handler (tn_consumer_entry_fn). Runs on: loop. */
 void sender_status_entry(struct tn_consumer *c, struct tn_entry *e, void *arg);
 
-/* sender_is_uuid - is s a canonical 36-character uuid? */
-bool sender_is_uuid(const char *s);
-
 /* ------------------------------------------------------------------ lifecycle */
 
 enum tn_err sender_init(struct tn_rt *rt, void *arg);

@@ -35,6 +35,7 @@
 
 #include <jansson.h>
 
+#include <tn/tn_id.h>
 #include <tn/tn_consumer.h>
 #include <tn/tn_log.h>
 #include <tn/tn_mem.h>
@@ -124,7 +125,7 @@ static const char *str(const json_t *d, const char *key)
 /* uuid_or_null - s when it is a uuid, else NULL */
 static const char *uuid_or_null(const char *s)
 {
-    return s != NULL && sender_is_uuid(s) ? s : NULL;
+    return s != NULL && tn_uuid_valid(s) ? s : NULL;
 }
 
 /* parse - the entry into job->p; false when it is not a usable outbound.message */
@@ -137,13 +138,13 @@ static bool parse(struct out_job *job)
     const char *oid;
 
     if (type == NULL || strcmp(type, TN_TYPE_OUTBOUND_MESSAGE) != 0 || tenant == NULL ||
-        !sender_is_uuid(tenant) || raw == NULL)
+        !tn_uuid_valid(tenant) || raw == NULL)
         return false;
     job->data = json_loads(raw, 0, NULL);
     d = job->data;
     oid = str(d, "outbound_id");
     if (oid == NULL || *oid == '\0' ||
-        !sender_is_uuid(str(d, "channel") ? str(d, "channel") : "") || str(d, "kind") == NULL ||
+        !tn_uuid_valid(str(d, "channel") ? str(d, "channel") : "") || str(d, "kind") == NULL ||
         (str(d, "contact_id") == NULL && str(d, "to") == NULL))
         return false;
     tpl = json_object_get(d, "template");

@@ -21,6 +21,7 @@
 
 #include <jansson.h>
 
+#include <tn/tn_id.h>
 #include <tn/tn_mem.h>
 
 #include "sender.h"
@@ -142,18 +143,3 @@ const char *sender_status_next(const char *cur, const char *st)
     return rank(to) > rank(cur) ? to : NULL;
 }
 
-/* sender_is_uuid - 8-4-4-4-12 hex digits */
-bool sender_is_uuid(const char *s)
-{
-    static const char *const hex = "0123456789abcdefABCDEF";
-
-    if (s == NULL || strlen(s) != SENDER_UUID_LEN)
-        return false;
-    for (int i = 0; i < SENDER_UUID_LEN; i++) {
-        bool dash = i == 8 || i == 13 || i == 18 || i == 23;
-
-        if (dash ? s[i] != '-' : strchr(hex, s[i]) == NULL || s[i] == '\0')
-            return false;
-    }
-    return true;
-}

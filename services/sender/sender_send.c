@@ -26,6 +26,7 @@
 
 #include <jansson.h>
 
+#include <tn/tn_id.h>
 #include <tn/tn_http.h>
 #include <tn/tn_log.h>
 #include <tn/tn_mem.h>
@@ -235,7 +236,7 @@ void sender_send_start(struct sender_ctx *ctx, const char *tenant, const char *m
 
     job->ctx = ctx;
     ctx->jobs++;
-    if (!sender_is_uuid(tenant) || !parse_member(job, member, &prov)) {
+    if (!tn_uuid_valid(tenant) || !parse_member(job, member, &prov)) {
         tn_log_error(NULL, "sender.member_invalid", TN_KV_INT("len", (long long)strlen(member)));
         snprintf(job->tenant, sizeof(job->tenant), "%.36s", tenant);
         sender_sched_done(ctx, tenant, member);

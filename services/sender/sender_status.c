@@ -25,6 +25,7 @@
 
 #include <jansson.h>
 
+#include <tn/tn_id.h>
 #include <tn/tn_consumer.h>
 #include <tn/tn_log.h>
 #include <tn/tn_mem.h>
@@ -153,12 +154,12 @@ void sender_status_entry(struct tn_consumer *c, struct tn_entry *e, void *arg)
     job->tenant = tn_entry_field(e, TN_F_TENANT, NULL);
     job->pmid = tn_entry_field(e, TN_F_PMID, NULL);
     job->status = tn_entry_field(e, TN_F_STATUS, NULL);
-    job->channel = ch != NULL && sender_is_uuid(ch) ? ch : NULL;
-    job->outbound = out != NULL && sender_is_uuid(out) ? out : NULL;
+    job->channel = ch != NULL && tn_uuid_valid(ch) ? ch : NULL;
+    job->outbound = out != NULL && tn_uuid_valid(out) ? out : NULL;
     job->log =
         (struct tn_log_ctx){.tenant_id = job->tenant, .entry_id = e->id, .stream = e->stream};
     if (type == NULL || strcmp(type, TN_TYPE_DELIVERY_STATUS) != 0 || job->tenant == NULL ||
-        !sender_is_uuid(job->tenant) || job->pmid == NULL || job->status == NULL) {
+        !tn_uuid_valid(job->tenant) || job->pmid == NULL || job->status == NULL) {
         finish(job, TN_DISP_DEAD, "schema.invalid");
         return;
     }

@@ -31,6 +31,7 @@
 #include <tn/tn_daemon.h>
 #include <tn/tn_env.h>
 #include <tn/tn_http.h>
+#include <tn/tn_id.h>
 #include <tn/tn_log.h>
 #include <tn/tn_mem.h>
 #include <tn/tn_metrics.h>
@@ -50,26 +51,12 @@ static const struct {
     {"disconnect", SWEEPER_DISCONNECT},
 };
 
-/* is_uuid - 36 characters, hex and dashes in the canonical places */
-static bool is_uuid(const char *s)
-{
-    if (s == NULL || strlen(s) != 36)
-        return false;
-    for (int i = 0; i < 36; i++) {
-        bool dash = i == 8 || i == 13 || i == 18 || i == 23;
-
-        if (dash ? s[i] != '-' : !isxdigit((unsigned char)s[i]))
-            return false;
-    }
-    return true;
-}
-
 /* copy_uuid - a UUID string from j into out (37 bytes); false if not one */
 static bool copy_uuid(json_t *j, char out[37])
 {
     const char *s = json_string_value(j);
 
-    if (!is_uuid(s))
+    if (!tn_uuid_valid(s))
         return false;
     memcpy(out, s, 37);
     return true;

@@ -13,6 +13,7 @@
 #include <cmocka.h>
 #include <jansson.h>
 
+#include <tn/tn_id.h>
 #include <tn/tn_mem.h>
 
 #include "sender.h"
@@ -200,9 +201,9 @@ static void small_parsers(void **state)
     assert_int_equal(sender_retry_after_ms(""), 0);
     assert_int_equal(sender_retry_after_ms("soon"), 0);
     assert_int_equal(sender_retry_after_ms("Wed, 21 Oct 2015 07:28:00 GMT"), 0); /* past */
-    assert_true(sender_is_uuid("0b7e6a1c-4b7e-4c41-9d38-2f0d1f2a3b4c"));
-    assert_false(sender_is_uuid("0b7e6a1c-4b7e-4c41-9d38-2f0d1f2a3b4"));
-    assert_false(sender_is_uuid("0b7e6a1cx4b7e-4c41-9d38-2f0d1f2a3b4c"));
+    assert_true(tn_uuid_valid("0b7e6a1c-4b7e-4c41-9d38-2f0d1f2a3b4c"));
+    assert_false(tn_uuid_valid("0b7e6a1c-4b7e-4c41-9d38-2f0d1f2a3b4"));
+    assert_false(tn_uuid_valid("0b7e6a1cx4b7e-4c41-9d38-2f0d1f2a3b4c"));
     assert_ptr_equal(sender_provider_of("twilio_sms"), &sender_twilio);
     assert_ptr_equal(sender_provider_of("twilio_whatsapp"), &sender_twilio);
     assert_null(sender_provider_of("email"));

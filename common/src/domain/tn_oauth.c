@@ -12,24 +12,12 @@
 #include <jansson.h>
 
 #include <tn/tn_crypto.h>
+#include <tn/tn_id.h>
 #include <tn/tn_mem.h>
 #include <tn/tn_oauth.h>
 
 #define AAD_LINK "tern-oauth-link"
 #define AAD_STATE "tern-oauth-state"
-
-/* is_uuid - 8-4-4-4-12 hex digits */
-static bool is_uuid(const char *s)
-{
-    if (s == NULL || strlen(s) != 36)
-        return false;
-    for (int i = 0; i < 36; i++) {
-        bool dash = i == 8 || i == 13 || i == 18 || i == 23;
-        if (dash ? s[i] != '-' : !isxdigit((unsigned char)s[i]))
-            return false;
-    }
-    return true;
-}
 
 /* seal_json - base64url(tn_seal(aad, compact text of obj)); steals obj */
 static char *seal_json(const struct tn_keyring *k, const char *aad, json_t *obj)
@@ -109,7 +97,7 @@ out:
 char *tn_oauth_link_seal(const struct tn_keyring *k, const char *tenant, const char *resource,
                          int64_t exp_s)
 {
-    if (!is_uuid(tenant) || (resource != NULL && *resource != '\0' && !is_uuid(resource)))
+    if (!tn_uuid_valid(tenant) || (resource != NULL && *resource != '\0' && !tn_uuid_valid(resource)))
         return NULL;
     return seal_json(k, AAD_LINK,
                      json_pack("{s:s, s:s, s:I}", "t", tenant, "r", resource ? resource : "", "x",
