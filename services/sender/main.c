@@ -3,7 +3,8 @@
  *	tern-sender - outbound message sender
  * DESCRIPTION
  *	Delivers outbound messages through WhatsApp Cloud, Twilio (SMS and
- *	WhatsApp) and Telegram exactly once toward each provider, within their
+ *	WhatsApp), Telegram and email (SMTP or the Gmail API) exactly once
+ *	toward each provider, within their
  *	rate limits, with retries, dead letters, scheduled sends and delivery
  *	statuses. The path of a message:
  *	  tern:out entry -> row upserted, member on the schedule, ACK
@@ -12,7 +13,8 @@
  *	    tenants; sender_sched.c) -> token bucket (sender_rate.c) ->
  *	    prepare: consent, 24-hour window, credentials, 'sending' recorded
  *	    (sender_store.c; batched: sender_batch.c) -> provider call (sender_whatsapp.c,
- *	    sender_twilio.c, sender_telegram.c) -> record: sent, failed with
+ *	    sender_twilio.c, sender_telegram.c, sender_email.c with
+ *	    sender_mime.c; SMTP on the threadpool: sender_smtp.c) -> record: sent, failed with
  *	    the provider's code (sender_record.c), retry with backoff and jitter (Retry-After,
  *	    Telegram retry_after), or dead after the attempt limit
  *	    (sender_dead.c);
@@ -25,6 +27,8 @@
  *	biz_opaque_callback_data, Twilio StatusCallback ?outbound=) before it
  *	is sent again. Telegram echoes nothing: there the window is one HTTP
  *	answer plus one UPDATE, and a resend waits twice the HTTP timeout.
+ *	Email echoes nothing either (the same wait), but a resend carries the
+ *	same Message-ID, so mail systems and readers see one message.
  * STREAMS IN
  *	tern:out (group sender): outbound.message (type, v, tenant, trace,
  *	channel, provider, outbound, dedupe, data)
@@ -41,13 +45,18 @@
  *	The shared variables of tn_daemon.h (TN_ADMIN_LISTEN 127.0.0.1:9104);
  *	TN_MASTER_KEY(_FILE) (required); TN_WHATSAPP_API_BASE,
  *	TN_WHATSAPP_API_VERSION, TN_TWILIO_API_BASE, TN_TELEGRAM_API_BASE,
- *	TN_SENDER_TWILIO_STATUS_URL; TN_SENDER_* below (limits, retries,
+ *	TN_GMAIL_API_BASE, TN_SENDER_TWILIO_STATUS_URL; TN_SENDER_* below (limits, retries,
  *	rates per second per identity: WhatsApp 80 per phone number, Twilio 10
- *	per sender, Telegram 30 per bot and 1 per chat).
+ *	per sender, Telegram 30 per bot and 1 per chat; email none),
+ *	TN_SENDER_SMTP_CONCURRENCY (SMTP sends at once on the threadpool).
  * SECURITY
  *	The only daemon that holds provider send credentials: they are opened
  *	per send on the threadpool, wiped after use where we own the memory,
  *	and never logged (no URL is logged: Telegram's carries the token).
+ *	An email channel's smtp_url is a tenant's input: only smtp:// and
+ *	smtps:// are followed. Email headers are built from hostile input
+ *	(the lead's address, earlier Message-IDs): sender_mime.c refuses or
+ *	drops anything that could add a header or a recipient.
  *	Stream payloads are untrusted: the row's tenant, channel and contact
  *	decide where a message goes. Refuses to run as root unless
  *	TN_ALLOW_ROOT=1.
@@ -65,6 +74,7 @@ static const struct tn_env_spec sender_env[] = {
     TN_ENV_STR("TN_WHATSAPP_API_VERSION", "v21.0", C, whatsapp_version),
     TN_ENV_STR("TN_TWILIO_API_BASE", "https://api.twilio.com", C, twilio_base),
     TN_ENV_STR("TN_TELEGRAM_API_BASE", "https://api.telegram.org", C, telegram_base),
+    TN_ENV_STR("TN_GMAIL_API_BASE", "https://gmail.googleapis.com", C, gmail_base),
     TN_ENV_STR("TN_SENDER_TWILIO_STATUS_URL", "", C, twilio_status_url),
     TN_ENV_INT("TN_SENDER_CONCURRENCY", "64", 1, 4096, C, concurrency),
     TN_ENV_INT("TN_SENDER_PG_POOL", "4", 1, 64, C, pg_pool),
@@ -81,6 +91,7 @@ static const struct tn_env_spec sender_env[] = {
     TN_ENV_INT("TN_SENDER_RATE_TWILIO", "10", 0, 1000000, C, rate_twilio),
     TN_ENV_INT("TN_SENDER_RATE_TELEGRAM", "30", 0, 1000000, C, rate_telegram),
     TN_ENV_INT("TN_SENDER_RATE_TELEGRAM_CHAT", "1", 0, 1000000, C, rate_telegram_chat),
+    TN_ENV_INT("TN_SENDER_SMTP_CONCURRENCY", "2", 1, 64, C, smtp_concurrency),
     TN_ENV_END,
 };
 #undef C

@@ -48,6 +48,7 @@ struct sender_cfg {
     char *whatsapp_version;
     char *twilio_base;
     char *telegram_base;
+    char *gmail_base;
     char *twilio_status_url;
     int64_t concurrency;
     int64_t pg_pool;
@@ -64,6 +65,7 @@ struct sender_cfg {
     int64_t rate_twilio;
     int64_t rate_telegram;
     int64_t rate_telegram_chat;
+    int64_t smtp_concurrency;
 };
 
 /* Counters on /metrics (handles borrowed from the daemon's registry). */
@@ -118,6 +120,10 @@ struct sender_ctx {
     struct uv_check_s *flush; /* flushes the queues once per loop iteration */
     struct sender_queue intake, prepare, record;
     struct sender_unsched unsched;
+    struct sender_smtp_wait {
+        struct sender_job *head, *tail; /* SMTP sends waiting for a slot (sender_smtp.c) */
+        size_t inflight;                /* SMTP sends on the threadpool */
+    } smtp;
     struct sender_metrics m;
     size_t jobs;     /* send jobs in flight */
     size_t handlers; /* stream handlers in flight */
@@ -132,13 +138,18 @@ struct sender_ctx {
  * job (valid until the job ends). */
 struct sender_msg {
     const char *outbound_id;
-    const char *channel_kind;      /* whatsapp | twilio_sms | twilio_whatsapp | telegram */
+    const char *channel_kind;      /* whatsapp | twilio_sms | twilio_whatsapp | telegram | email */
     const char *from;              /* channels.external_address */
     const char *to;                /* contacts.address */
     const char *text;              /* NULL when sending the template */
     const struct json_t *template; /* NULL when sending text */
     const char *reply_to;
     const struct json_t *secrets; /* the channel's opened secrets */
+    /* email only: the producer's subject (NULL: none), and the lead's last
+     * inbound email {message_id, subject, references, thread_id} (NULL:
+     * none known); reply_to is then the Message-ID to answer */
+    const char *subject;
+    const struct json_t *last_in;
 };
 
 /* A built HTTP request; every member new (sender_req_free). */
@@ -147,6 +158,11 @@ struct sender_req {
     struct tn_buf body;
     char *headers[4]; /* NULL-terminated */
     char *userpwd;
+    /* SMTP (sender_smtp.c instead of tn_http): url is smtp(s)://, body the
+     * RFC 5322 message, userpwd the login (may be NULL) */
+    bool smtp;
+    bool smtp_tls_required; /* STARTTLS required, not merely tried */
+    char *mail_from, *rcpt_to, *message_id;
 };
 
 enum sender_verdict {
@@ -180,6 +196,40 @@ struct sender_provider {
 extern const struct sender_provider sender_whatsapp;
 extern const struct sender_provider sender_twilio;
 extern const struct sender_provider sender_telegram;
+extern const struct sender_provider sender_email;
+
+/* The parts of one outgoing email (sender_mime.c); all borrowed. */
+struct sender_mime {
+    const char *from, *to;   /* addr-specs: the mailbox, the lead */
+    const char *subject;     /* NULL: none */
+    const char *in_reply_to; /* a Message-ID with or without <>, or NULL */
+    const char *references;  /* the earlier "<id> <id>" chain, or NULL */
+    const char *outbound_id; /* makes the Message-ID */
+    const char *text;        /* UTF-8 body */
+};
+
+/* sender_mime_build - an RFC 5322 message (CRLF, text/plain UTF-8, base64
+ * body) with a Message-ID fixed by the outbound id, so that a resend is the
+ * same message. now_ms gives the Date. *msg and *msgid (with its <>) new.
+ * Errors: TN_EINVAL with *why (static): an address that is not a plain
+ * addr-spec ("email.address_invalid"), no text ("text.missing"). */
+enum tn_err sender_mime_build(const struct sender_mime *in, int64_t now_ms, char **msg,
+                              char **msgid, const char **why);
+
+/* sender_smtp_result - classify a finished SMTP transfer: curl_rc (a
+ * CURLcode) and the last SMTP reply code; msgid (borrowed) becomes the
+ * provider id on success. 4xx and network retry, 5xx is final. */
+void sender_smtp_result(int curl_rc, long smtp_code, const char *msgid, struct sender_result *out);
+
+/* sender_smtp_send - send job->req over SMTP: a blocking libcurl easy
+ * transfer on the threadpool, at most cfg.smtp_concurrency at once (the
+ * rest wait in ctx->smtp). Then, like an HTTP answer, job->res is set, the
+ * request freed and the job pushed on the record queue. Runs on: loop. */
+void sender_smtp_send(struct sender_ctx *ctx, struct sender_job *job);
+
+/* sender_smtp_stop - the waiting SMTP sends end unsent (a transport
+ * failure, recorded as a retry). Runs on: loop. */
+void sender_smtp_stop(struct sender_ctx *ctx);
 
 /* sender_provider_of - the provider of a channel kind, NULL if none. */
 const struct sender_provider *sender_provider_of(const char *channel_kind);
@@ -266,6 +316,7 @@ struct sender_row {
     char *transport, *created_at, *not_before, *expires_at;
     char *channel_kind, *from, *to;
     struct json_t *template; /* new reference or NULL */
+    struct json_t *last_in;  /* email: the lead's last inbound email, new reference or NULL */
     int attempts;
 };
 
@@ -288,6 +339,7 @@ struct sender_job {
     char code[SENDER_ERR_CODE_MAX]; /* why it failed / died */
     const char *mark;               /* prepare: the state to record (static), NULL: none */
     enum tn_err err;                /* the batched step's outcome for this job */
+    struct sender_job *smtp_next;   /* ctx->smtp's waiting list */
 };
 
 /* sender_store_prepare - for every job of a struct sender_batch: load the

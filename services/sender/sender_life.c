@@ -163,6 +163,7 @@ void sender_fini(struct tn_rt *rt, void *arg)
     if (ctx->pg != NULL)
         tn_pg_cancel(ctx->pg); /* first: cancelled sends then record nothing */
     tn_http_free(ctx->http);   /* in-flight sends end with TN_ECANCELED */
+    sender_smtp_stop(ctx);     /* SMTP sends still waiting for a thread end unsent */
     sender_batch_stop(ctx);    /* what the queues still hold ends (entries: RETRY) */
     tn_consumer_free(ctx->out);
     tn_consumer_free(ctx->status);

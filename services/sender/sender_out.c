@@ -22,6 +22,10 @@
  *	members. A batch the database refuses as a whole (one entry's bad
  *	timestamp) is redone entry by entry, so only the bad entry dies.
  *
+ *	Email entries may carry "subject" (kept in the template column with
+ *	the template, which email does not use) and "in_reply_to" (the lead's
+ *	Message-ID; stored as reply_to when reply_to is absent).
+ *
  *	Verdicts: ACK; RETRY when Postgres or Redis is down; DEAD
  *	"schema.invalid" (not an outbound.message, bad ids, bad JSON) and
  *	"contact.unknown" (no such contact or channel in the tenant).
@@ -128,13 +132,32 @@ static const char *uuid_or_null(const char *s)
     return s != NULL && tn_uuid_valid(s) ? s : NULL;
 }
 
+/* template_text - the template column: the entry's template, and an email's
+ * subject kept beside it (XXX: outbound_messages has no subject column yet;
+ * sender_store.c reads it back for email channels). Returns: new or NULL. */
+static char *template_text(const json_t *d)
+{
+    const json_t *tpl = json_object_get(d, "template");
+    const char *subject = str(d, "subject");
+    json_t *t;
+    char *text;
+
+    if (subject == NULL)
+        return tpl != NULL ? sender_json_text(tpl) : NULL;
+    t = json_is_object(tpl) ? json_deep_copy(tpl) : json_object();
+    json_object_set_new(t, "subject", json_string(subject));
+    text = sender_json_text(t);
+    json_decref(t);
+    return text;
+}
+
 /* parse - the entry into job->p; false when it is not a usable outbound.message */
 static bool parse(struct out_job *job)
 {
     const char *type = tn_entry_field(job->e, TN_F_TYPE, NULL);
     const char *tenant = tn_entry_field(job->e, TN_F_TENANT, NULL);
     const char *raw = tn_entry_field(job->e, TN_F_DATA, NULL);
-    const json_t *d, *tpl;
+    const json_t *d;
     const char *oid;
 
     if (type == NULL || strcmp(type, TN_TYPE_OUTBOUND_MESSAGE) != 0 || tenant == NULL ||
@@ -147,9 +170,7 @@ static bool parse(struct out_job *job)
         !tn_uuid_valid(str(d, "channel") ? str(d, "channel") : "") || str(d, "kind") == NULL ||
         (str(d, "contact_id") == NULL && str(d, "to") == NULL))
         return false;
-    tpl = json_object_get(d, "template");
-    if (tpl != NULL)
-        job->template_text = sender_json_text(tpl);
+    job->template_text = template_text(d);
     job->log.tenant_id = tenant;
     job->p[0] = tenant;
     job->p[1] = uuid_or_null(oid);
@@ -162,7 +183,7 @@ static bool parse(struct out_job *job)
     job->p[8] = job->template_text;
     job->p[9] = str(d, "kind");
     job->p[10] = str(d, "transport");
-    job->p[11] = str(d, "reply_to");
+    job->p[11] = str(d, "reply_to") != NULL ? str(d, "reply_to") : str(d, "in_reply_to");
     job->p[12] = str(d, "reason");
     job->p[13] = str(d, "expires_at");
     job->p[14] = tn_entry_field(job->e, TN_F_TRACE, NULL);

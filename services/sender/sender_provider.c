@@ -5,7 +5,8 @@
  * SYNOPSIS
  *	#include "sender.h"
  * DESCRIPTION
- *	Pure helpers for sender_whatsapp.c, sender_twilio.c, sender_telegram.c
+ *	Pure helpers for sender_whatsapp.c, sender_twilio.c, sender_telegram.c,
+ *	sender_email.c
  *	and the status handler. The state order is the one of
  *	proto/sql/0003_sender.sql: queued < sending < sent < delivered < read;
  *	failed and dead end a row, except that delivered and read override
@@ -37,6 +38,8 @@ const struct sender_provider *sender_provider_of(const char *channel_kind)
         return &sender_twilio;
     if (strcmp(channel_kind, "telegram") == 0)
         return &sender_telegram;
+    if (strcmp(channel_kind, "email") == 0)
+        return &sender_email;
     return NULL;
 }
 
@@ -50,6 +53,9 @@ void sender_req_free(struct sender_req *r)
     if (r->userpwd != NULL)
         memset(r->userpwd, 0, strlen(r->userpwd)); /* holds a credential */
     tn_free(r->userpwd);
+    tn_free(r->mail_from);
+    tn_free(r->rcpt_to);
+    tn_free(r->message_id);
     memset(r, 0, sizeof(*r));
 }
 

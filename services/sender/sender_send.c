@@ -11,7 +11,7 @@
  *	  prepare (sender_store.c, batched with the other jobs of the loop
  *	    iteration: sender_batch.c): state, consent, window, credentials,
  *	    request, 'sending' recorded;
- *	  the provider call (tn_http on the loop);
+ *	  the provider call (tn_http on the loop; SMTP: sender_smtp.c);
  *	  record (sender_record.c, batched): sent / failed / retry / dead;
  *	  the schedule: removed when done, re-scored for a retry, and the
  *	    message written to tern:out:dead when it died.
@@ -130,6 +130,10 @@ static void call(struct sender_job *job)
         .userpwd = job->req.userpwd,
     };
 
+    if (job->req.smtp) { /* not HTTP: a curl easy transfer on the threadpool */
+        sender_smtp_send(job->ctx, job);
+        return;
+    }
     job->t0_ms = tn_mono_ms();
     if (tn_http_send(job->ctx->http, &rq, http_done_cb, job) != TN_OK) {
         sender_transport_result(TN_EUNAVAIL, &job->res);

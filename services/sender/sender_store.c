@@ -44,6 +44,17 @@
 
 #include "sender.h"
 
+/* email channels: the lead's last inbound email, as JSON (sender_email.c);
+ * a CASE, so other channels never run the subquery */
+#define LAST_EMAIL                                                                                 \
+    "CASE WHEN ch.kind = 'email' THEN (SELECT json_build_object('message_id',"                     \
+    " m.provider_message_id, 'subject', m.raw ->> 'subject', 'references',"                        \
+    " m.raw ->> 'references', 'thread_id', m.raw ->> 'thread_id')::text FROM messages m"           \
+    " JOIN conversations cv ON cv.tenant_id = m.tenant_id AND cv.id = m.conversation_id"           \
+    " WHERE cv.tenant_id = o.tenant_id AND cv.contact_id = o.contact_id"                           \
+    " AND cv.channel_id = o.channel_id AND m.direction = 'in'"                                     \
+    " ORDER BY m.created_at DESC LIMIT 1) END"
+
 #define TS(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
 
 static const char sql_load[] =
@@ -76,8 +87,8 @@ static const char sql_load[] =
                                             "     AND cv.channel_id = o.channel_id AND m.direction "
                                             "= 'in')"
                                             "   > now() - interval '24 hours', false),"
-                                            " encode(ch.secrets_sealed, 'hex'), o.id::text"
-                                            " FROM outbound_messages o"
+                                            " encode(ch.secrets_sealed, 'hex'), o.id::text,"
+                                            " " LAST_EMAIL " FROM outbound_messages o"
                                             " JOIN channels ch ON ch.tenant_id = o.tenant_id AND "
                                             "ch.id = o.channel_id"
                                             " JOIN contacts ct ON ct.tenant_id = o.tenant_id AND "
@@ -110,6 +121,7 @@ enum {
     C_WINDOW,
     C_SECRETS,
     C_ID,
+    C_LAST_EMAIL,
 };
 
 static const char sql_sending[] =
@@ -155,6 +167,8 @@ void sender_row_free(struct sender_row *r)
     }
     json_decref(r->template);
     r->template = NULL;
+    json_decref(r->last_in);
+    r->last_in = NULL;
 }
 
 /* load_row - copy result row `row` into job->row */
@@ -180,6 +194,8 @@ static void load_row(struct sender_job *job, const struct pg_result *res, int ro
     r->from = dup(res, row, C_FROM);
     r->to = dup(res, row, C_TO);
     r->template = tpl != NULL ? json_loads(tpl, 0, NULL) : NULL;
+    tpl = tn_pg_result_value(res, row, C_LAST_EMAIL);
+    r->last_in = tpl != NULL ? json_loads(tpl, 0, NULL) : NULL;
     r->attempts = (int)strtol(tn_pg_result_value(res, row, C_ATTEMPTS), NULL, 10);
 }
 
@@ -225,12 +241,23 @@ out:
  * a failure code, or NULL with m->text / m->template set. */
 static const char *choose(const struct sender_row *r, bool window, struct sender_msg *m)
 {
+    const json_t *tpl = r->template;
     bool wa =
         strcmp(r->channel_kind, "whatsapp") == 0 || strcmp(r->channel_kind, "twilio_whatsapp") == 0;
 
+    if (strcmp(r->channel_kind, "email") == 0) { /* the template column holds its subject */
+        m->subject = json_string_value(json_object_get(r->template, "subject"));
+        m->last_in = r->last_in;
+        if (strcmp(r->kind, "text") != 0)
+            return strcmp(r->kind, "template") == 0 ? "email.no_templates" : "kind.unsupported";
+        m->text = r->text;
+        return r->text != NULL ? NULL : "text.missing";
+    }
+    if (json_object_size(r->template) == 1 && json_object_get(r->template, "subject") != NULL)
+        tpl = NULL; /* only an email subject in the column: no template */
     if (strcmp(r->kind, "template") == 0) {
-        m->template = r->template;
-        return r->template != NULL ? NULL : "template.missing";
+        m->template = tpl;
+        return tpl != NULL ? NULL : "template.missing";
     }
     if (strcmp(r->kind, "text") != 0)
         return "kind.unsupported"; /* XXX: interactive and media are not built yet */
@@ -238,8 +265,8 @@ static const char *choose(const struct sender_row *r, bool window, struct sender
         m->text = r->text;
         return r->text != NULL ? NULL : "text.missing";
     }
-    m->template = r->template;
-    return r->template != NULL ? NULL : "window_closed";
+    m->template = tpl;
+    return tpl != NULL ? NULL : "window_closed";
 }
 
 /* secrets_of - the job's channel secrets, opened once per group (borrowed) */

@@ -1,7 +1,8 @@
 /*
  * test_sender_logic - tern-sender's pure parts: the delivery state order,
  * each provider's answer classification and request shape, token buckets,
- * Retry-After and uuids.
+ * Retry-After and uuids; the email message (sender_mime.c), its transports'
+ * requests and answers.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -13,6 +14,7 @@
 #include <cmocka.h>
 #include <jansson.h>
 
+#include <tn/tn_crypto.h>
 #include <tn/tn_id.h>
 #include <tn/tn_mem.h>
 
@@ -206,7 +208,8 @@ static void small_parsers(void **state)
     assert_false(tn_uuid_valid("0b7e6a1cx4b7e-4c41-9d38-2f0d1f2a3b4c"));
     assert_ptr_equal(sender_provider_of("twilio_sms"), &sender_twilio);
     assert_ptr_equal(sender_provider_of("twilio_whatsapp"), &sender_twilio);
-    assert_null(sender_provider_of("email"));
+    assert_ptr_equal(sender_provider_of("email"), &sender_email);
+    assert_null(sender_provider_of("sms"));
 }
 
 /* pg_arrays - the array literals of the batched statements: NULL stays SQL
@@ -238,12 +241,225 @@ static void pg_arrays(void **state)
     }
 }
 
+/* header - the value of header name in msg (first one, unfolded only), new or NULL */
+static char *header(const char *msg, const char *name)
+{
+    size_t n = strlen(name);
+
+    for (const char *p = msg; p != NULL && *p != '\r';
+         p = strstr(p, "\r\n") ? strstr(p, "\r\n") + 2 : NULL) {
+        if (strncmp(p, name, n) == 0 && p[n] == ':' && p[n + 1] == ' ') {
+            const char *end = strstr(p, "\r\n");
+
+            return tn_xstrndup(p + n + 2, (size_t)(end - p - n - 2));
+        }
+    }
+    return NULL;
+}
+
+/* expect_header - msg has header name with value want (NULL: absent) */
+static void expect_header(const char *msg, const char *name, const char *want)
+{
+    char *got = header(msg, name);
+
+    if (want == NULL)
+        assert_null(got);
+    else
+        assert_string_equal(got, want);
+    tn_free(got);
+}
+
+/* mime_messages - headers, threading, encoded subject, body, hostile input */
+static void mime_messages(void **state)
+{
+    struct sender_mime in = {.from = "desk@clinic.example",
+                             .to = "sam@example.org",
+                             .subject = "Re: Friday",
+                             .in_reply_to = "abc@mail.example.org",
+                             .references = "<r1@x.example> <abc@mail.example.org> bad<id",
+                             .outbound_id = "0b6c1f6e-0000-4000-8000-000000000001",
+                             .text = "Hi\nbye"};
+    char *msg, *id, *body;
+    const char *why = NULL;
+    unsigned char *dec;
+    size_t len;
+
+    (void)state;
+    assert_int_equal(sender_mime_build(&in, 1796045063000LL, &msg, &id, &why), TN_OK);
+    assert_string_equal(id, "<tern.0b6c1f6e-0000-4000-8000-000000000001@clinic.example>");
+    expect_header(msg, "Date", "Mon, 30 Nov 2026 13:24:23 +0000");
+    expect_header(msg, "From", "<desk@clinic.example>");
+    expect_header(msg, "To", "<sam@example.org>");
+    expect_header(msg, "Subject", "Re: Friday");
+    expect_header(msg, "Message-ID", id);
+    expect_header(msg, "In-Reply-To", "<abc@mail.example.org>");
+    assert_non_null(strstr(msg, "References:\r\n <r1@x.example>\r\n <abc@mail.example.org>\r\n"
+                                "MIME-Version: 1.0\r\n"));
+    expect_header(msg, "Content-Type", "text/plain; charset=UTF-8");
+    body = strstr(msg, "\r\n\r\n") + 4;
+    assert_int_equal(tn_base64_decode(body, strcspn(body, "\r"), false, &dec, &len), TN_OK);
+    assert_string_equal((char *)dec, "Hi\r\nbye");
+    tn_free(dec);
+    tn_free(msg);
+    tn_free(id);
+
+    /* the same outbound id gives the same Message-ID at another time */
+    in.subject = "Grüße\r\nBcc: x@evil.example, aus München, zu Ihrem Termin am Freitag";
+    in.in_reply_to = "no id here";
+    assert_int_equal(sender_mime_build(&in, 0, &msg, &id, &why), TN_OK);
+    assert_string_equal(id, "<tern.0b6c1f6e-0000-4000-8000-000000000001@clinic.example>");
+    assert_null(strstr(msg, "\r\nBcc:"));
+    assert_null(strstr(msg, "In-Reply-To"));
+    assert_non_null(strstr(msg, "Subject: =?UTF-8?B?"));
+    assert_non_null(strstr(msg, "?=\r\n =?UTF-8?B?")); /* folded: one encoded word a line */
+    tn_free(msg);
+    tn_free(id);
+
+    static const char *const bad[] = {"a@b\r\nBcc: c@d", "a b@c", "<a@b>", "ab",
+                                      "a@b,c@d",         "@b",    "a@"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        in.to = bad[i];
+        assert_int_equal(sender_mime_build(&in, 0, &msg, &id, &why), TN_EINVAL);
+        assert_string_equal(why, "email.address_invalid");
+        assert_null(msg);
+    }
+    in.to = "sam@example.org";
+    in.text = "";
+    assert_int_equal(sender_mime_build(&in, 0, &msg, &id, &why), TN_EINVAL);
+    assert_string_equal(why, "text.missing");
+}
+
+/* email_requests - the secrets pick SMTP or Gmail; Gmail's raw and threadId */
+static void email_requests(void **state)
+{
+    struct sender_cfg c = cfg;
+    json_t *smtp = json_pack("{ssssss}", "smtp_url", "smtp://mx.example:587", "smtp_user", "desk",
+                             "smtp_password", "pw");
+    json_t *gm = json_pack("{ss}", "access_token", "ya29.T");
+    json_t *last = json_pack("{ssssss}", "message_id", "<m1@mail.gmail.com>", "subject", "Price?",
+                             "thread_id", "18f");
+    struct sender_msg m = {.outbound_id = "o-4",
+                           .channel_kind = "email",
+                           .from = "desk@c.example",
+                           .to = "sam@example.org",
+                           .text = "40 EUR",
+                           .secrets = smtp,
+                           .last_in = last};
+    struct sender_req rq;
+    const char *why = NULL;
+    unsigned char *raw;
+    size_t len;
+    json_t *body;
+
+    (void)state;
+    c.gmail_base = "http://h/gm";
+    assert_int_equal(sender_email.build(&c, &m, &rq, &why), TN_OK);
+    assert_true(rq.smtp);
+    assert_string_equal(rq.url, "smtp://mx.example:587");
+    assert_string_equal(rq.userpwd, "desk:pw");
+    assert_string_equal(rq.mail_from, "desk@c.example");
+    assert_string_equal(rq.rcpt_to, "sam@example.org");
+    assert_string_equal(rq.message_id, "<tern.o-4@c.example>");
+    assert_non_null(strstr(rq.body.data, "\r\nSubject: Re: Price?\r\n"));
+    assert_non_null(strstr(rq.body.data, "\r\nIn-Reply-To: <m1@mail.gmail.com>\r\n"));
+    sender_req_free(&rq);
+
+    m.secrets = gm;
+    m.subject = "Your booking";
+    assert_int_equal(sender_email.build(&c, &m, &rq, &why), TN_OK);
+    assert_false(rq.smtp);
+    assert_string_equal(rq.url, "http://h/gm/gmail/v1/users/me/messages/send");
+    assert_string_equal(rq.headers[0], "Authorization: Bearer ya29.T");
+    body = json_loads(rq.body.data, 0, NULL);
+    assert_string_equal(json_string_value(json_object_get(body, "threadId")), "18f");
+    assert_int_equal(tn_base64_decode(json_string_value(json_object_get(body, "raw")),
+                                      json_string_length(json_object_get(body, "raw")), true, &raw,
+                                      &len),
+                     TN_OK);
+    assert_non_null(strstr((char *)raw, "\r\nSubject: Your booking\r\n"));
+    assert_non_null(strstr((char *)raw, "\r\nTo: <sam@example.org>\r\n"));
+    tn_free(raw);
+    json_decref(body);
+    sender_req_free(&rq);
+
+    static const struct {
+        json_t *secrets;
+        bool tpl;
+        const char *why;
+    } refused[] = {{NULL, false, "credentials.missing"}, {NULL, true, "email.no_templates"}};
+    json_t *none = json_object(), *bad_url = json_pack("{ss}", "smtp_url", "file:///etc/passwd");
+    for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+        m.secrets = none;
+        m.template = refused[i].tpl ? last : NULL;
+        assert_int_equal(sender_email.build(&c, &m, &rq, &why), TN_EINVAL);
+        assert_string_equal(why, refused[i].why);
+    }
+    m.template = NULL;
+    m.secrets = bad_url;
+    assert_int_equal(sender_email.build(&c, &m, &rq, &why), TN_EINVAL);
+    assert_string_equal(why, "smtp.url_invalid");
+    json_decref(none);
+    json_decref(bad_url);
+    json_decref(smtp);
+    json_decref(gm);
+    json_decref(last);
+}
+
+/* email_answers - Gmail's answers and SMTP's reply codes */
+static void email_answers(void **state)
+{
+    static const struct {
+        long status;
+        const char *body;
+        enum sender_verdict v;
+        const char *want;
+    } gmail[] = {
+        {200, "{\"id\":\"18f2\",\"threadId\":\"18f2\",\"labelIds\":[\"SENT\"]}", SENDER_V_OK,
+         "18f2"},
+        {429, "{\"error\":{\"code\":429}}", SENDER_V_RETRY, "http_429"},
+        {503, "", SENDER_V_RETRY, "http_503"},
+        {401, "{\"error\":{\"code\":401,\"status\":\"UNAUTHENTICATED\"}}", SENDER_V_FINAL,
+         "http_401"},
+        {400, "{\"error\":{\"code\":400}}", SENDER_V_FINAL, "http_400"},
+    };
+    static const struct {
+        int rc;
+        long code;
+        enum sender_verdict v;
+        const char *want;
+        bool ambiguous;
+    } smtp[] = {
+        {0, 250, SENDER_V_OK, "<m@x>", false},
+        {55 /* CURLE_SEND_ERROR */, 554, SENDER_V_FINAL, "smtp_554", false},
+        {67 /* CURLE_LOGIN_DENIED */, 535, SENDER_V_FINAL, "smtp_535", false},
+        {55, 451, SENDER_V_RETRY, "smtp_451", false},
+        {7 /* CURLE_COULDNT_CONNECT */, 0, SENDER_V_RETRY, "network", false},
+        {28 /* CURLE_OPERATION_TIMEDOUT */, 0, SENDER_V_RETRY, "timeout", true},
+    };
+    struct sender_result r;
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(gmail) / sizeof(gmail[0]); i++) {
+        sender_email.parse(gmail[i].status, gmail[i].body, strlen(gmail[i].body), NULL, &r);
+        assert_int_equal(r.v, gmail[i].v);
+        assert_string_equal(r.v == SENDER_V_OK ? r.pmid : r.code, gmail[i].want);
+    }
+    for (size_t i = 0; i < sizeof(smtp) / sizeof(smtp[0]); i++) {
+        sender_smtp_result(smtp[i].rc, smtp[i].code, "<m@x>", &r);
+        assert_int_equal(r.v, smtp[i].v);
+        assert_string_equal(r.v == SENDER_V_OK ? r.pmid : r.code, smtp[i].want);
+        assert_int_equal(r.ambiguous, smtp[i].ambiguous);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(status_order),   cmocka_unit_test(parse_answers),
         cmocka_unit_test(build_requests), cmocka_unit_test(buckets),
         cmocka_unit_test(small_parsers),  cmocka_unit_test(pg_arrays),
+        cmocka_unit_test(mime_messages),  cmocka_unit_test(email_requests),
+        cmocka_unit_test(email_answers),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
