@@ -36,6 +36,10 @@ struct calsync_cfg {
     int64_t busy_ms;   /* how often each account's busy time is imported */
     int64_t busy_days; /* how far ahead busy time is imported */
     int64_t visibility_ms;
+    char *push_url;          /* TN_GOOGLE_PUSH_URL: the push channels' address; "": derived */
+    char *ingest_public_url; /* TN_INGEST_PUBLIC_URL: push_url = it + /webhooks/google/calendar */
+    int64_t watch_ttl_ms;    /* the channel lifetime asked of events.watch */
+    int64_t watch_ahead_ms;  /* open a new channel this long before the old one expires */
 };
 
 struct tn_metrics;
@@ -51,13 +55,23 @@ struct calsync_ctx {
     struct tn_redis *redis; /* the skeleton's connection: notices to tern:out */
     struct uv_timer_s *scan_timer;
     struct calsync_gtoken *tokens; /* Google access tokens by account (calsync_gtoken.c) */
+    char *push_address;            /* calsync_gwatch_address(); NULL: no push channels */
     bool curl_inited, draining, scanning;
     size_t jobs; /* jobs started and not finished */
 };
 
 /* CALSYNC_CHECK: is Tern's event of one booking still there, at the
  * booking's times? (two-way sync, calsync_twoway.c) */
-enum calsync_kind { CALSYNC_MIRROR, CALSYNC_IMPORT, CALSYNC_CONNECT, CALSYNC_CHECK };
+/* CALSYNC_WATCH: open a Google push channel (and stop the one it replaces);
+ * CALSYNC_UNWATCH: stop the account's channel (calsync_gwatch.c) */
+enum calsync_kind {
+    CALSYNC_MIRROR,
+    CALSYNC_IMPORT,
+    CALSYNC_CONNECT,
+    CALSYNC_CHECK,
+    CALSYNC_WATCH,
+    CALSYNC_UNWATCH
+};
 
 /* One of Tern's events seen by an import: its booking and times. */
 struct calsync_seen {
@@ -126,6 +140,7 @@ struct calsync_job {
     bool gone, moved; /* check: the event was deleted / moved to new_* */
     int64_t new_start, new_end;
     struct calsync_notice *notice; /* check: the lead's notice to XADD */
+    struct calsync_watch *watch;   /* watch / unwatch: the channels (calsync_gwatch.c) */
     /* outcome */
     enum tn_err err;
     const char *why; /* static: sync_error / dead reason */
@@ -191,6 +206,18 @@ enum tn_err calsync_twoway_candidates(struct tn_pgconn *c, struct calsync_job *j
 void calsync_twoway_checks(struct calsync_job *j);
 void calsync_twoway_apply(struct calsync_job *j, void (*then)(struct calsync_job *j));
 void calsync_twoway_free(struct calsync_job *j);
+
+/* calsync_gwatch.c - Google push channels. address: where Google posts
+ * (TN_GOOGLE_PUSH_URL, else TN_INGEST_PUBLIC_URL + /webhooks/google/calendar;
+ * new; NULL: push is off). load: the account's current channel, inside the
+ * job's load (threadpool). run: a loaded watch or unwatch job: events.watch
+ * with a fresh channel id and random token (only its hash is stored), then
+ * channels.stop of the channel it replaces; or channels.stop and forget
+ * (loop). free: what a job holds for it. */
+char *calsync_gwatch_address(const struct calsync_cfg *cfg);
+enum tn_err calsync_gwatch_load(struct tn_pgconn *c, struct calsync_job *j);
+void calsync_gwatch_run(struct calsync_job *j, void (*then)(struct calsync_job *j));
+void calsync_gwatch_free(struct calsync_job *j);
 
 /* calsync_job.c - a job's life. Runs on: loop. */
 void calsync_job_finish(struct calsync_job *j);

@@ -24,8 +24,13 @@
  *	The account's provider picks CalDAV (calsync_caldav.c) or Google
  *	(calsync_google.c); an account flagged
  *	needs_reconnect gets no calls (the booking records "reconnect_needed").
- *	push, watch and disconnect are not built yet: they are dead-lettered
- *	("unsupported_op") so that nothing is silently dropped.
+ *	watch (account_id) opens a new Google push channel, disconnect
+ *	(account_id) stops it (calsync_gwatch.c); push (account_id, from
+ *	tern-ingest, which checked the channel token) imports the account at
+ *	once: the import is the two-way check, so an owner's delete or move is
+ *	acted on in seconds. A push whose token did not match, or the "sync"
+ *	hello of a new channel, is acknowledged and ignored. Any other op is
+ *	dead-lettered ("unsupported_op") so that nothing is silently dropped.
  * RUNS ON
  *	loop.
  * DIAGNOSTICS
@@ -80,6 +85,7 @@ void calsync_job_free(struct calsync_job *j)
     tn_free(j->ics);
     tn_free(j->ranges);
     calsync_twoway_free(j);
+    calsync_gwatch_free(j);
     tn_free(j);
 }
 
@@ -90,10 +96,10 @@ void calsync_job_finish(struct calsync_job *j)
     enum tn_disp d = j->err == TN_OK            ? TN_DISP_ACK
                      : tn_err_retryable(j->err) ? TN_DISP_RETRY
                                                 : TN_DISP_DEAD;
-    static const char *const done[] = {[CALSYNC_MIRROR] = "calsync.mirrored",
-                                       [CALSYNC_IMPORT] = "calsync.imported",
-                                       [CALSYNC_CONNECT] = "calsync.connect_done",
-                                       [CALSYNC_CHECK] = "calsync.checked"};
+    static const char *const done[] = {
+        [CALSYNC_MIRROR] = "calsync.mirrored",      [CALSYNC_IMPORT] = "calsync.imported",
+        [CALSYNC_CONNECT] = "calsync.connect_done", [CALSYNC_CHECK] = "calsync.checked",
+        [CALSYNC_WATCH] = "calsync.watched",        [CALSYNC_UNWATCH] = "calsync.unwatched"};
 
     if (j->err == TN_OK)
         tn_log_info(&lc, done[j->kind], TN_KV_STR("id", j->id),
@@ -154,7 +160,9 @@ static void loaded(struct calsync_job *j)
             calsync_job_finish(j);
         return;
     }
-    if (j->kind == CALSYNC_CHECK && !j->in_sync)
+    if (j->kind == CALSYNC_WATCH || j->kind == CALSYNC_UNWATCH)
+        calsync_gwatch_run(j, calsync_job_finish);
+    else if (j->kind == CALSYNC_CHECK && !j->in_sync)
         calsync_job_finish(j); /* changed since the import: the mirror decides */
     else if (j->kind == CALSYNC_CHECK)
         (j->acct.google ? calsync_google_mirror : calsync_caldav_mirror)(j, checked);
@@ -183,6 +191,41 @@ void calsync_job_start(struct calsync_ctx *ctx, enum calsync_kind kind, const ch
     calsync_store_load(j, loaded);
 }
 
+/* push_wanted - a push to act on: the token matched and it is not the
+ * channel's "sync" hello (tern-ingest never enqueues those, but the stream
+ * is not trusted) */
+static bool push_wanted(json_t *d)
+{
+    json_t *p = json_object_get(d, "push");
+    const char *st = json_string_value(json_object_get(p, "resource_state"));
+
+    return json_is_true(json_object_get(p, "token_ok")) && st != NULL && strcmp(st, "sync") != 0;
+}
+
+/* account_op - the account ops: push, watch, disconnect (false: not one) */
+static bool account_op(struct calsync_ctx *ctx, struct tn_consumer *c, struct tn_entry *e,
+                       const char *tenant, const char *op, json_t *d)
+{
+    const char *aid = json_string_value(json_object_get(d, "account_id"));
+
+    if (!uuid_ok(aid))
+        return false;
+    if (strcmp(op, "push") == 0 && !push_wanted(d)) {
+        tn_log_info(&(struct tn_log_ctx){.tenant_id = tenant}, "calsync.push_ignored",
+                    TN_KV_STR("account_id", aid));
+        tn_consumer_done(c, e, TN_DISP_ACK, NULL);
+    } else if (strcmp(op, "push") == 0) {
+        calsync_job_start(ctx, CALSYNC_IMPORT, tenant, aid, c, e);
+    } else if (strcmp(op, "watch") == 0) {
+        calsync_job_start(ctx, CALSYNC_WATCH, tenant, aid, c, e);
+    } else if (strcmp(op, "disconnect") == 0) {
+        calsync_job_start(ctx, CALSYNC_UNWATCH, tenant, aid, c, e);
+    } else {
+        return false;
+    }
+    return true;
+}
+
 /* calsync_entry - one cal.request */
 void calsync_entry(struct tn_consumer *c, struct tn_entry *e, void *arg)
 {
@@ -204,6 +247,8 @@ void calsync_entry(struct tn_consumer *c, struct tn_entry *e, void *arg)
         calsync_job_start(ctx, CALSYNC_IMPORT, tenant, aid, c, e);
     } else if (strcmp(op, "connect") == 0) {
         calsync_connect_start(ctx, tenant, data, c, e);
+    } else if (account_op(ctx, c, e, tenant, op, d)) {
+        /* started or answered */
     } else {
         tn_consumer_done(c, e, TN_DISP_DEAD, "unsupported_op");
     }

@@ -7,7 +7,8 @@
  * DESCRIPTION
  *	init opens the key ring (calendar credentials), the Postgres pool,
  *	the HTTP client, the tern:cal consumer (group "calsync") and the scan
- *	timer. drain stops intake and scans; jobs in flight finish (busy).
+ *	timer, and works out the Google push address (none: no channels).
+ *	drain stops intake and scans; jobs in flight finish (busy).
  *	fini releases everything.
  * RUNS ON
  *	loop.
@@ -60,6 +61,8 @@ enum tn_err calsync_init(struct tn_rt *rt, void *arg)
 
     ctx->loop = rt->loop;
     ctx->redis = rt->redis;
+    ctx->push_address = calsync_gwatch_address(&ctx->cfg);
+    tn_log_info(NULL, "calsync.push_channels", TN_KV_BOOL("on", ctx->push_address != NULL));
     if (rt->base->pg_dsn == NULL || rt->base->pg_dsn[0] == '\0') {
         tn_log_warn(NULL, "calsync.no_database", TN_KV_STR("hint", "set TN_PG_DSN"));
         return TN_OK;
@@ -147,6 +150,8 @@ void calsync_fini(struct tn_rt *rt, void *arg)
     if (ctx->pg != NULL && tn_pg_free(ctx->pg) != TN_OK)
         tn_log_warn(NULL, "calsync.pg_busy_at_exit");
     calsync_gtoken_free_all(ctx);
+    tn_free(ctx->push_address);
+    ctx->push_address = NULL;
     tn_keyring_free(ctx->keys);
     if (ctx->curl_inited)
         tn_http_global_cleanup();

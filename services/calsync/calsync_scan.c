@@ -11,7 +11,10 @@
  *	calendar is still behind two seconds later: a lost XADD, a crash
  *	between commit and XADD, or a mirror that failed and must be tried
  *	again. It also starts the periodic busy-time import of every connected
- *	account (tern_calsync_accounts_due). One scan runs at a time; two
+ *	account (tern_calsync_accounts_due) and, when push channels are on,
+ *	a watch for every Google account whose channel is missing or expires
+ *	within TN_CALSYNC_WATCH_AHEAD (tern_calsync_watch_due, which paces a
+ *	failing watch to one attempt a minute). One scan runs at a time; two
  *	replicas scanning together only repeat idempotent work.
  * RUNS ON
  *	Runs on: threadpool (the queries); loop (starting the jobs).
@@ -30,11 +33,29 @@
 #define SCAN_BOOKINGS 32
 #define SCAN_ACCOUNTS 8
 #define SCAN_MIN_AGE_MS 2000
+#define SCAN_WATCHES 8
+#define WATCH_RETRY_MS 60000
 
 struct scan {
     struct calsync_ctx *ctx;
-    struct pg_result *bookings, *accounts;
+    struct pg_result *bookings, *accounts, *watches;
 };
+
+/* watch_work - the accounts due a push channel (none when push is off) */
+static enum tn_err watch_work(struct tn_pgconn *c, struct scan *s)
+{
+    char ahead[24], retry[24], lim[16];
+    const char *p[3] = {ahead, retry, lim};
+
+    if (s->ctx->push_address == NULL)
+        return TN_OK;
+    snprintf(ahead, sizeof(ahead), "%lld", (long long)s->ctx->cfg.watch_ahead_ms);
+    snprintf(retry, sizeof(retry), "%d", WATCH_RETRY_MS);
+    snprintf(lim, sizeof(lim), "%d", SCAN_WATCHES);
+    return tn_pgconn_query(c,
+                           "SELECT tenant_id, account_id FROM tern_calsync_watch_due($1, $2, $3)",
+                           3, p, &s->watches);
+}
 
 /* scan_work - the two id queries. Runs on: threadpool */
 static enum tn_err scan_work(struct tn_pgconn *c, void *arg)
@@ -53,8 +74,9 @@ static enum tn_err scan_work(struct tn_pgconn *c, void *arg)
     snprintf(every, sizeof(every), "%lld", (long long)s->ctx->cfg.busy_ms);
     snprintf(alim, sizeof(alim), "%d", SCAN_ACCOUNTS);
     p[0] = every, p[1] = alim;
-    return tn_pgconn_query(c, "SELECT tenant_id, account_id FROM tern_calsync_accounts_due($1, $2)",
-                           2, p, &s->accounts);
+    err = tn_pgconn_query(c, "SELECT tenant_id, account_id FROM tern_calsync_accounts_due($1, $2)",
+                          2, p, &s->accounts);
+    return err == TN_OK ? watch_work(c, s) : err;
 }
 
 /* start_all - one job per row */
@@ -77,9 +99,11 @@ static void scan_done(enum tn_err err, void *arg)
     if (err == TN_OK && !s->ctx->draining) {
         start_all(s->ctx, s->bookings, CALSYNC_MIRROR);
         start_all(s->ctx, s->accounts, CALSYNC_IMPORT);
+        start_all(s->ctx, s->watches, CALSYNC_WATCH);
     }
     tn_pg_result_free(s->bookings);
     tn_pg_result_free(s->accounts);
+    tn_pg_result_free(s->watches);
     tn_free(s);
 }
 

@@ -199,7 +199,13 @@ static enum tn_err load_work(struct tn_pgconn *c, void *arg)
 
     if (err != TN_OK)
         return err;
-    err = j->kind == CALSYNC_IMPORT ? load_account(c, j) : load_mirror(c, j);
+    if (j->kind == CALSYNC_WATCH || j->kind == CALSYNC_UNWATCH) {
+        err = load_account(c, j);
+        if (err == TN_OK && j->found)
+            err = calsync_gwatch_load(c, j);
+    } else {
+        err = j->kind == CALSYNC_IMPORT ? load_account(c, j) : load_mirror(c, j);
+    }
     tn_pgconn_rollback(c);
     return err;
 }

@@ -24,12 +24,19 @@
  *	recorded as having no calendar. See calsync_job.c, calsync_caldav.c,
  *	calsync_google.c, calsync_gtoken.c, calsync_gconnect.c and
  *	calsync_twoway.c.
- *	XXX: Google push channels (watch, push) and disconnect are not built:
- *	those ops are dead-lettered.
+ *	Google push channels (calsync_gwatch.c): with a push address
+ *	configured, every live Google account gets an events.watch channel
+ *	(the scan opens one after connect and a new one before the old
+ *	expires, then stops the old one; op watch forces a new one); a push
+ *	(op push, from tern-ingest) imports the account's busy time at once,
+ *	so an owner's delete or move is acted on in seconds; op disconnect
+ *	stops the channel.
  * STREAMS IN
  *	tern:cal (group calsync): cal.request v1; data.op book | reschedule |
  *	cancel with booking_id, sync with account_id, connect with oauth
- *	{provider, code_sealed, redirect_uri, resource_id?}.
+ *	{provider, code_sealed, redirect_uri, resource_id?}, push with
+ *	account_id and push{channel_id, resource_state, token_ok, ...},
+ *	watch and disconnect with account_id.
  * STREAMS OUT
  *	tern:out: outbound.message v1 (reason notice) telling a lead that the
  *	business cancelled the appointment in its calendar; tern:cal:dead
@@ -45,7 +52,8 @@
  *	canceled, the notice's outbound_messages and messages rows, audit
  *	booking.cancelled_in_calendar), tern_calsync_provider_move (the
  *	booking's times, audit booking.moved_in_calendar),
- *	tern_calsync_enqueued.
+ *	tern_calsync_enqueued. Push (0012): oauth_accounts.push_* (the
+ *	channel id, resource id, token hash and expiry), tern_calsync_watch_due.
  * ENVIRONMENT
  *	The shared variables of tn_daemon.h (TN_ADMIN_LISTEN defaults to
  *	127.0.0.1:9103), TN_MASTER_KEY[_FILE] (opens calendar credentials),
@@ -57,12 +65,18 @@
  *	TN_GOOGLE_USERINFO_URL (empty: identity from the id_token),
  *	TN_GOOGLE_CALENDAR_BASE, TN_CALSYNC_CANCELLED_TEXT (the lead's notice
  *	of a calendar-side cancel; {service} and {when} are replaced;
- *	agent_profiles.booking_cancelled overrides it per tenant).
+ *	agent_profiles.booking_cancelled overrides it per tenant),
+ *	TN_GOOGLE_PUSH_URL (the push channels' address; default
+ *	TN_INGEST_PUBLIC_URL + /webhooks/google/calendar; neither: no push
+ *	channels), TN_CALSYNC_WATCH_TTL (7d, the lifetime asked; Google may
+ *	cap it), TN_CALSYNC_WATCH_AHEAD (1h, renew this long before expiry).
  * SECURITY
  *	Holds calendar credentials and OAuth tokens, sealed at rest
  *	(oauth_accounts, AES-256-GCM, aad "oauth:<tenant>:<account>:access" /
  *	":refresh"); opened only in a job's memory (and the newest access token
- *	per account in the refresh state), wiped after use, never logged. The
+ *	per account in the refresh state), wiped after use, never logged. A
+ *	push channel's token is random, sent once to Google and stored only as
+ *	its SHA-256. The
  *	Google client secret comes from the environment or a file. An OAuth
  *	code arrives sealed for its tenant and request, so an entry cannot
  *	attach a calendar to another tenant. Calendar servers are untrusted:
@@ -71,7 +85,8 @@
  *	Postgres role tern_calsync may change only the mirror columns of
  *	bookings; a calendar-side cancel or move goes through the SECURITY
  *	DEFINER functions of 0010, bound to the tenant. A notice
- *	carries the lead's address to tern:out; it is never logged. Refuses to run as root unless TN_ALLOW_ROOT=1.
+ *	carries the lead's address to tern:out; it is never logged. Refuses to run as root unless
+ *TN_ALLOW_ROOT=1.
  */
 #include <tn/tn_daemon.h>
 #include <tn/tn_env.h>
@@ -99,6 +114,10 @@ static const struct tn_env_spec calsync_env[] = {
                "Your {service} on {when} has been cancelled by the business. Reply here if you"
                " would like a new time.",
                struct calsync_cfg, cancelled_text),
+    TN_ENV_STR("TN_GOOGLE_PUSH_URL", "", struct calsync_cfg, push_url),
+    TN_ENV_STR("TN_INGEST_PUBLIC_URL", "", struct calsync_cfg, ingest_public_url),
+    TN_ENV_MS("TN_CALSYNC_WATCH_TTL", "7d", 60000, 2592000000, struct calsync_cfg, watch_ttl_ms),
+    TN_ENV_MS("TN_CALSYNC_WATCH_AHEAD", "1h", 1000, 86400000, struct calsync_cfg, watch_ahead_ms),
     TN_ENV_END,
 };
 

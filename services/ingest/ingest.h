@@ -34,6 +34,7 @@ struct ingest_form;
 #define INGEST_LOOKUP_WHATSAPP_VERIFY "whatsapp-verify" /* key: hex SHA-256 of hub.verify_token */
 #define INGEST_LOOKUP_TWILIO "twilio"                   /* key: {channel} path segment */
 #define INGEST_LOOKUP_TELEGRAM "telegram"               /* key: {channel} path segment */
+#define INGEST_LOOKUP_GOOGLE_CALENDAR "google-calendar" /* key: X-Goog-Channel-ID */
 
 /* The Twilio response body: empty TwiML, we answer asynchronously. */
 #define INGEST_TWIML_EMPTY "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response></Response>"
@@ -44,9 +45,11 @@ struct ingest_form;
 struct ingest_route {
     const char *tenant;       /* tenant uuid */
     const char *channel;      /* channel id */
-    const char *secret;       /* WhatsApp app secret | Twilio auth token | Telegram secret_token */
+    const char *secret;       /* WhatsApp app secret | Twilio auth token | Telegram secret_token
+                               * | Google push: hex SHA-256 of the channel token */
     const char *verify_token; /* WhatsApp GET hub.verify_token; NULL for other providers */
-    const char *account;      /* Twilio AccountSid the channel belongs to; NULL: not checked */
+    const char *account;      /* Twilio AccountSid the channel belongs to; NULL: not checked.
+                               * Google push: the calendar account id */
 };
 
 /* ingest_lookup_fn - resolve a channel.
@@ -71,8 +74,19 @@ struct ingest_request {
                                * X-Telegram-Bot-Api-Secret-Token */
     const char *body;         /* raw body bytes, not NUL-terminated */
     size_t body_len;
-    int64_t now_ms;    /* receive time (epoch ms) */
-    const char *trace; /* traceparent to use; NULL: generate one */
+    int64_t now_ms;                 /* receive time (epoch ms) */
+    const char *trace;              /* traceparent to use; NULL: generate one */
+    const struct ingest_goog *goog; /* Google push headers; NULL for other providers */
+};
+
+/* The X-Goog-* headers of a Google Calendar push notification (protocols.md
+ * 5.4). All borrowed; NULL when absent. */
+struct ingest_goog {
+    const char *channel_id;     /* X-Goog-Channel-ID */
+    const char *token;          /* X-Goog-Channel-Token */
+    const char *resource_id;    /* X-Goog-Resource-ID */
+    const char *resource_state; /* X-Goog-Resource-State: sync | exists | not_exists */
+    const char *message_number; /* X-Goog-Message-Number */
 };
 
 /* One stream entry to XADD. */
@@ -127,6 +141,21 @@ char *ingest_twilio_sign(const char *token, const char *url, const struct ingest
  * Runs on: loop. */
 void ingest_telegram_post(const struct ingest_request *req, ingest_lookup_fn *lookup, void *arg,
                           struct ingest_result *res);
+
+/* ingest_google_push - POST /webhooks/google/calendar: find the channel by
+ * X-Goog-Channel-ID (404 unknown), compare the SHA-256 of
+ * X-Goog-Channel-Token with the channel's in constant time (401 missing or
+ * wrong), then: state "sync" (the first message of a channel) 200 with no
+ * entry; any other state one cal.request {op "push", account_id, push{...}}
+ * on tern:cal, deduplicated by channel and message number
+ * ("gcal:<channel>:<number>"). 400 for a missing or malformed state or
+ * message number. The body is ignored (Google sends none). Runs on: loop. */
+void ingest_google_push(const struct ingest_request *req, ingest_lookup_fn *lookup, void *arg,
+                        struct ingest_result *res);
+
+/* ingest_google_token_hash - hex SHA-256 of a channel token, as stored in
+ * oauth_accounts.push_token_hash. Returns: new. Runs on: any thread. */
+char *ingest_google_token_hash(const char *token);
 
 /* ingest_result_free - release the body and the entries and zero the struct
  * (it may be reused). NULL-safe. */

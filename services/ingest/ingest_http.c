@@ -7,6 +7,7 @@
  *	  POST /webhooks/whatsapp            messages and statuses
  *	  POST /webhooks/twilio/{channel}    inbound SMS/WhatsApp, status callbacks
  *	  POST /webhooks/telegram/{channel}  bot updates
+ *	  POST /webhooks/google/calendar     Google Calendar push notifications
  *	Anything else is 404; a known path with another method is 405 with
  *	Allow. Size and time limits (413, 431, 408) are tn_httpd's.
  *
@@ -64,9 +65,18 @@ struct pending {
     struct ingest_request in;
     struct ingest_result res;
     char *url, *query, *channel, *ctype, *sig, *trace;
+    struct ingest_goog goog; /* members owned (Google push only) */
 };
 
-enum route_kind { R_NONE, R_WHATSAPP, R_TWILIO, R_TELEGRAM, R_OAUTH_START, R_OAUTH_CALLBACK };
+enum route_kind {
+    R_NONE,
+    R_WHATSAPP,
+    R_TWILIO,
+    R_TELEGRAM,
+    R_OAUTH_START,
+    R_OAUTH_CALLBACK,
+    R_GOOGLE_CAL
+};
 
 /* header_dup - a NUL-terminated copy of header name, or NULL */
 static char *header_dup(const struct tn_httpd_req_view *v, const char *name)
@@ -89,6 +99,7 @@ static enum route_kind route_of(const struct tn_httpd_req_view *v, char **seg)
         {"/webhooks/telegram/", R_TELEGRAM, true},
         {"/oauth/google/start", R_OAUTH_START, false},
         {"/oauth/google/callback", R_OAUTH_CALLBACK, false},
+        {"/webhooks/google/calendar", R_GOOGLE_CAL, false},
     };
 
     *seg = NULL;
@@ -155,6 +166,13 @@ static void pending_free(struct pending *p)
     tn_free(p->ctype);
     tn_free(p->sig);
     tn_free(p->trace);
+    tn_free((char *)p->goog.channel_id);
+    if (p->goog.token != NULL) /* a secret: wiped */
+        memset((char *)p->goog.token, 0, strlen(p->goog.token));
+    tn_free((char *)p->goog.token);
+    tn_free((char *)p->goog.resource_id);
+    tn_free((char *)p->goog.resource_state);
+    tn_free((char *)p->goog.message_number);
     tn_free(p);
 }
 
@@ -247,6 +265,20 @@ static const char *allow_header(enum route_kind k)
     return k == R_WHATSAPP ? "Allow: GET, POST\r\n" : "Allow: POST\r\n";
 }
 
+/* google_push - the X-Goog-* headers into p->goog, then the parser */
+static void google_push(struct pending *p, const struct tn_httpd_req_view *v)
+{
+    p->goog = (struct ingest_goog){
+        .channel_id = header_dup(v, "x-goog-channel-id"),
+        .token = header_dup(v, "x-goog-channel-token"),
+        .resource_id = header_dup(v, "x-goog-resource-id"),
+        .resource_state = header_dup(v, "x-goog-resource-state"),
+        .message_number = header_dup(v, "x-goog-message-number"),
+    };
+    p->in.goog = &p->goog;
+    ingest_google_push(&p->in, ingest_routes_lookup, p->h->routes, &p->res);
+}
+
 /* dispatch - run the provider's parser into p->res */
 static void dispatch(struct pending *p, enum route_kind k, const struct tn_httpd_req_view *v)
 {
@@ -254,6 +286,7 @@ static void dispatch(struct pending *p, enum route_kind k, const struct tn_httpd
                                              "x-hub-signature-256",
                                              "x-twilio-signature",
                                              "x-telegram-bot-api-secret-token",
+                                             NULL,
                                              NULL,
                                              NULL};
     struct ingest_http *h = p->h;
@@ -268,6 +301,8 @@ static void dispatch(struct pending *p, enum route_kind k, const struct tn_httpd
         ingest_whatsapp_challenge(&p->in, ingest_routes_lookup, h->routes, &p->res);
     else if (k == R_WHATSAPP)
         ingest_whatsapp_post(&p->in, ingest_routes_lookup, h->routes, &p->res);
+    else if (k == R_GOOGLE_CAL)
+        google_push(p, v);
     else if (k == R_TWILIO)
         ingest_twilio_post(&p->in, ingest_routes_lookup, h->routes, &p->res);
     else
@@ -282,7 +317,8 @@ static void handle(struct tn_httpd_req *req, const struct tn_httpd_req_view *v, 
     enum route_kind k = route_of(v, &p->channel);
     static const char *const names[] = {"none",           TN_PROVIDER_WHATSAPP,
                                         TN_PROVIDER_TWILIO, TN_PROVIDER_TELEGRAM,
-                                        "google",         "google"};
+                                        "google",         "google",
+                                        "google-calendar"};
 
     p->h = h;
     p->req = req;

@@ -11,7 +11,10 @@
  *	refresh keeps the previous snapshot.
  *
  *	Keys: whatsapp:<phone_number_id>, whatsapp-verify:<hex sha256 of the
- *	verify token>, twilio:<channel id>, telegram:<channel id>.
+ *	verify token>, twilio:<channel id>, telegram:<channel id>, and
+ *	google-calendar:<push channel id> for each live Google Calendar push
+ *	channel (tern_calendar_channels(), 0012: the account, and the hash of
+ *	the channel's token, which is all a push needs to be checked).
  *	A channel whose secrets do not open (wrong or missing master key)
  *	stays routable but has no secret, so every signed request to it is
  *	refused with 401; the count is logged with "ingest.routes_loaded".
@@ -35,6 +38,8 @@
 #define ROUTES_SQL                                                                                 \
     "SELECT tenant_id, channel_id, kind, external_address, secrets_sealed, enabled"               \
     " FROM tern_routing()"
+#define CHANNELS_SQL                                                                               \
+    "SELECT tenant_id, account_id, channel_id, token_hash FROM tern_calendar_channels()"
 
 struct route_row {
     char *key; /* "<provider>:<key>" */
@@ -178,6 +183,20 @@ static void snap_add_channel(struct snapshot *s, size_t *cap, const struct tn_ke
     json_decref(sec);
 }
 
+/* snap_add_push - the key of one Google push channel row */
+static void snap_add_push(struct snapshot *s, size_t *cap, const struct pg_result *res, int i)
+{
+    struct ingest_route r = {
+        .tenant = snap_str(s, tn_pg_result_value(res, i, 0)),
+        .account = snap_str(s, tn_pg_result_value(res, i, 1)),
+        .channel = snap_str(s, tn_pg_result_value(res, i, 2)),
+        .secret = snap_str(s, tn_pg_result_value(res, i, 3)),
+    };
+
+    if (r.channel != NULL)
+        snap_add(s, cap, INGEST_LOOKUP_GOOGLE_CALENDAR, r.channel, &r);
+}
+
 /* row_cmp - qsort/bsearch order of route rows */
 static int row_cmp(const void *a, const void *b)
 {
@@ -200,6 +219,13 @@ static enum tn_err load_work(struct tn_pgconn *c, void *arg)
         if (enabled != NULL && strcmp(enabled, "t") == 0)
             snap_add_channel(r->next, &cap, r->keys, res, i);
     }
+    tn_pg_result_free(res);
+    res = NULL;
+    err = tn_pgconn_query(c, CHANNELS_SQL, 0, NULL, &res);
+    if (err != TN_OK)
+        return err; /* load_done releases r->next */
+    for (int i = 0; i < tn_pg_result_rows(res); i++)
+        snap_add_push(r->next, &cap, res, i);
     tn_pg_result_free(res);
     qsort(r->next->rows, r->next->n, sizeof(*r->next->rows), row_cmp);
     return TN_OK;

@@ -35,6 +35,8 @@ struct ingest_routes;
 
 /* ingest_routes_new - the routing cache: every enabled channel of every
  * live tenant, read with tern_routing() from Postgres on the threadpool,
+ * plus every live Google Calendar push channel (tern_calendar_channels(),
+ * keyed by channel id, with its token hash and calendar account),
  * secrets opened with keys (borrowed, must outlive the cache), refreshed
  * every refresh_ms. pg_dsn borrowed (copied). Returns: new (free with
  * ingest_routes_free). Runs on: loop. */

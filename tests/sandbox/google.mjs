@@ -5,6 +5,13 @@
 // are {"error","error_description"}, API errors are
 // {"error":{code,message,errors[{message,domain,reason}],status}}.
 //
+// Push (events.watch, channels.stop): a watch registers a channel on the
+// calendar and POSTs its "sync" message to the channel's address at once;
+// every later insert, patch or delete on that calendar (by anyone) POSTs an
+// "exists" message, with the X-Goog-* headers and an empty body, to every
+// live channel of the calendar. Each delivery is recorded as provider
+// `google-push` (its answer in .status when it arrives).
+//
 // Users: an authorization (or an unknown code) is for the user named by
 // login_hint, default owner@example.com; `sub` is derived from the email.
 // Each user has one calendar whose id is the email ("primary" too).
@@ -12,7 +19,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { bearer, contentType, faultAnswer, parseForm, parseJson, scripted } from './common.mjs';
 import { googleError } from './gmail.mjs';
-import { credentialOk, takeFault, takeScript } from './record.mjs';
+import { addRecord, credentialOk, takeFault, takeScript } from './record.mjs';
 
 const DEFAULT_USER = 'owner@example.com';
 const ID_RE = /^[a-v0-9]{5,1024}$/;
@@ -22,7 +29,7 @@ const ID_RE = /^[a-v0-9]{5,1024}$/;
 function state(st) {
     if (!st.google || st.google.records !== st.records) {
         st.google = { records: st.records, codes: new Map(), access: new Map(), refresh: new Map(),
-            calendars: new Map(), etag: 1 };
+            calendars: new Map(), etag: 1, channels: new Map() };
     }
     return st.google;
 }
@@ -332,6 +339,7 @@ function calendarApi(ctx) {
     const g = state(ctx.st);
     const method = ctx.req.method;
     if (ctx.path === '/calendar/v3/freeBusy' && method === 'POST') return freeBusy(ctx, g, grant);
+    if (ctx.path === '/calendar/v3/channels/stop' && method === 'POST') return stop(ctx, g, grant);
     const m = /^\/calendar\/v3\/calendars\/([^/]+)\/events(?:\/([^/]+))?$/.exec(ctx.path);
     if (!m) return apiError(404, 'Not Found', 'notFound');
     const cal = calendar(g, grant, decodeURIComponent(m[1]));
@@ -340,23 +348,90 @@ function calendarApi(ctx) {
     if (su !== undefined && !['all', 'externalOnly', 'none'].includes(su))
         return apiError(400, `Invalid value for sendUpdates: ${su}`, 'invalidParameter');
     if (!m[2]) {
-        if (method === 'POST') return insert(ctx, g, cal, ctx.body);
+        if (method === 'POST') return changed(ctx, g, cal, insert(ctx, g, cal, ctx.body));
         if (method === 'GET') return list(ctx, cal);
         return apiError(405, 'Method Not Allowed', 'httpMethodNotAllowed');
     }
+    if (m[2] === 'watch' && method === 'POST') return watch(ctx, g, cal, ctx.body);
     const ev = cal.events.get(decodeURIComponent(m[2]));
     if (!ev) return apiError(404, 'Not Found', 'notFound');
     if (method === 'GET') return { status: 200, body: ev };
-    if (method === 'PATCH') return patch(ctx, g, ev, ctx.body);
+    if (method === 'PATCH') return changed(ctx, g, cal, patch(ctx, g, ev, ctx.body));
     if (method === 'DELETE') {
         if (ev.status === 'cancelled') return apiError(410, 'Resource has been deleted', 'deleted');
         const pre = ifMatch(ctx, ev);
         if (pre) return pre;
         ev.status = 'cancelled';
         stamp(g, ev);
-        return { status: 204, body: '' };
+        return changed(ctx, g, cal, { status: 204, body: '' });
     }
     return apiError(405, 'Method Not Allowed', 'httpMethodNotAllowed');
+}
+
+// ---------------------------------------------------------------- push channels
+
+const resourceIdOf = (calId) => sha256('resource:' + calId).toString('base64url').slice(0, 27);
+
+// deliver - POST one notification of channel ch with state to its address.
+function deliver(st, ch, state) {
+    const headers = { 'x-goog-channel-id': ch.id, 'x-goog-channel-expiration': new Date(ch.expiration).toUTCString(),
+        'x-goog-resource-id': ch.resourceId, 'x-goog-resource-uri': ch.resourceUri,
+        'x-goog-resource-state': state, 'x-goog-message-number': String(ch.msg++) };
+    if (ch.token !== undefined) headers['x-goog-channel-token'] = ch.token;
+    const rec = addRecord(st, { provider: 'google-push', method: 'POST', path: ch.address, query: {}, headers,
+        body: '', json: null, status: null });
+    fetch(ch.address, { method: 'POST', headers: { ...headers, 'content-length': '0' } })
+        .then((r) => { rec.status = r.status; return r.arrayBuffer(); })
+        .catch(() => { rec.status = 0; });
+}
+
+// notify - a calendar changed: tell its live channels.
+function notify(st, g, calId) {
+    const now = Date.now();
+    for (const ch of g.channels.values())
+        if (ch.calId === calId && !ch.stopped && ch.expiration > now) deliver(st, ch, 'exists');
+}
+
+// watch - events.watch: a web_hook channel on the calendar's events.
+function watch(ctx, g, cal, body) {
+    const p = parseJson(body);
+    const w = p.ok ? p.value : null;
+    if (!w || typeof w !== 'object') return apiError(400, 'Parse Error', 'parseError');
+    if (typeof w.id !== 'string' || !w.id || w.id.length > 64) return apiError(400, 'Invalid channel id.', 'invalid');
+    if (w.type !== 'web_hook' && w.type !== 'webhook') return apiError(400, 'Unsupported channel type.', 'invalid');
+    if (typeof w.address !== 'string' || !/^https?:\/\//.test(w.address))
+        return apiError(400, 'WebHook callback must be HTTPS: ' + w.address, 'push.webhookUrlNotHttps');
+    if (g.channels.has(w.id)) return apiError(400, `Channel id ${w.id} not unique`, 'channelIdNotUnique');
+    const max = Date.now() + Number(cfg(ctx.st).max_channel_s || 604800) * 1000;
+    const asked = w.expiration !== undefined ? Number(w.expiration) : max;
+    const ch = { id: w.id, calId: cal.id, address: w.address, token: w.token, msg: 1, stopped: false,
+        expiration: Math.min(Number.isFinite(asked) ? asked : max, max), resourceId: resourceIdOf(cal.id),
+        resourceUri: `https://www.googleapis.com/calendar/v3/calendars/${encodeURIComponent(cal.id)}/events?alt=json` };
+    g.channels.set(ch.id, ch);
+    setImmediate(() => deliver(ctx.st, ch, 'sync'));
+    const out = { kind: 'api#channel', id: ch.id, resourceId: ch.resourceId, resourceUri: ch.resourceUri,
+        expiration: String(ch.expiration) };
+    if (ch.token !== undefined) out.token = ch.token;
+    return { status: 200, body: out };
+}
+
+// stop - channels.stop {id, resourceId}: 204; an unknown pair 404.
+function stop(ctx, g, grant) {
+    const p = parseJson(ctx.body);
+    const b = p.ok ? p.value : null;
+    if (!b || typeof b.id !== 'string' || typeof b.resourceId !== 'string') return apiError(400, 'Bad Request', 'badRequest');
+    const ch = g.channels.get(b.id);
+    if (!ch || ch.stopped || ch.resourceId !== b.resourceId || ch.calId !== grant.email)
+        return apiError(404, `Channel '${b.id}' not found for project`, 'notFound');
+    ch.stopped = true;
+    return { status: 204, body: '' };
+}
+
+// changed - pass an answer through; a successful write notifies the
+// calendar's channels once the answer is on its way.
+function changed(ctx, g, cal, answer) {
+    if (answer && (answer.status === 200 || answer.status === 204)) setImmediate(() => notify(ctx.st, g, cal.id));
+    return answer;
 }
 
 // provider - the record name for a path under /google.

@@ -34,3 +34,31 @@ google_count() {
 google_seq() {
     curl -s "$SANDBOX_URL/_sandbox/stats" | jq .total
 }
+
+# google_connect G - connect the sandbox's default user's calendar to $tid
+# through tern-ingest's OAuth routes (ternctl calendar link -> start ->
+# the sandbox's consent -> callback) and wait for tern-calsync to store the
+# account; sets acct. Needs $base (ingest_start), $master, wait_sql and sql.
+google_connect() {
+    local G="$1" link loc cb
+    link=$(TN_PG_DSN=$TN_TEST_PG_ADMIN_DSN TN_MASTER_KEY=$master \
+        TN_INGEST_PUBLIC_URL=https://hooks.example.test "$TN_BIN_DIR/ternctl" calendar link \
+        --tenant "$tid" --ttl 1h) || return 1
+    loc=$(curl -s -o /dev/null -w '%{redirect_url}' "$base${link#https://hooks.example.test}")
+    cb=$(curl -s -o /dev/null -w '%{redirect_url}' "$loc")
+    [ "$(curl -s -o /dev/null -w '%{http_code}' "$base/oauth/google/callback?${cb#*\?}")" = 200 ] \
+        || return 1
+    wait_sql "account stored" "SELECT count(*) = 1 FROM oauth_accounts WHERE tenant_id = '$tid'
+                               AND provider = 'google' AND access_token_sealed IS NOT NULL" \
+        || return 1
+    acct=$(sql "SELECT id FROM oauth_accounts WHERE tenant_id = '$tid' AND provider = 'google'")
+}
+
+# goog_push CHANNEL TOKEN STATE NUMBER - a push notification as Google sends
+# it (empty body, X-Goog-* headers) to tern-ingest; prints the status
+goog_push() {
+    curl -s -o /dev/null -w '%{http_code}' -X POST "$base/webhooks/google/calendar" \
+        -H "X-Goog-Channel-ID: $1" -H "X-Goog-Channel-Token: $2" \
+        -H "X-Goog-Resource-ID: res-test" -H "X-Goog-Resource-State: $3" \
+        -H "X-Goog-Message-Number: $4" -H 'Content-Length: 0'
+}
