@@ -12,10 +12,12 @@
  * STREAMS IN
  *	HTTP: POST /webhooks/whatsapp (+ GET challenge),
  *	/webhooks/twilio/{channel}, /webhooks/telegram/{channel};
- *	GET /oauth/google/start and /oauth/google/callback (ingest_oauth.c)
+ *	GET /oauth/google/start and /oauth/google/callback (ingest_oauth.c);
+ *	POST /webhooks/google/calendar (Google push, ingest_google.c)
  * STREAMS OUT
  *	tern:in (inbound.message), tern:status (delivery.status),
- *	tern:cal (cal.request op "connect", the sealed authorization code)
+ *	tern:cal (cal.request op "connect", the sealed authorization code;
+ *	op "push", a calendar changed)
  * DATABASE
  *	tern_routing() every TN_INGEST_ROUTES_REFRESH, off the request path.
  * ENVIRONMENT
