@@ -42,9 +42,10 @@ struct tn_keyring;
 struct tn_rt;
 struct pg_result;
 
-#define AGENT_UUID_LEN 37   /* 36 + NUL */
-#define AGENT_MAX_FRESH 50  /* unprocessed messages answered by one turn at most */
-#define AGENT_TEXT_MAX 4096 /* outbound.message text maxLength */
+#define AGENT_UUID_LEN 37          /* 36 + NUL */
+#define AGENT_MAX_FRESH 50         /* unprocessed messages answered by one turn at most */
+#define AGENT_TEXT_MAX 4096        /* outbound.message text maxLength */
+#define AGENT_INTAKE_BATCH_MAX 128 /* inbound messages stored by one statement at most */
 
 /* Configuration (main.c's table). Strings owned by tn_env. */
 struct agent_cfg {
@@ -108,8 +109,14 @@ struct agent_ctx {
     /* running turns by conversation id (chained hash) */
     struct agent_turn **buckets;
     size_t nbuckets, nturns;
-    size_t intakes, publishes; /* jobs in flight outside turns */
-    struct agent_mark *marks;  /* published, enqueued_at not written yet */
+    size_t nclaims;                       /* claim jobs in the pool */
+    struct agent_turn *cq_head, *cq_tail; /* turns waiting to submit their claim */
+    size_t intakes, publishes;            /* intakes not finished, publish jobs */
+    /* plain inbound messages of this loop turn, stored together (agent_intake_batch.c) */
+    struct agent_intake *ipend, **ipend_tail;
+    uv_check_t icheck;
+    bool icheck_inited;
+    struct agent_mark *marks; /* published, enqueued_at not written yet */
     size_t nmarks, capmarks;
     bool marking; /* a job writes a batch of marks */
     /* the oldest pending tern:in entry (agent_turn.c's gate), shared */
@@ -141,6 +148,21 @@ enum agent_keyword { AGENT_KW_NONE, AGENT_KW_OPTOUT, AGENT_KW_OPTIN };
 
 /* agent_intake_on_entry - tn_consumer handler for tern:in. Runs on: loop. */
 void agent_intake_on_entry(struct tn_consumer *c, struct tn_entry *e, void *arg);
+/* agent_intake_finish - tn_pg done callback of an intake: ack, dead-letter
+ * or retry the entry, wake the conversation; frees in. Runs on: loop. */
+void agent_intake_finish(enum tn_err err, void *arg);
+/* agent_intake_drop - give the entry back unstored (it stays pending and
+ * is delivered again); frees in. Runs on: loop. */
+void agent_intake_drop(struct agent_intake *in);
+/* agent_intake_batch_init - before the consumer starts. Runs on: loop. */
+void agent_intake_batch_init(struct agent_ctx *ctx);
+/* agent_intake_batch_add - queue in (owned from now on) to be stored with
+ * the other plain messages of this loop turn, one statement per tenant.
+ * Runs on: loop. */
+void agent_intake_batch_add(struct agent_ctx *ctx, struct agent_intake *in);
+/* agent_intake_batch_close - fini: give the queued entries back, close the
+ * handle. Runs on: loop. */
+void agent_intake_batch_close(struct agent_ctx *ctx);
 /* agent_keyword_parse - split "STOP,UNSUBSCRIBE" into *out (new, upper case). */
 size_t agent_keyword_parse(const char *list, char ***out);
 /* agent_keyword_match - is text (trimmed, any case, trailing punctuation
@@ -163,6 +185,7 @@ void agent_out_free(struct agent_out *o);
  * tn_consumer_done), outputs written by the work function. */
 struct agent_intake {
     struct agent_ctx *ctx;
+    struct agent_intake *next; /* queued for a batch */
     struct tn_consumer *c;
     struct tn_entry *e;
     json_t *data; /* owned */
@@ -174,6 +197,7 @@ struct agent_intake {
     /* out */
     char conv[AGENT_UUID_LEN];
     bool inserted, wake;
+    bool stored;               /* batch: a row came back (else the channel is not the tenant's) */
     struct agent_out *confirm; /* new: opt-out/opt-in confirmation to publish */
     const char *dead_reason;
 };
@@ -278,7 +302,8 @@ enum agent_turn_state {
 
 struct agent_turn {
     struct agent_ctx *ctx;
-    struct agent_turn *next; /* hash chain */
+    struct agent_turn *next;    /* hash chain */
+    struct agent_turn *cq_next; /* claim queue (agent_turn.c) */
     char tenant[AGENT_UUID_LEN], conv[AGENT_UUID_LEN];
     char token[128];
     char *trace;

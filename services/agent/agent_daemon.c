@@ -147,6 +147,7 @@ enum tn_err agent_init(struct tn_rt *rt, void *arg)
                                           .user_agent = "tern-agent/1",
                                           .default_timeout_ms = (uint32_t)ctx->cfg.llm_timeout_ms,
                                       });
+    agent_intake_batch_init(ctx);
     ctx->consumer = tn_consumer_new(rt->loop, rt->base->redis_url, &co, agent_intake_on_entry, ctx);
     if (ctx->consumer == NULL)
         return TN_EINVAL;
@@ -211,6 +212,7 @@ void agent_fini(struct tn_rt *rt, void *arg)
     (void)rt;
     ctx->closing = true;
     ctx->draining = true;
+    agent_intake_batch_close(ctx); /* before the consumer: the entries go back to it */
     tn_consumer_free(ctx->consumer);
     ctx->consumer = NULL;
     if (ctx->scan_inited)

@@ -6,8 +6,10 @@
  *	tn_consumer_new(..., agent_intake_on_entry, ctx);
  * DESCRIPTION
  *	Checks an inbound.message entry, makes it durable in one Postgres
- *	transaction under its tenant (agent_store_intake_work), acknowledges
- *	it, and wakes the conversation's turn. The handler does no LLM work:
+ *	transaction under its tenant (a plain message together with the other
+ *	plain messages of this loop turn, agent_intake_batch.c; a keyword alone,
+ *	agent_store_intake_work), acknowledges it, and wakes the conversation's
+ *	turn. The handler does no LLM work:
  *	it is fast and idempotent (a redelivered entry hits the unique
  *	provider message id and changes nothing), so acknowledging right after
  *	the commit never loses a message; the turn that answers it is driven
@@ -181,8 +183,8 @@ static void intake_free(struct agent_intake *in)
     tn_free(in);
 }
 
-/* intake_done - ack, wake the conversation, publish a confirmation */
-static void intake_done(enum tn_err err, void *arg)
+/* agent_intake_finish - ack, wake the conversation, publish a confirmation */
+void agent_intake_finish(enum tn_err err, void *arg)
 {
     struct agent_intake *in = arg;
     struct agent_ctx *ctx = in->ctx;
@@ -214,7 +216,19 @@ static void intake_done(enum tn_err err, void *arg)
     agent_maybe_free_pg(ctx);
 }
 
-/* agent_intake_on_entry - check, then store on the threadpool */
+/* agent_intake_drop - give the entry back unstored (it stays pending) */
+void agent_intake_drop(struct agent_intake *in)
+{
+    struct agent_ctx *ctx = in->ctx;
+
+    ctx->intakes--;
+    tn_consumer_done(in->c, in->e, TN_DISP_RETRY, "agent.closing");
+    intake_free(in);
+    agent_maybe_free_pg(ctx);
+}
+
+/* agent_intake_on_entry - check, then store on the threadpool: a plain
+ * message with this loop turn's batch, a keyword in its own transaction */
 void agent_intake_on_entry(struct tn_consumer *c, struct tn_entry *e, void *arg)
 {
     struct agent_ctx *ctx = arg;
@@ -238,10 +252,11 @@ void agent_intake_on_entry(struct tn_consumer *c, struct tn_entry *e, void *arg)
         intake_free(in);
         return;
     }
-    if (agent_pg_submit(ctx, agent_store_intake_work, intake_done, in) != TN_OK) {
-        tn_consumer_done(c, e, TN_DISP_RETRY, "agent.closing");
-        intake_free(in);
+    ctx->intakes++;
+    if (in->keyword == AGENT_KW_NONE && ctx->icheck_inited && !ctx->closing) {
+        agent_intake_batch_add(ctx, in);
         return;
     }
-    ctx->intakes++;
+    if (agent_pg_submit(ctx, agent_store_intake_work, agent_intake_finish, in) != TN_OK)
+        agent_intake_drop(in);
 }

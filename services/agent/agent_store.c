@@ -10,7 +10,8 @@
  *	transaction bound to the tenant (row-level security); the scan reads
  *	ids through the SECURITY DEFINER functions of 0002_agent.sql.
  *
- *	The intake is one call of tern_agent_intake() (proto/sql/
+ *	The single intake (a keyword, or a plain message whose batch failed,
+ *	agent_intake_batch.c) is one call of tern_agent_intake() (proto/sql/
  *	0011_agent_perf.sql), in autocommit for a plain message: check the
  *	channel belongs to the tenant, upsert the contact by (tenant, kind,
  *	address), create the lead on first contact, find or create the

@@ -59,6 +59,7 @@
 
 static void start(struct agent_turn *t);
 static void claim_submit(struct agent_turn *t);
+static void claim_done(enum tn_err err, void *arg);
 static void llm_request(struct agent_turn *t);
 static void run_next_tool(struct agent_turn *t);
 static void commit(struct agent_turn *t);
@@ -309,6 +310,44 @@ static void gate(struct agent_turn *t)
     ctx->pend_querying = true;
 }
 
+/* claim_limit - claim jobs in the pool at most: half the connections, so
+ * that intake, commits and renewals always find the other half; a quarter
+ * while inbound messages wait to be stored (a message must be durable and
+ * acknowledged before it can be answered, so storing a burst comes first);
+ * never fewer than two, so a small pool still claims in parallel */
+static size_t claim_limit(const struct agent_ctx *ctx)
+{
+    size_t n = (size_t)ctx->cfg.pg_pool / (ctx->intakes > 0 ? 4 : 2);
+
+    return n > 2 ? n : 2;
+}
+
+/* claim_send - submit the claim/load job */
+static void claim_send(struct agent_turn *t)
+{
+    struct agent_ctx *ctx = t->ctx;
+
+    ctx->nclaims++;
+    if (agent_pg_submit(ctx, agent_store_claim_work, claim_done, t) != TN_OK) {
+        ctx->nclaims--;
+        end(t);
+    }
+}
+
+/* claim_next - submit queued claims while there is room */
+static void claim_next(struct agent_ctx *ctx)
+{
+    while (ctx->cq_head != NULL && ctx->nclaims < claim_limit(ctx)) {
+        struct agent_turn *t = ctx->cq_head;
+
+        ctx->cq_head = t->cq_next;
+        if (ctx->cq_head == NULL)
+            ctx->cq_tail = NULL;
+        t->cq_next = NULL;
+        claim_send(t);
+    }
+}
+
 /* claim_done - wait, settle, or ask the model */
 static void claim_done(enum tn_err err, void *arg)
 {
@@ -316,6 +355,8 @@ static void claim_done(enum tn_err err, void *arg)
     struct agent_ctx *ctx = t->ctx;
     struct tn_log_ctx lc = log_ctx(t);
 
+    ctx->nclaims--;
+    claim_next(ctx);
     if (ctx->closing || err != TN_OK || !t->ld.claimed) {
         if (err != TN_OK && err != TN_ECANCELED)
             tn_log_warn(&lc, "agent.turn_failed", TN_KV_STR("step", "claim"), TN_KV_ERR(err),
@@ -342,12 +383,25 @@ static void claim_done(enum tn_err err, void *arg)
     gate(t);
 }
 
-/* claim_submit - run the claim/load job */
+/* claim_submit - run the claim/load job. The pool's queue is FIFO: with
+ * thousands of claims in it, the intake of new messages (and the commits
+ * of finished turns) would wait behind all of them. So only claim_limit()
+ * claims are in the pool; the others wait here in order. */
 static void claim_submit(struct agent_turn *t)
 {
+    struct agent_ctx *ctx = t->ctx;
+
     t->state = TURN_CLAIM;
-    if (agent_pg_submit(t->ctx, agent_store_claim_work, claim_done, t) != TN_OK)
-        end(t);
+    if (ctx->nclaims < claim_limit(ctx)) {
+        claim_send(t);
+        return;
+    }
+    t->cq_next = NULL;
+    if (ctx->cq_tail != NULL)
+        ctx->cq_tail->cq_next = t;
+    else
+        ctx->cq_head = t;
+    ctx->cq_tail = t;
 }
 
 /* holding - the model failed: the tenant's holding message, and a human */
@@ -637,9 +691,18 @@ void agent_turn_renew_all(struct agent_ctx *ctx)
     }
 }
 
-/* agent_turn_close_all - end the turns that only wait on their timer */
+/* agent_turn_close_all - end the turns that only wait on their timer or
+ * for their turn to claim */
 void agent_turn_close_all(struct agent_ctx *ctx)
 {
+    while (ctx->cq_head != NULL) {
+        struct agent_turn *t = ctx->cq_head;
+
+        ctx->cq_head = t->cq_next;
+        t->cq_next = NULL;
+        end(t);
+    }
+    ctx->cq_tail = NULL;
     for (size_t b = 0; b < ctx->nbuckets; b++) {
         struct agent_turn *t = ctx->buckets[b], *next;
 

@@ -10,6 +10,8 @@
 #             the tenant's zone, the API key only in the Authorization
 #             header, and no raw phone number or email
 #   redeliver the same entry again -> no second reply, no second message row
+#   batch     three entries in one read: a foreign channel's is dead-lettered
+#             alone, a repeat changes nothing, a new message is answered
 #   tools     update_lead (a bad email comes back as a tool error, then valid
 #             fields are stored) and handoff_to_human (human flag)
 #   burst     three quick messages -> one reply covering all three
@@ -254,6 +256,31 @@ sleep 1.5
 check "redelivered entry: no second reply" test "$(nout "$tenant" "$conv")" = 1
 check "redelivered entry: one message row" test "$(sql "SELECT count(*) FROM messages
     WHERE tenant_id = '$tenant' AND provider_message_id = 'wamid.$uniq.1'")" = 1
+
+# ---------------------------------------------------------------- batch
+# One XREADGROUP reply, stored by one statement: an entry naming a channel
+# that is not the tenant's is dead-lettered alone, a repeat changes nothing,
+# a new message is stored and answered.
+pb="+4915200000009"
+{
+    inbound_cmd "$tenant" "$(python3 -c 'import uuid; print(uuid.uuid4())')" whatsapp \
+        "wamid.$uniq.batch.x" "$pb" "Wrong channel"
+    inbound_cmd "$tenant" "$wa" whatsapp "wamid.$uniq.1" "$phone" "repeat"
+    inbound_cmd "$tenant" "$wa" whatsapp "wamid.$uniq.batch.ok" "$pb" "Do you fix taps?"
+} | rcli >/dev/null
+check "batch: the new message is answered" wait_nout "$tenant" "$pb" 1 8
+check "batch: the repeat adds no message row" test "$(sql "SELECT count(*) FROM messages
+    WHERE tenant_id = '$tenant' AND provider_message_id = 'wamid.$uniq.1'")" = 1
+check "batch: the foreign channel's entry is dead (channel.unknown)" test "$(rcli -2 --json \
+    XRANGE tern:in:dead - + | python3 -c '
+import json, sys
+n = 0
+for eid, flat in json.load(sys.stdin):
+    f = dict(zip(flat[0::2], flat[1::2]))
+    if f.get("pmid") == sys.argv[1] and f.get("dead_reason") == "channel.unknown":
+        n += 1
+print(n)
+' "wamid.$uniq.batch.x")" = 1
 
 # ---------------------------------------------------------------- tools
 p2="+4915200000002"

@@ -483,6 +483,11 @@ static void dispatch_retries(struct tn_consumer *c)
 {
     uint64_t now = uv_now(c->loop), next = 0;
 
+    /* pump runs after every entry a handler returns: without a retry
+     * waiting, walking the held list (up to 2 * count entries) each time
+     * would make a large batch quadratic. */
+    if (c->waiting == 0)
+        return;
     for (struct tn_entry *e = c->held; e != NULL; e = e->_next) {
         if (e->_state != E_WAITING)
             continue;

@@ -13,8 +13,13 @@
 #   CPU per turn           the agent's user+system CPU time / N (Tern's own
 #                          code plus libcurl, hiredis, libpq, jansson in-process;
 #                          Postgres, Redis and the sandbox are other processes)
+#   all stored after       first XADD until the agent counts N inbound messages
+#                          stored (tern_agent_inbound_total)
 #   wall time              first XADD to last reply
 # Usage: tests/bench/agent/run.sh [N]
+# TN_BENCH_LOG=FILE keeps a copy of the agent's log (warnings and errors);
+# TN_BENCH_BATCH sets TN_AGENT_BATCH (default 1000, the most it allows: the
+# tern:in entries the agent holds while storing them).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../../.." && pwd)
 . "$root/scripts/lib/deps.sh"
@@ -30,6 +35,7 @@ tmp=$(mktemp -d /tmp/tern-bench.XXXXXX)
 agent=""
 cleanup() {
     [ -n "$agent" ] && kill -9 "$agent" 2>/dev/null
+    [ -n "${TN_BENCH_LOG:-}" ] && cp "$tmp/agent.log" "$TN_BENCH_LOG" 2>/dev/null
     sandbox_stop
     tn_stack_stop "$tmp"
     rm -rf "$tmp"
@@ -76,16 +82,22 @@ redis-cli -u "$TN_TEST_REDIS_URL_ADMIN" --no-auth-warning <"$tmp/cmds" >/dev/nul
 UV_THREADPOOL_SIZE=16 TN_REDIS_URL=$TN_TEST_REDIS_URL_AGENT TN_PG_DSN=$TN_TEST_PG_DSN_AGENT \
     TN_ADMIN_LISTEN=127.0.0.1:$admin_port TN_LOG_LEVEL=warn TN_LLM_API_KEY=bench \
     TN_LLM_BASE_URL=$SANDBOX_URL/openai/v1 TN_LLM_TIMEOUT_MS=60s TN_AGENT_PG_POOL=16 \
-    TN_AGENT_BATCH=500 TN_AGENT_QUIET_MS=0 TN_AGENT_LEASE_MS=5m \
+    TN_AGENT_BATCH=${TN_BENCH_BATCH:-1000} TN_AGENT_QUIET_MS=0 TN_AGENT_LEASE_MS=5m \
     "$build/services/tern-agent" >"$tmp/agent.log" 2>&1 &
 agent=$!
 
 peak_turns=0
 peak_llm=0
 replies=0
+stored_ms=0
 deadline=$(( $(date +%s) + 600 ))
 while [ "$(date +%s)" -lt "$deadline" ]; do
-    t=$(curl -s "http://127.0.0.1:$admin_port/metrics" | awk '/^tern_agent_turns_inflight /{print int($2)}' || true)
+    metrics=$(curl -s "http://127.0.0.1:$admin_port/metrics" || true)
+    t=$(awk '/^tern_agent_turns_inflight /{print int($2)}' <<<"$metrics")
+    s=$(awk '/^tern_agent_inbound_total /{print int($2)}' <<<"$metrics")
+    if [ "$stored_ms" -eq 0 ] && [ "${s:-0}" -ge "$n" ]; then
+        stored_ms=$(($(date +%s%N) / 1000000 - start_ms))
+    fi
     l=$(curl -s "$SANDBOX_URL/_sandbox/stats" | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d.get("in_flight_by_provider",{}).get("openai",0))' 2>/dev/null || echo 0)
     [ "${t:-0}" -gt "$peak_turns" ] && peak_turns=$t
     [ "${l:-0}" -gt "$peak_llm" ] && peak_llm=$l
@@ -98,9 +110,9 @@ hwm_kb=$(awk '/^VmHWM/{print $2}' "/proc/$agent/status")
 read -r ut st < <(awk '{print $14, $15}' "/proc/$agent/stat")
 tck=$(getconf CLK_TCK)
 python3 - "$n" "$replies" "$peak_turns" "$peak_llm" "$hwm_kb" "$ut" "$st" "$tck" \
-    "$((end_ms - start_ms))" <<'PY'
+    "$((end_ms - start_ms))" "$stored_ms" <<'PY'
 import sys
-n, replies, turns, llm, hwm, ut, st, tck, wall = map(int, sys.argv[1:])
+n, replies, turns, llm, hwm, ut, st, tck, wall, stored = map(int, sys.argv[1:])
 cpu_s = (ut + st) / tck
 print("turns requested        %d" % n)
 print("replies on tern:out    %d" % replies)
@@ -109,5 +121,6 @@ print("peak LLM requests      %d  (sandbox answering after 2 s)" % llm)
 print("peak RSS               %.1f MB" % (hwm / 1024))
 print("agent CPU              %.2f s user+system" % cpu_s)
 print("CPU per turn           %.3f ms" % (cpu_s * 1000 / max(replies, 1)))
+print("all stored after       %s" % ("%.1f s" % (stored / 1000) if stored else "not seen"))
 print("wall time              %.1f s" % (wall / 1000))
 PY
