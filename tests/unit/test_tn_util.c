@@ -65,8 +65,12 @@ static void clear_env(void)
 static void env_defaults_and_file(void **state)
 {
     struct cfg c = {0};
-    char path[] = "/tmp/tn-secret-XXXXXX";
-    int fd = mkstemp(path);
+    const char *dir = getenv("TN_TEST_TMP") ? getenv("TN_TEST_TMP") : P_tmpdir;
+    char path[512];
+    int fd;
+
+    snprintf(path, sizeof(path), "%s/tn-secret-XXXXXX", dir);
+    fd = mkstemp(path);
 
     (void)state;
     clear_env();
