@@ -53,6 +53,9 @@ tn_stack_start() {
     done
     cat >"$dir/redis/start.sh" <<EOS
 #!/bin/sh
+# the daemon outlives its caller: it must not hold the caller's descriptors
+# (a lock or a pipe would stay held until Redis stops)
+exec 3>&- 4>&- 5>&- 6>&- 7>&- 8>&- 9>&-
 exec redis-server --port $rport --bind 127.0.0.1 --save '' --appendonly yes --appendfsync always \
   --dir "$dir/redis" --aclfile "$dir/redis/users.acl" --daemonize yes \
   --pidfile "$dir/redis/redis.pid" --logfile "$dir/redis/redis.log"
@@ -64,7 +67,8 @@ EOS
     [ "$(id -u)" -eq 0 ] && chown -R postgres "$dir/pg" && chmod 755 "$dir"
     tn_as_pg "$bin/initdb" -D "$dir/pg/data" -A trust -U postgres -E UTF8 >/dev/null
     tn_as_pg "$bin/pg_ctl" -D "$dir/pg/data" -l "$dir/pg/log" -w \
-        -o "-p $pport -k $dir/pg -c listen_addresses=127.0.0.1 -c fsync=off" start >/dev/null
+        -o "-p $pport -k $dir/pg -c listen_addresses=127.0.0.1 -c fsync=off" start >/dev/null \
+        3>&- 4>&- 5>&- 6>&- 7>&- 8>&- 9>&- # as Redis: none of our descriptors
     tn_as_pg "$bin/createdb" -h 127.0.0.1 -p "$pport" -U postgres tern
 
     for svc in $TN_SERVICES; do
