@@ -105,22 +105,21 @@ char *ingest_entry_trace_new(const struct ingest_request *req)
 }
 
 /* dump - new compact JSON text of data (jansson's buffer API: no libc
- * free). One pass into a generous buffer; a second, sized one only when the
- * text did not fit. */
+ * free). One pass into a stack buffer and an exact copy; a second, sized
+ * pass only when the text did not fit. (A fixed 4 KB heap buffer per entry
+ * cost more: a request that large makes glibc consolidate its fast bins.) */
 static char *dump(const json_t *data)
 {
-    size_t cap = 4096, n;
-    char *out = tn_xmalloc(cap);
+    char tmp[2048], *out;
+    size_t n = json_dumpb(data, tmp, sizeof(tmp), JSON_COMPACT);
 
-    n = json_dumpb(data, out, cap - 1, JSON_COMPACT);
     if (n == 0)
+        return NULL;
+    out = tn_xmalloc(n + 1);
+    if (n <= sizeof(tmp))
+        memcpy(out, tmp, n);
+    else if (json_dumpb(data, out, n, JSON_COMPACT) != n)
         goto fail;
-    if (n > cap - 1) {
-        cap = n + 1;
-        out = tn_xrealloc(out, cap);
-        if (json_dumpb(data, out, n, JSON_COMPACT) != n)
-            goto fail;
-    }
     out[n] = '\0';
     return out;
 fail:

@@ -50,7 +50,7 @@ struct ingest_http {
     struct tn_httpd *httpd;
     const struct ingest_http_cfg *cfg;
     struct ingest_routes *routes;
-    struct tn_redis *redis;
+    struct ingest_queue *queue;
     struct tn_metrics *metrics;
     size_t waiting; /* requests waiting for the enqueue script */
     struct tn_metric *enqueued, *duplicates;
@@ -339,7 +339,7 @@ static void handle(struct tn_httpd_req *req, const struct tn_httpd_req_view *v, 
         finish_verdict(p);
         return;
     }
-    if (ingest_enqueue(h->redis, &p->res, h->cfg->dedupe_s, enqueued, p) != TN_OK) {
+    if (ingest_enqueue(h->queue, &p->res, enqueued, p) != TN_OK) {
         static const char msg[] = "queue unavailable, retry later\n";
         finish(p, 503, TEXT_PLAIN, RETRY_AFTER, msg, sizeof(msg) - 1, "redis.unavailable");
         return;
@@ -363,7 +363,7 @@ struct ingest_http *ingest_http_new(struct uv_loop_s *loop, const struct ingest_
 
     h->cfg = cfg;
     h->routes = routes;
-    h->redis = redis;
+    h->queue = ingest_queue_new(loop, redis, cfg->dedupe_s);
     h->metrics = metrics;
     h->enqueued = tn_metrics_get(metrics, TN_METRIC_COUNTER, "tern_ingest_enqueued_total",
                                  "Stream entries written", NULL);
@@ -371,6 +371,7 @@ struct ingest_http *ingest_http_new(struct uv_loop_s *loop, const struct ingest_
                                    "Entries skipped as already received (redeliveries)", NULL);
     h->httpd = tn_httpd_new(loop, &o, handle, h);
     if (h->httpd == NULL) {
+        ingest_queue_free(h->queue);
         tn_free(h);
         return NULL;
     }
@@ -397,5 +398,6 @@ void ingest_http_free(struct ingest_http *h)
     if (h == NULL)
         return;
     tn_httpd_close(h->httpd);
+    ingest_queue_free(h->queue);
     tn_free(h);
 }

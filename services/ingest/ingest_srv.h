@@ -65,18 +65,31 @@ void ingest_routes_free(struct ingest_routes *r);
 
 /* ---------------------------------------------------------------- enqueue */
 
-/* ingest_enqueue_fn - the batch's fate. err TN_OK: every entry is on its
+/* ingest_enqueue_fn - the webhook's fate. err TN_OK: every entry is on its
  * stream (written now or by an earlier delivery of the same webhook); added
  * counts those written now. Otherwise nothing is known to be written and the
  * provider must retry. Runs on: loop. */
 typedef void ingest_enqueue_fn(enum tn_err err, size_t added, void *arg);
 
-/* ingest_enqueue - dedupe and XADD res->entries in order, atomically (one
- * Lua script). res borrowed until the call returns (arguments are copied);
- * dedupe_s is the dedupe keys' lifetime. Errors: TN_EUNAVAIL when Redis is
- * not connected (cb is not called). Runs on: loop. */
-enum tn_err ingest_enqueue(struct tn_redis *redis, const struct ingest_result *res,
-                           int64_t dedupe_s, ingest_enqueue_fn *cb, void *arg);
+struct ingest_queue;
+
+/* ingest_queue_new - the webhooks waiting for Redis. redis borrowed (must
+ * outlive the queue); dedupe_s is the dedupe keys' lifetime. Returns: new;
+ * release with ingest_queue_free. Runs on: loop. */
+struct ingest_queue *ingest_queue_new(struct uv_loop_s *loop, struct tn_redis *redis,
+                                      int64_t dedupe_s);
+
+/* ingest_enqueue - dedupe and XADD res->entries in order, atomically, with
+ * the other webhooks of this loop turn (one Lua script call). res borrowed
+ * until cb runs. Errors: TN_EUNAVAIL when Redis is not connected (cb is not
+ * called). Runs on: loop. */
+enum tn_err ingest_enqueue(struct ingest_queue *q, const struct ingest_result *res,
+                           ingest_enqueue_fn *cb, void *arg);
+
+/* ingest_queue_free - send what is queued, then release the queue once its
+ * calls have been answered (or cancelled by tn_redis_close). NULL-safe.
+ * Runs on: loop. */
+void ingest_queue_free(struct ingest_queue *q);
 
 /* ---------------------------------------------------------------- oauth */
 

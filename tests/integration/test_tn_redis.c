@@ -28,6 +28,7 @@
 #include <tn/tn_loop.h>
 #include <tn/tn_mem.h>
 #include <tn/tn_redis.h>
+#include <tn/tn_script.h>
 
 #include "tn_test.h"
 
@@ -35,6 +36,7 @@ struct calls {
     int n;
     int by_err[16];
     int type;
+    long long integer; /* an integer reply, or an array's first integer */
     char str[256];
 };
 
@@ -99,6 +101,11 @@ static void record_cb(struct tn_redis *r, struct redisReply *reply, enum tn_err 
     }
     assert_non_null(reply);
     c->type = reply->type;
+    c->integer = reply->type == REDIS_REPLY_INTEGER ? reply->integer
+                 : reply->type == REDIS_REPLY_ARRAY && reply->elements > 0 &&
+                         reply->element[0]->type == REDIS_REPLY_INTEGER
+                     ? reply->element[0]->integer
+                     : -1;
     if (reply->str != NULL)
         snprintf(c->str, sizeof(c->str), "%s", reply->str);
 }
@@ -393,6 +400,46 @@ static void test_multi(void **state)
     finish(&loop, r);
 }
 
+/* test_script - by SHA-1, and again after SCRIPT FLUSH (NOSCRIPT: the text
+ * is sent once more and the call still answers) */
+static void test_script(void **state)
+{
+    static struct tn_script sc = TN_SCRIPT_INIT(
+        "redis.call('SET', KEYS[1], ARGV[1]) return redis.call('STRLEN', KEYS[1])");
+    uv_loop_t loop;
+    struct tn_redis *r;
+    struct calls c = {0};
+    char key[96];
+    const char *args[] = {key, "a\0b"};
+    size_t lens[] = {0, 3};
+
+    (void)state;
+    tn_test_unique("tern:test:script", key, sizeof(key));
+    lens[0] = strlen(key);
+    uv_loop_init(&loop);
+    r = tn_redis_new(&loop, tn_test_env("TN_TEST_REDIS_URL_ADMIN"), NULL);
+    assert_int_equal(tn_script_call(r, &sc, 1, 2, args, lens, record_cb, &c), TN_EUNAVAIL);
+    assert_true(wait_connected(&loop, r, 5000));
+    assert_int_equal(tn_script_call(r, &sc, 3, 2, args, lens, record_cb, &c), TN_EINVAL);
+    assert_int_equal(strlen(tn_script_sha(&sc)), 40);
+    for (int round = 0; round < 2; round++) {
+        cmd(&loop, r, &c, 2, (const char *[]){"SCRIPT", "FLUSH"});
+        cmd(&loop, r, &c, 3, (const char *[]){"SCRIPT", "EXISTS", tn_script_sha(&sc)});
+        assert_int_equal(c.integer, 0); /* the cache is empty */
+        assert_int_equal(tn_script_call(r, &sc, 1, 2, args, lens, record_cb, &c), TN_OK);
+        assert_true(run_until(&loop, NULL, &c.n, c.n + 1, 5000));
+        assert_int_equal(c.integer, 3); /* "a\0b": the lengths were kept */
+        cmd(&loop, r, &c, 3, (const char *[]){"SCRIPT", "EXISTS", tn_script_sha(&sc)});
+        assert_int_equal(c.integer, 1); /* loaded by the EVAL after NOSCRIPT */
+        assert_int_equal(tn_script_call(r, &sc, 1, 2, args, lens, record_cb, &c), TN_OK);
+        assert_true(run_until(&loop, NULL, &c.n, c.n + 1, 5000));
+        assert_int_equal(c.integer, 3);
+    }
+    cmd(&loop, r, &c, 2, (const char *[]){"DEL", key});
+    assert_int_equal(c.by_err[TN_OK], c.n);
+    finish(&loop, r);
+}
+
 /* test_url - the parser's table */
 static void test_url(void **state)
 {
@@ -454,6 +501,7 @@ int main(void)
         cmocka_unit_test(test_denied),        cmocka_unit_test(test_wrong_password),
         cmocka_unit_test(test_refused),       cmocka_unit_test(test_timeout),
         cmocka_unit_test(test_close_pending), cmocka_unit_test(test_multi),
+        cmocka_unit_test(test_script),
     };
 
     tn_log_init("test", TN_LOG_INFO);

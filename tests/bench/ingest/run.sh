@@ -117,3 +117,6 @@ hz=$(getconf CLK_TCK)
 awk -v i=$((ci1 - ci0)) -v r=$((cr1 - cr0)) -v hz="$hz" -v n="$rt" -v s="$secs" 'BEGIN {
     printf "CPU at full load: tern-ingest %.0f%%, redis %.0f%% of one core; %.1f us of tern-ingest CPU per request\n",
         100 * i / hz / s, 100 * r / hz / s, 1e6 * i / hz / (n * s) }'
+# BENCH_REDIS_STATS=1: Redis's own count of calls and microseconds per call
+[ -n "${BENCH_REDIS_STATS:-}" ] && admin_redis INFO commandstats | grep -E 'evalsha|eval:|xadd|set:'
+true
