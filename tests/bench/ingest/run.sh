@@ -23,7 +23,7 @@ secs=${BENCH_SECONDS:-10}
 conns=${BENCH_CONNS:-64}
 threads=${BENCH_THREADS:-2}
 
-tn_deps_install nginx wrk
+tn_deps_install nginx wrk time
 build="$root/build-bench"
 cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build "$build" -j "$(nproc)" --target tern-ingest ternctl -- --no-print-directory >/dev/null
@@ -74,20 +74,30 @@ node "$here/gen.mjs" "$wa_secret" "$wa_pnid" $((per_s * secs / 2)) "paced$$" >"$
 node "$here/gen.mjs" "$wa_secret" "$wa_pnid" $((per_s * secs)) "ref$$" >"$tmp/ref.txt"
 
 # run NAME URL BODIES CONNS DELAY_MS - one wrk run; prints its BENCH line
+# (and wrk's own CPU per request, wrk_us=, measured with time(1))
 run() {
     BENCH_BODIES=$3 BENCH_THREADS=$threads BENCH_DELAY_MS=$5 \
-        wrk -t$threads -c"$4" -d"${secs}s" --latency -s "$here/bodies.lua" "$2" 2>&1 \
-        | grep '^BENCH' | sed "s/^BENCH/$1/"
+        /usr/bin/time -f "WRKCPU %U %S" -o "$tmp/wrk.cpu" \
+        wrk -t$threads -c"$4" -d"${secs}s" --latency -s "$here/bodies.lua" "$2" >"$tmp/wrk.out" 2>&1
+    awk -v name="$1" -v s="$secs" '
+        FNR == NR && /^WRKCPU/ { cpu = $2 + $3; next }
+        /^BENCH/ { sub(/^BENCH/, name); match($0, /rps=[0-9]+/)
+                   rps = substr($0, RSTART + 4, RLENGTH - 4)
+                   printf "%s wrk_us=%.1f\n", $0, (rps > 0 ? 1e6 * cpu / (rps * s) : 0) }' \
+        "$tmp/wrk.cpu" "$tmp/wrk.out"
 }
-field() { sed -n "s/.*$1=\([0-9]*\).*/\1/p" <<<"$2"; }
+field() { sed -n "s/.*$1=\([0-9.]*\).*/\1/p" <<<"$2"; }
 
 # production Redis runs appendfsync everysec (deploy/compose.yaml); the test
 # stack fsyncs every write, which would measure the disk, not Tern
 admin_redis CONFIG SET appendfsync "${BENCH_FSYNC:-everysec}" >/dev/null
 xlen0=$(admin_redis XLEN tern:in)
-full_n=$(run nginx "http://127.0.0.1:$nport/webhooks/whatsapp" "$tmp/ref.txt" "$conns" 0)
-rpid=$(cat "$TN_TEST_REDIS_PIDFILE")
 cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; } # utime + stime, clock ticks
+nwpid=$(pgrep -P "$npid" | head -1) # nginx's one worker
+cn0=$(cpu "$nwpid")
+full_n=$(run nginx "http://127.0.0.1:$nport/webhooks/whatsapp" "$tmp/ref.txt" "$conns" 0)
+cn1=$(cpu "$nwpid")
+rpid=$(cat "$TN_TEST_REDIS_PIDFILE")
 ci0=$(cpu "$ipid") cr0=$(cpu "$rpid")
 # BENCH_PROFILE=FILE: sample tern-ingest during the full-load run (perf report -i FILE)
 [ -n "${BENCH_PROFILE:-}" ] && perf record -q -e cpu-clock -F 999 -g -p "$ipid" -o "$BENCH_PROFILE" \
@@ -117,6 +127,11 @@ hz=$(getconf CLK_TCK)
 awk -v i=$((ci1 - ci0)) -v r=$((cr1 - cr0)) -v hz="$hz" -v n="$rt" -v s="$secs" 'BEGIN {
     printf "CPU at full load: tern-ingest %.0f%%, redis %.0f%% of one core; %.1f us of tern-ingest CPU per request\n",
         100 * i / hz / s, 100 * r / hz / s, 1e6 * i / hz / (n * s) }'
+# where the two cores went, per request (wrk is the client, on the same cores)
+awk -v ng=$((cn1 - cn0)) -v i=$((ci1 - ci0)) -v r=$((cr1 - cr0)) -v hz="$hz" -v s="$secs" \
+    -v rn="$rn" -v rt="$rt" -v wn="$(field wrk_us "$full_n")" -v wt="$(field wrk_us "$full_t")" 'BEGIN {
+    printf "CPU per request: nginx run: wrk %s us + nginx %.1f us; ingest run: wrk %s us + tern-ingest %.1f us + redis %.1f us\n",
+        wn, 1e6 * ng / hz / (rn * s), wt, 1e6 * i / hz / (rt * s), 1e6 * r / hz / (rt * s) }'
 # BENCH_REDIS_STATS=1: Redis's own count of calls and microseconds per call
 [ -n "${BENCH_REDIS_STATS:-}" ] && admin_redis INFO commandstats | grep -E 'evalsha|eval:|xadd|set:'
 true
