@@ -279,6 +279,23 @@ static void google_push(struct pending *p, const struct tn_httpd_req_view *v)
     ingest_google_push(&p->in, ingest_routes_lookup, p->h->routes, &p->res);
 }
 
+/* parse_webhook - a provider's pure parser, its JSON in the arena */
+static void parse_webhook(struct pending *p, enum route_kind k, const struct tn_httpd_req_view *v)
+{
+    struct ingest_routes *routes = p->h->routes;
+
+    ingest_arena_begin();
+    if (k == R_WHATSAPP)
+        ingest_whatsapp_post(&p->in, ingest_routes_lookup, routes, &p->res);
+    else if (k == R_GOOGLE_CAL)
+        google_push(p, v);
+    else if (k == R_TWILIO)
+        ingest_twilio_post(&p->in, ingest_routes_lookup, routes, &p->res);
+    else
+        ingest_telegram_post(&p->in, ingest_routes_lookup, routes, &p->res);
+    ingest_arena_end();
+}
+
 /* dispatch - run the provider's parser into p->res */
 static void dispatch(struct pending *p, enum route_kind k, const struct tn_httpd_req_view *v)
 {
@@ -299,14 +316,8 @@ static void dispatch(struct pending *p, enum route_kind k, const struct tn_httpd
         ingest_oauth_callback(&h->cfg->oauth, &p->in, &p->res);
     else if (k == R_WHATSAPP && method_is(v, "GET"))
         ingest_whatsapp_challenge(&p->in, ingest_routes_lookup, h->routes, &p->res);
-    else if (k == R_WHATSAPP)
-        ingest_whatsapp_post(&p->in, ingest_routes_lookup, h->routes, &p->res);
-    else if (k == R_GOOGLE_CAL)
-        google_push(p, v);
-    else if (k == R_TWILIO)
-        ingest_twilio_post(&p->in, ingest_routes_lookup, h->routes, &p->res);
     else
-        ingest_telegram_post(&p->in, ingest_routes_lookup, h->routes, &p->res);
+        parse_webhook(p, k, v);
 }
 
 /* handle - one request. Runs on: loop. */

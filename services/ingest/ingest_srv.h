@@ -91,6 +91,18 @@ enum tn_err ingest_enqueue(struct ingest_queue *q, const struct ingest_result *r
  * Runs on: loop. */
 void ingest_queue_free(struct ingest_queue *q);
 
+/* ---------------------------------------------------------------- arena */
+
+/* ingest_arena_init - route jansson's allocations through the arena (once,
+ * at startup, before any JSON value exists). Runs on: main thread. */
+void ingest_arena_init(void);
+
+/* ingest_arena_begin / ingest_arena_end - bracket one webhook's parse: the
+ * JSON values made in between come from the arena and must all be freed
+ * before ingest_arena_end (asserted). Not nested. Runs on: loop. */
+void ingest_arena_begin(void);
+void ingest_arena_end(void);
+
 /* ---------------------------------------------------------------- oauth */
 
 struct ingest_oauth_cfg {

@@ -253,6 +253,7 @@ static void ingest_heartbeat(struct tn_rt *rt, void *arg)
 /* main - hand control to the daemon skeleton */
 int main(void)
 {
+    ingest_arena_init();
     return tn_daemon_main(&(const struct tn_daemon){
         .name = "ingest",
         .admin_default = "127.0.0.1:9101",

@@ -100,7 +100,7 @@ cn1=$(cpu "$nwpid")
 rpid=$(cat "$TN_TEST_REDIS_PIDFILE")
 ci0=$(cpu "$ipid") cr0=$(cpu "$rpid")
 # BENCH_PROFILE=FILE: sample tern-ingest during the full-load run (perf report -i FILE)
-[ -n "${BENCH_PROFILE:-}" ] && perf record -q -e cpu-clock -F 999 -g -p "$ipid" -o "$BENCH_PROFILE" \
+[ -n "${BENCH_PROFILE:-}" ] && perf record -q -e cpu-clock -F 999 --call-graph "${BENCH_PROFILE_CG:-fp}" -p "$ipid" -o "$BENCH_PROFILE" \
     -- sleep "$secs" >/dev/null 2>&1 &
 full_t=$(run ingest "$base/webhooks/whatsapp" "$tmp/full.txt" "$conns" 0)
 ci1=$(cpu "$ipid") cr1=$(cpu "$rpid")
