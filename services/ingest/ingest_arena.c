@@ -29,6 +29,7 @@
 #include <jansson.h>
 
 #include <tn/tn_log.h>
+#include <tn/tn_mem.h>
 
 #include "ingest_srv.h"
 
@@ -58,7 +59,7 @@ static void *arena_malloc(size_t n)
         live++;
         return p;
     }
-    return malloc(n);
+    return tn_xmalloc(n);
 }
 
 /* arena_free - jansson's free. Runs on: any thread. */
@@ -68,7 +69,7 @@ static void arena_free(void *p)
         live--;
         return;
     }
-    free(p);
+    tn_free(p);
 }
 
 void ingest_arena_init(void)
