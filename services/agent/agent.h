@@ -39,13 +39,14 @@ struct tn_metric;
 struct tn_pg;
 struct tn_pgconn;
 struct tn_keyring;
+struct tn_log_ctx;
 struct tn_rt;
 struct pg_result;
 
 #define AGENT_UUID_LEN 37          /* 36 + NUL */
 #define AGENT_MAX_FRESH 50         /* unprocessed messages answered by one turn at most */
 #define AGENT_TEXT_MAX 4096        /* outbound.message text maxLength */
-#define AGENT_INTAKE_BATCH_MAX 128 /* inbound messages stored by one statement at most */
+#define AGENT_INTAKE_BATCH_MAX 256 /* inbound messages stored by one statement at most */
 
 /* Configuration (main.c's table). Strings owned by tn_env. */
 struct agent_cfg {
@@ -119,7 +120,7 @@ struct agent_ctx {
     struct agent_mark *marks; /* published, enqueued_at not written yet */
     size_t nmarks, capmarks;
     bool marking; /* a job writes a batch of marks */
-    /* the oldest pending tern:in entry (agent_turn.c's gate), shared */
+    /* the oldest pending tern:in entry (agent_turn_claim.c's gate), shared */
     long long pend_oldest; /* as stream_pos; 0: none pending */
     int64_t pend_ms;       /* when it was read (0: never) */
     bool pend_querying;    /* an XPENDING is in flight */
@@ -250,7 +251,7 @@ struct agent_repub {
 };
 enum tn_err agent_store_repub_work(struct tn_pgconn *c, void *arg);
 
-/* ---------------------------------------------------------------- turn (agent_turn.c) */
+/* ---------------------------------------------------------------- turn (agent_turn*.c) */
 
 struct agent_hmsg {
     bool in; /* from the lead */
@@ -303,7 +304,7 @@ enum agent_turn_state {
 struct agent_turn {
     struct agent_ctx *ctx;
     struct agent_turn *next;    /* hash chain */
-    struct agent_turn *cq_next; /* claim queue (agent_turn.c) */
+    struct agent_turn *cq_next; /* claim queue (agent_turn_claim.c) */
     char tenant[AGENT_UUID_LEN], conv[AGENT_UUID_LEN];
     char token[128];
     char *trace;
@@ -341,6 +342,27 @@ struct agent_turn *agent_turn_find(struct agent_ctx *ctx, const char *conv);
 void agent_turn_renew_all(struct agent_ctx *ctx);
 /* agent_turn_close_all - fini: end every turn that waits on a timer. */
 void agent_turn_close_all(struct agent_ctx *ctx);
+
+/* The phases of a turn call each other through these (agent_turn*.c); each
+ * takes the turn in its current state and starts exactly one operation, or
+ * ends the turn. Runs on: loop. */
+/* agent_turn_end - the turn is over: unindex, close its timer, free it in
+ * the close callback (agent_turn.c). */
+void agent_turn_end(struct agent_turn *t);
+/* agent_turn_finish - start over with a new claim when input is left,
+ * else end (agent_turn.c). */
+void agent_turn_finish(struct agent_turn *t);
+/* agent_turn_log_ctx - the turn's log context (borrows t->tenant). */
+struct tn_log_ctx agent_turn_log_ctx(const struct agent_turn *t);
+/* agent_turn_claim - CLAIM: submit the claim/load job now or queue it
+ * (agent_turn_claim.c); then WAIT, GATE and agent_turn_ask. */
+void agent_turn_claim(struct agent_turn *t);
+/* agent_turn_ask - the input is complete: VOICE, then LLM and TOOL rounds
+ * (agent_turn_llm.c); then agent_turn_commit. */
+void agent_turn_ask(struct agent_turn *t);
+/* agent_turn_commit - COMMIT t->reply (t->reason) and publish it
+ * (agent_turn_commit.c); then agent_turn_finish. */
+void agent_turn_commit(struct agent_turn *t);
 
 enum tn_err agent_store_claim_work(struct tn_pgconn *c, void *arg);
 enum tn_err agent_store_commit_work(struct tn_pgconn *c, void *arg);
