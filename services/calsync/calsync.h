@@ -64,13 +64,16 @@ struct calsync_ctx {
  * booking's times? (two-way sync, calsync_twoway.c) */
 /* CALSYNC_WATCH: open a Google push channel (and stop the one it replaces);
  * CALSYNC_UNWATCH: stop the account's channel (calsync_gwatch.c) */
+/* CALSYNC_DELETE: delete Tern's event of an erased booking, named by a
+ * calendar_deletions row (op delete_event, or the scan; calsync_job.c) */
 enum calsync_kind {
     CALSYNC_MIRROR,
     CALSYNC_IMPORT,
     CALSYNC_CONNECT,
     CALSYNC_CHECK,
     CALSYNC_WATCH,
-    CALSYNC_UNWATCH
+    CALSYNC_UNWATCH,
+    CALSYNC_DELETE
 };
 
 /* One of Tern's events seen by an import: its booking and times. */
@@ -109,7 +112,8 @@ struct calsync_job {
     enum calsync_kind kind;
     struct tn_consumer *consumer;
     struct tn_entry *entry;
-    char tenant[40], id[40]; /* booking id (mirror) or account id (import) */
+    char tenant[40], id[40]; /* booking id (mirror, delete once loaded) or account id (import) */
+    char deletion[40];       /* delete: the calendar_deletions row */
     /* loaded by the store (threadpool) */
     bool found, has_account, want_event;
     struct calsync_account acct;

@@ -25,8 +25,14 @@
  *	arrive at tern-ingest, which checks the token and enqueues op push;
  *	calsync_job.c turns that into an immediate import.
  *
- *	XXX: when storing a new channel fails after Google opened it, that
- *	channel is left to expire (its pushes get 404 from tern-ingest).
+ *	A disconnect is tern-sweeper's (sweeper_tokens.c, sweeper_revoke.c):
+ *	it forgets the channel with the tokens and stops it at Google before
+ *	revoking the grant. A watch never stores a channel on an account
+ *	disconnected meanwhile.
+ *
+ *	XXX: when storing a new channel fails after Google opened it (or the
+ *	account was disconnected meanwhile), that channel is left to expire
+ *	(its pushes get 404 from tern-ingest).
  * RUNS ON
  *	loop; the load and save work on the threadpool.
  * DIAGNOSTICS
@@ -71,7 +77,7 @@ static const char sql_load[] = "SELECT push_channel_id, push_resource_id FROM oa
 static const char sql_save[] =
     "UPDATE oauth_accounts SET push_channel_id = $2, push_resource_id = $3, push_token_hash = $4,"
     " push_expires_at = to_timestamp($5::bigint / 1000.0), updated_at = now()"
-    " WHERE tenant_id = tern_current_tenant() AND id = $1";
+    " WHERE tenant_id = tern_current_tenant() AND id = $1 AND disconnected_at IS NULL";
 
 static void send_request(struct calsync_job *j);
 static void save(struct calsync_job *j);

@@ -29,12 +29,22 @@
  *	tern-ingest, which checked the channel token) imports the account at
  *	once: the import is the two-way check, so an owner's delete or move is
  *	acted on in seconds. A push whose token did not match, or the "sync"
- *	hello of a new channel, is acknowledged and ignored. Any other op is
- *	dead-lettered ("unsupported_op") so that nothing is silently dropped.
+ *	hello of a new channel, is acknowledged and ignored.
+ *	delete_event (deletion_id, account_id; from tern-sweeper's erasure, or
+ *	the scan with no entry) deletes Tern's event of an erased booking:
+ *	the calendar_deletions row names the booking, the account and the
+ *	calendar, and the mirror's own path runs with no event wanted, so
+ *	only an event carrying Tern's mark for that booking is deleted (a
+ *	foreign one is refused and left alone); 404/410 are done. The row is
+ *	dropped when the event is gone (or never was Tern's, or the account
+ *	is disconnected: nothing to delete with); a row that is gone already
+ *	means done. Any other op is dead-lettered ("unsupported_op") so that
+ *	nothing is silently dropped.
  * RUNS ON
  *	loop.
  * DIAGNOSTICS
- *	calsync.mirrored, calsync.imported (info); calsync.job_failed (warn).
+ *	calsync.mirrored, calsync.imported, calsync.event_deleted (info);
+ *	calsync.job_failed, calsync.event_delete_skipped (warn).
  */
 #include <string.h>
 
@@ -99,7 +109,8 @@ void calsync_job_finish(struct calsync_job *j)
     static const char *const done[] = {
         [CALSYNC_MIRROR] = "calsync.mirrored",      [CALSYNC_IMPORT] = "calsync.imported",
         [CALSYNC_CONNECT] = "calsync.connect_done", [CALSYNC_CHECK] = "calsync.checked",
-        [CALSYNC_WATCH] = "calsync.watched",        [CALSYNC_UNWATCH] = "calsync.unwatched"};
+        [CALSYNC_WATCH] = "calsync.watched",        [CALSYNC_UNWATCH] = "calsync.unwatched",
+        [CALSYNC_DELETE] = "calsync.event_deleted"};
 
     if (j->err == TN_OK)
         tn_log_info(&lc, done[j->kind], TN_KV_STR("id", j->id),
@@ -142,6 +153,15 @@ static void remote_done(struct calsync_job *j)
         calsync_store_save(j, saved);
 }
 
+/* delete_skipped - an erased booking's event whose account is no longer
+ * connected: no credentials to delete it with; the row is dropped */
+static void delete_skipped(struct calsync_job *j)
+{
+    tn_log_warn(&(struct tn_log_ctx){.tenant_id = j->tenant}, "calsync.event_delete_skipped",
+                TN_KV_STR("booking_id", j->id), TN_KV_STR("reason", "account_disconnected"));
+    calsync_store_save(j, saved);
+}
+
 /* loaded - what the job needs is in memory */
 static void loaded(struct calsync_job *j)
 {
@@ -162,6 +182,10 @@ static void loaded(struct calsync_job *j)
     }
     if (j->kind == CALSYNC_WATCH || j->kind == CALSYNC_UNWATCH)
         calsync_gwatch_run(j, calsync_job_finish);
+    else if (j->kind == CALSYNC_DELETE && !j->has_account)
+        delete_skipped(j); /* disconnected: nothing to delete with */
+    else if (j->kind == CALSYNC_DELETE)
+        (j->acct.google ? calsync_google_mirror : calsync_caldav_mirror)(j, remote_done);
     else if (j->kind == CALSYNC_CHECK && !j->in_sync)
         calsync_job_finish(j); /* changed since the import: the mirror decides */
     else if (j->kind == CALSYNC_CHECK)
@@ -202,11 +226,13 @@ static bool push_wanted(json_t *d)
     return json_is_true(json_object_get(p, "token_ok")) && st != NULL && strcmp(st, "sync") != 0;
 }
 
-/* account_op - the account ops: push, watch, disconnect (false: not one) */
+/* account_op - the account ops: push, watch, disconnect, delete_event
+ * (false: not one) */
 static bool account_op(struct calsync_ctx *ctx, struct tn_consumer *c, struct tn_entry *e,
                        const char *tenant, const char *op, json_t *d)
 {
     const char *aid = json_string_value(json_object_get(d, "account_id"));
+    const char *did = json_string_value(json_object_get(d, "deletion_id"));
 
     if (!uuid_ok(aid))
         return false;
@@ -220,6 +246,8 @@ static bool account_op(struct calsync_ctx *ctx, struct tn_consumer *c, struct tn
         calsync_job_start(ctx, CALSYNC_WATCH, tenant, aid, c, e);
     } else if (strcmp(op, "disconnect") == 0) {
         calsync_job_start(ctx, CALSYNC_UNWATCH, tenant, aid, c, e);
+    } else if (strcmp(op, "delete_event") == 0 && uuid_ok(did)) {
+        calsync_job_start(ctx, CALSYNC_DELETE, tenant, did, c, e);
     } else {
         return false;
     }

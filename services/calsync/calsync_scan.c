@@ -14,8 +14,12 @@
  *	account (tern_calsync_accounts_due) and, when push channels are on,
  *	a watch for every Google account whose channel is missing or expires
  *	within TN_CALSYNC_WATCH_AHEAD (tern_calsync_watch_due, which paces a
- *	failing watch to one attempt a minute). One scan runs at a time; two
- *	replicas scanning together only repeat idempotent work.
+ *	failing watch to one attempt a minute), and a delete job for every
+ *	calendar_deletions row that is due (tern_calsync_deletions_due, 0016:
+ *	an erasure's event whose cal.request was lost or whose deletion
+ *	failed; each row returned is paced, a minute doubling up to a day).
+ *	One scan runs at a time; two replicas scanning together only repeat
+ *	idempotent work.
  * RUNS ON
  *	Runs on: threadpool (the queries); loop (starting the jobs).
  * DIAGNOSTICS
@@ -35,10 +39,11 @@
 #define SCAN_MIN_AGE_MS 2000
 #define SCAN_WATCHES 8
 #define WATCH_RETRY_MS 60000
+#define SCAN_DELETIONS 8
 
 struct scan {
     struct calsync_ctx *ctx;
-    struct pg_result *bookings, *accounts, *watches;
+    struct pg_result *bookings, *accounts, *watches, *deletions;
 };
 
 /* watch_work - the accounts due a push channel (none when push is off) */
@@ -57,7 +62,18 @@ static enum tn_err watch_work(struct tn_pgconn *c, struct scan *s)
                            3, p, &s->watches);
 }
 
-/* scan_work - the two id queries. Runs on: threadpool */
+/* deletions_work - the erased bookings' events due a delete job */
+static enum tn_err deletions_work(struct tn_pgconn *c, struct scan *s)
+{
+    char lim[16];
+    const char *p[1] = {lim};
+
+    snprintf(lim, sizeof(lim), "%d", SCAN_DELETIONS);
+    return tn_pgconn_query(c, "SELECT tenant_id, id FROM tern_calsync_deletions_due($1)", 1, p,
+                           &s->deletions);
+}
+
+/* scan_work - the id queries. Runs on: threadpool */
 static enum tn_err scan_work(struct tn_pgconn *c, void *arg)
 {
     struct scan *s = arg;
@@ -76,7 +92,9 @@ static enum tn_err scan_work(struct tn_pgconn *c, void *arg)
     p[0] = every, p[1] = alim;
     err = tn_pgconn_query(c, "SELECT tenant_id, account_id FROM tern_calsync_accounts_due($1, $2)",
                           2, p, &s->accounts);
-    return err == TN_OK ? watch_work(c, s) : err;
+    if (err == TN_OK)
+        err = watch_work(c, s);
+    return err == TN_OK ? deletions_work(c, s) : err;
 }
 
 /* start_all - one job per row */
@@ -100,7 +118,9 @@ static void scan_done(enum tn_err err, void *arg)
         start_all(s->ctx, s->bookings, CALSYNC_MIRROR);
         start_all(s->ctx, s->accounts, CALSYNC_IMPORT);
         start_all(s->ctx, s->watches, CALSYNC_WATCH);
+        start_all(s->ctx, s->deletions, CALSYNC_DELETE);
     }
+    tn_pg_result_free(s->deletions);
     tn_pg_result_free(s->bookings);
     tn_pg_result_free(s->accounts);
     tn_pg_result_free(s->watches);

@@ -18,7 +18,12 @@
  *	through tern_busy_replace(), and in the same transaction the bookings
  *	whose events the import did not see (calsync_twoway_candidates). A
  *	check job loads like a mirror, plus whether the booking is mirrored
- *	at its version to the loaded account (in_sync). scan finds bookings whose calendar is
+ *	at its version to the loaded account (in_sync). A delete job loads
+ *	its calendar_deletions row (the erased booking's id, the account and
+ *	the calendar its event is in) and that account, if it is still
+ *	connected; its save drops the row once the event is gone (or was
+ *	never Tern's) through tern_calsync_event_deleted (0016), and keeps it
+ *	for the scan otherwise. scan finds bookings whose calendar is
  *	behind (the XADD after a booking was lost, or an earlier attempt
  *	failed) and accounts whose busy time is due, and starts their jobs.
  * RUNS ON
@@ -73,6 +78,12 @@ static const char sql_save_busy[] =
     "SELECT tern_busy_replace($1::uuid, tstzrange(to_timestamp($2::bigint),"
     " to_timestamp($3::bigint)), ARRAY(SELECT tstzrange(to_timestamp(s), to_timestamp(e))"
     " FROM unnest($4::bigint[], $5::bigint[]) AS u(s, e)))";
+
+static const char sql_deletion[] =
+    "SELECT booking_id, account_id, calendar_id FROM calendar_deletions"
+    " WHERE tenant_id = tern_current_tenant() AND id = $1";
+
+static const char sql_deleted[] = "SELECT tern_calsync_event_deleted($1)";
 
 /* open_hex - tn_open a sealed hex column (aad "oauth:<tenant>:<acct>:<kind>")
  * into a new string. Errors: TN_EDENIED when it does not open */
@@ -191,6 +202,44 @@ static enum tn_err load_account(struct tn_pgconn *c, struct calsync_job *j)
     return err;
 }
 
+/* use_calendar - the job's calendar is the one the event was written to
+ * (CalDAV: a collection URL, kept ending in '/') */
+static void use_calendar(struct calsync_job *j, const char *cal)
+{
+    size_t n = strlen(cal);
+    bool slash = !j->acct.google && (n == 0 || cal[n - 1] != '/');
+
+    tn_free(j->acct.url);
+    j->acct.url = tn_xmalloc(n + 2);
+    snprintf(j->acct.url, n + 2, "%s%s", cal, slash ? "/" : "");
+}
+
+/* load_deletion - the calendar_deletions row, then its account (when it is
+ * still connected: has_account); j->id becomes the booking's id */
+static enum tn_err load_deletion(struct tn_pgconn *c, struct calsync_job *j)
+{
+    const char *p[1] = {j->id};
+    struct pg_result *row = NULL, *acct = NULL;
+    enum tn_err err = tn_pgconn_query(c, sql_deletion, 1, p, &row);
+
+    if (err != TN_OK || tn_pg_result_rows(row) != 1)
+        goto out; /* gone: deleted already */
+    j->found = true;
+    snprintf(j->deletion, sizeof(j->deletion), "%s", j->id);
+    snprintf(j->id, sizeof(j->id), "%s", tn_pg_result_value(row, 0, 0));
+    p[0] = tn_pg_result_value(row, 0, 1);
+    err = tn_pgconn_query(c, sql_account, 1, p, &acct);
+    if (err == TN_OK && tn_pg_result_rows(acct) == 1) {
+        j->has_account = true;
+        err = account_from(j, acct, 0);
+        use_calendar(j, tn_pg_result_value(row, 0, 2));
+    }
+out:
+    tn_pg_result_free(acct);
+    tn_pg_result_free(row);
+    return err;
+}
+
 /* load_work - read-only transaction bound to the tenant. Runs on: threadpool */
 static enum tn_err load_work(struct tn_pgconn *c, void *arg)
 {
@@ -199,7 +248,9 @@ static enum tn_err load_work(struct tn_pgconn *c, void *arg)
 
     if (err != TN_OK)
         return err;
-    if (j->kind == CALSYNC_WATCH || j->kind == CALSYNC_UNWATCH) {
+    if (j->kind == CALSYNC_DELETE) {
+        err = load_deletion(c, j);
+    } else if (j->kind == CALSYNC_WATCH || j->kind == CALSYNC_UNWATCH) {
         err = load_account(c, j);
         if (err == TN_OK && j->found)
             err = calsync_gwatch_load(c, j);
@@ -265,6 +316,17 @@ static enum tn_err save_busy(struct tn_pgconn *c, struct calsync_job *j)
     return err;
 }
 
+/* save_deletion - the row is done with when the event is gone, was never
+ * Tern's, or its account is gone; otherwise the scan tries again */
+static enum tn_err save_deletion(struct tn_pgconn *c, struct calsync_job *j)
+{
+    bool done = j->err == TN_OK || (j->why != NULL && strcmp(j->why, "foreign_event") == 0);
+
+    if (!done)
+        return TN_OK;
+    return tn_pgconn_query(c, sql_deleted, 1, (const char *[]){j->deletion}, NULL);
+}
+
 /* save_work - record the outcome. Runs on: threadpool */
 static enum tn_err save_work(struct tn_pgconn *c, void *arg)
 {
@@ -273,7 +335,10 @@ static enum tn_err save_work(struct tn_pgconn *c, void *arg)
 
     if (err != TN_OK)
         return err;
-    err = j->kind == CALSYNC_MIRROR ? save_mirror(c, j) : save_busy(c, j);
+    if (j->kind == CALSYNC_DELETE)
+        err = save_deletion(c, j);
+    else
+        err = j->kind == CALSYNC_MIRROR ? save_mirror(c, j) : save_busy(c, j);
     if (err == TN_OK)
         return tn_pgconn_commit(c);
     tn_pgconn_rollback(c);

@@ -30,13 +30,18 @@
  *	expires, then stops the old one; op watch forces a new one); a push
  *	(op push, from tern-ingest) imports the account's busy time at once,
  *	so an owner's delete or move is acted on in seconds; op disconnect
- *	stops the channel.
+ *	stops the channel. Erasure: op delete_event (from tern-sweeper, or
+ *	the scan for a row whose entry was lost) deletes Tern's event of an
+ *	erased booking, found through its calendar_deletions row, with the
+ *	mirror's own checks (only an event with Tern's mark for that
+ *	booking).
  * STREAMS IN
  *	tern:cal (group calsync): cal.request v1; data.op book | reschedule |
  *	cancel with booking_id, sync with account_id, connect with oauth
  *	{provider, code_sealed, redirect_uri, resource_id?}, push with
  *	account_id and push{channel_id, resource_state, token_ok, ...},
- *	watch and disconnect with account_id.
+ *	watch and disconnect with account_id, delete_event with account_id
+ *	and deletion_id.
  * STREAMS OUT
  *	tern:out: outbound.message v1 (reason notice) telling a lead that the
  *	business cancelled the appointment in its calendar; tern:cal:dead
@@ -54,6 +59,8 @@
  *	booking's times, audit booking.moved_in_calendar),
  *	tern_calsync_enqueued. Push (0012): oauth_accounts.push_* (the
  *	channel id, resource id, token hash and expiry), tern_calsync_watch_due.
+ *	Erasure (0016): calendar_deletions (read), tern_calsync_deletions_due,
+ *	tern_calsync_event_deleted.
  * ENVIRONMENT
  *	The shared variables of tn_daemon.h (TN_ADMIN_LISTEN defaults to
  *	127.0.0.1:9103), TN_MASTER_KEY[_FILE] (opens calendar credentials),

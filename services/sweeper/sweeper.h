@@ -9,7 +9,10 @@
  *     -> threadpool: sweeper_request.c dispatches on the kind to
  *        sweeper_erase.c / sweeper_export.c / restrict / disconnect
  *     -> loop: verdict (ACK / RETRY / DEAD); tokens taken from a
- *        disconnected account go to sweeper_revoke.c (HTTP, retried)
+ *        disconnected account go to sweeper_revoke.c (HTTP, retried): the
+ *        account's push channel is stopped first, then the grant revoked
+ *   erase -> after COMMIT, one cal.request delete_event per calendar event
+ *     of the erased bookings (sweeper_caldel.c; rows of calendar_deletions)
  *   TN_SWEEPER_INTERVAL timer -> threadpool: sweeper_offboard.c (deleted
  *     tenants), sweeper_retain.c (expired rows), sweeper_trim.c (streams)
  *
@@ -46,6 +49,7 @@ struct sweeper_cfg {
     char *suppression_key;     /* TN_SUPPRESSION_KEY ("" : erasures wait) */
     char *master_key;          /* TN_MASTER_KEY (to open tokens to revoke) */
     char *revoke_url;          /* TN_GOOGLE_REVOKE_URL */
+    char *calendar_base;       /* TN_GOOGLE_CALENDAR_BASE: channels.stop */
     char *streams;             /* TN_SWEEPER_STREAMS: comma list to trim */
     int64_t interval_ms;       /* TN_SWEEPER_INTERVAL */
     int64_t batch;             /* TN_SWEEPER_BATCH: rows per statement */
@@ -54,9 +58,21 @@ struct sweeper_cfg {
     int64_t revoke_attempts;   /* TN_SWEEPER_REVOKE_ATTEMPTS */
 };
 
-/* A token taken from a row, to revoke at the provider. */
+/* What a cleared Google account leaves to do at the provider: stop its
+ * push channel (with its access token), then revoke the grant. Every string
+ * is new, owned by the holder and wiped and freed by sweeper_token_wipe
+ * (sweeper_revoke takes them over). */
 struct sweeper_token {
-    char *value; /* new, plaintext: wiped and freed by sweeper_revoke */
+    char *value;    /* plaintext token to revoke (refresh, else access), or NULL */
+    char *access;   /* plaintext access token for channels.stop, or NULL */
+    char *channel;  /* the push channel's id, or NULL (none, or no live access) */
+    char *resource; /* its Google resourceId */
+    char tenant[37], account[37]; /* for the logs */
+};
+
+/* A calendar event to delete after an erasure (a calendar_deletions row). */
+struct sweeper_caldel {
+    char id[37], account[37];
 };
 
 /* The daemon. */
@@ -146,14 +162,15 @@ enum tn_err sweeper_take_tokens(struct tn_pgconn *c, const struct tn_keyring *ke
                                 const char *tenant, const char *account, struct sweeper_token *tokens,
                                 size_t room, size_t *n);
 
-/* sweeper_revoke_start - revoke each token (moved out of tokens[0..n), which
- * is zeroed) at the provider, retrying failures. Runs on: loop. */
+/* sweeper_revoke_start - for each token (moved out of tokens[0..n), which
+ * is zeroed): stop its push channel, then revoke it at the provider,
+ * retrying failures of each. Runs on: loop. */
 void sweeper_revoke_start(struct sweeper_ctx *ctx, struct sweeper_token *tokens, size_t n);
 
 /* sweeper_revoke_stop - drain: pending retries are abandoned (logged). */
 void sweeper_revoke_stop(struct sweeper_ctx *ctx);
 
-/* sweeper_token_wipe - zero and free a token's value (NULL-safe). */
+/* sweeper_token_wipe - zero and free a token's strings (NULL-safe). */
 void sweeper_token_wipe(struct sweeper_token *t);
 
 /* sweeper_redis_open - blocking connection from url (AUTH from the URL),
@@ -171,6 +188,20 @@ struct redisReply *sweeper_redis_cmd(struct redisContext *rc, int argc, const ch
  * counts[0..3): stream entries, keys, members. Runs on: threadpool. */
 enum tn_err sweeper_redis_scrub(const char *url, const char *tenant, const char *const *needles,
                                 size_t n, long counts[3]);
+
+/* sweeper_caldel_record - inside the erasure's tenant transaction, before the
+ * bookings are deleted: one calendar_deletions row per booking of contact
+ * with an event in a calendar. *out gets new rows (tn_free), *n how many.
+ * Runs on: threadpool. */
+enum tn_err sweeper_caldel_record(struct tn_pgconn *c, const char *contact,
+                                  struct sweeper_caldel **out, size_t *n);
+
+/* sweeper_caldel_publish - after COMMIT: XADD one cal.request delete_event
+ * per row (borrowed) to tern:cal. A failure is logged, not returned:
+ * tern-calsync's scan finds rows whose entry never came. Runs on:
+ * threadpool. */
+void sweeper_caldel_publish(const char *url, const char *tenant,
+                            const struct sweeper_caldel *rows, size_t n);
 
 /* The timer's sweep (sweeper_sweep.c): offboarding, retention, trimming. */
 void sweeper_sweep_start(struct sweeper_ctx *ctx);

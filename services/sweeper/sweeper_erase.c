@@ -17,10 +17,17 @@
  *	   and emails to suppressions as HMAC-SHA256 under TN_SUPPRESSION_KEY
  *	   (hex), kind 'erased'; mark the request done with a receipt of
  *	   counts per table (ids and numbers only) and copy it to audit_log.
+ *	   Before the bookings go, each one with an event in a calendar gets a
+ *	   calendar_deletions row (sweeper_caldel.c), in this transaction.
+ *	4. After COMMIT: one cal.request delete_event per such row on tern:cal;
+ *	   tern-calsync deletes Tern's event from the Google or CalDAV calendar
+ *	   (its scan takes a row whose entry was lost).
  *	A redelivery after step 3 finds the request done and does nothing.
  *
- *	XXX: a booking deleted here may still be mirrored in the business's
- *	calendar until tern-calsync reconciles it.
+ *	XXX: a booking whose first mirror is in flight during the erasure (its
+ *	event created, not yet recorded in the booking) leaves that event in
+ *	the calendar: nothing names it any more. The window is one calendar
+ *	round trip after a booking is made.
  * RUNS ON
  *	Runs on: threadpool.
  */
@@ -137,14 +144,18 @@ static enum tn_err delete_rows(struct tn_pgconn *c, struct sweeper_job *job, str
     return err;
 }
 
-/* delete_all - step 3 in one tenant transaction */
-static enum tn_err delete_all(struct tn_pgconn *c, struct sweeper_job *job, const long redis[3])
+/* delete_all - step 3 in one tenant transaction; *cal gets the calendar
+ * events to delete (new, tn_free; NULL when none or on error) */
+static enum tn_err delete_all(struct tn_pgconn *c, struct sweeper_job *job, const long redis[3],
+                              struct sweeper_caldel **cal, size_t *ncal)
 {
     struct tn_buf r;
     bool done = false;
     long nsup = 0;
     enum tn_err err = tn_pgconn_begin_tenant(c, job->tenant);
 
+    *cal = NULL;
+    *ncal = 0;
     if (err != TN_OK)
         return err;
     tn_buf_init(&r, 0);
@@ -154,29 +165,37 @@ static enum tn_err delete_all(struct tn_pgconn *c, struct sweeper_job *job, cons
     err = suppress(c, job, &nsup);
     tn_buf_printf(&r, "{\"request\":\"%s\",", job->request);
     if (err == TN_OK)
+        err = sweeper_caldel_record(c, job->contact, cal, ncal); /* before the bookings go */
+    if (err == TN_OK)
         err = delete_rows(c, job, &r);
     tn_buf_printf(&r,
                   ",\"redis\":{\"stream_entries\":%ld,\"keys\":%ld,\"members\":%ld},"
-                  "\"suppressed\":%ld}",
-                  redis[0], redis[1], redis[2], nsup);
+                  "\"suppressed\":%ld,\"calendar_events\":%zu}",
+                  redis[0], redis[1], redis[2], nsup, *ncal);
     if (err == TN_OK)
         err = sweeper_request_finish(c, job, "privacy.erase", r.data);
 out:
     tn_buf_free(&r);
-    if (err != TN_OK) {
+    if (err == TN_OK)
+        err = tn_pgconn_commit(c);
+    else
         tn_pgconn_rollback(c);
-        return err;
+    if (err != TN_OK) { /* nothing committed: nothing to announce */
+        tn_free(*cal);
+        *cal = NULL;
+        *ncal = 0;
     }
-    return tn_pgconn_commit(c);
+    return err;
 }
 
-/* sweeper_erase_work - the three steps */
+/* sweeper_erase_work - the four steps */
 enum tn_err sweeper_erase_work(struct tn_pgconn *c, struct sweeper_job *job)
 {
     struct pg_result *res = NULL;
     const char **needles = NULL;
+    struct sweeper_caldel *cal = NULL;
     long redis[3] = {0, 0, 0};
-    size_t n = 0;
+    size_t n = 0, ncal = 0;
     bool done = false;
     enum tn_err err;
 
@@ -194,8 +213,11 @@ enum tn_err sweeper_erase_work(struct tn_pgconn *c, struct sweeper_job *job)
     if (n > 0)
         err = sweeper_redis_scrub(job->ctx->redis_url, job->tenant, needles, n, redis);
     if (err == TN_OK)
-        err = delete_all(c, job, redis);
+        err = delete_all(c, job, redis, &cal, &ncal);
+    if (err == TN_OK)
+        sweeper_caldel_publish(job->ctx->redis_url, job->tenant, cal, ncal);
 out:
+    tn_free(cal);
     tn_free(needles);
     tn_pg_result_free(res);
     return err;

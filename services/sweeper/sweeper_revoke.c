@@ -1,29 +1,48 @@
 /*
  * NAME
- *	sweeper_revoke - revoke OAuth grants at the provider, with retries
+ *	sweeper_revoke - stop push channels and revoke OAuth grants at the
+ *	provider, with retries
  * SYNOPSIS
  *	sweeper_revoke_start(ctx, tokens, n); sweeper_revoke_stop(ctx);
  * DESCRIPTION
  *	By the time a token gets here it is already gone from the database
- *	(sweeper_take_tokens committed first): the revocation is a courtesy
- *	to the provider and the user, and its failure never brings the token
- *	back. Each token is POSTed as token=<value> (form encoded) to
- *	TN_GOOGLE_REVOKE_URL; 200 is revoked, 400 means the provider does not
- *	know the token any more (expired or revoked already): both are done.
- *	Anything else (5xx, 429, a transport error) is retried with capped
- *	exponential backoff, TN_SWEEPER_REVOKE_ATTEMPTS times in all.
+ *	(sweeper_take_tokens committed first), and so is the account's push
+ *	channel: stopping the channel and revoking the grant are courtesies
+ *	to the provider and the user, and their failure never brings anything
+ *	back.
+ *
+ *	Per account, in this order (channels.stop needs the grant alive):
+ *	1. Stop: when the account had a push channel and a live access token,
+ *	   POST {"id","resourceId"} to TN_GOOGLE_CALENDAR_BASE/channels/stop
+ *	   with "Authorization: Bearer <access token>" (protocols.md 5.4).
+ *	   2xx is stopped, 404 means Google no longer knows the channel
+ *	   (expired, stopped already): both are done. 5xx, 429 and transport
+ *	   errors are retried like a revocation; anything else (401: the
+ *	   token died meanwhile) is logged and given up. Either way step 2
+ *	   follows: the revocation is not held hostage by the channel.
+ *	2. Revoke: the token is POSTed as token=<value> (form encoded) to
+ *	   TN_GOOGLE_REVOKE_URL; 200 is revoked, 400 means the provider does
+ *	   not know the token any more (expired or revoked already): both are
+ *	   done.
+ *	Failures of either step (5xx, 429, a transport error) are retried
+ *	with capped exponential backoff, TN_SWEEPER_REVOKE_ATTEMPTS times in
+ *	all per step, so a failing channels.stop delays the revocation by
+ *	about a minute at most before it is given up.
  *
  *	XXX: retries live in memory only, by design (no row may keep the
  *	token): a restart during the retries abandons them (logged).
  * RUNS ON
  *	loop.
  * DIAGNOSTICS
- *	sweeper.revoked, sweeper.revoke_retry, sweeper.revoke_gave_up,
- *	sweeper.revoke_abandoned (never with the token).
+ *	sweeper.channel_stopped, sweeper.channel_stop_retry,
+ *	sweeper.channel_stop_failed (given up), sweeper.revoked,
+ *	sweeper.revoke_retry, sweeper.revoke_gave_up, sweeper.revoke_abandoned
+ *	(ids and statuses, never a token).
  */
 #include <stdio.h>
 #include <string.h>
 
+#include <jansson.h>
 #include <uv.h>
 
 #include <tn/tn_buf.h>
@@ -40,7 +59,8 @@ struct revoke {
     struct sweeper_token token;
     uint32_t attempt;
     uv_timer_t timer;
-    bool waiting; /* the timer runs (no transfer in flight) */
+    bool stopping; /* step 1: the channel's channels.stop is under way */
+    bool waiting;  /* the timer runs (no transfer in flight) */
     struct revoke *next;
 };
 
@@ -48,17 +68,26 @@ static struct revoke *pending; /* every revocation not finished */
 
 static void send_one(struct revoke *r);
 
+/* wipe - zero and free a secret string (NULL-safe) */
+static void wipe(char *s)
+{
+    volatile char *p = s;
+
+    if (s == NULL)
+        return;
+    while (*p != '\0')
+        *p++ = '\0';
+    tn_free(s);
+}
+
 /* sweeper_token_wipe - zero and free */
 void sweeper_token_wipe(struct sweeper_token *t)
 {
-    if (t->value != NULL) {
-        volatile char *p = t->value;
-
-        while (*p != '\0')
-            *p++ = '\0';
-        tn_free(t->value);
-    }
-    t->value = NULL;
+    wipe(t->value);
+    wipe(t->access);
+    tn_free(t->channel);
+    tn_free(t->resource);
+    t->value = t->access = t->channel = t->resource = NULL;
 }
 
 /* unlink_one - take r off the pending list */
@@ -98,12 +127,60 @@ static void on_retry(uv_timer_t *t)
     send_one(r);
 }
 
+/* retry_later - wait out the backoff of this attempt, then send again */
+static void retry_later(struct revoke *r)
+{
+    r->waiting = true;
+    uv_timer_start(&r->timer, on_retry, tn_backoff_delay(500, 60000, r->attempt), 0);
+}
+
+/* to_revoke - the channel is done with: step 2, or the end */
+static void to_revoke(struct revoke *r)
+{
+    r->stopping = false;
+    r->attempt = 0;
+    wipe(r->token.access); /* the grant's access token is not needed any more */
+    r->token.access = NULL;
+    if (r->token.value == NULL)
+        finish(r);
+    else
+        send_one(r);
+}
+
+/* on_stopped - channels.stop's answer */
+static void on_stopped(struct revoke *r, long status, enum tn_err err)
+{
+    struct tn_log_ctx lc = {.tenant_id = r->token.tenant};
+    bool transient = err != TN_OK || status == 429 || status >= 500;
+
+    if ((status >= 200 && status <= 299) || status == 404) {
+        tn_log_info(&lc, "sweeper.channel_stopped", TN_KV_STR("account", r->token.account),
+                    TN_KV_STR("channel", r->token.channel), TN_KV_INT("http_status", status));
+    } else if (transient && err != TN_ECANCELED && !r->ctx->draining &&
+               r->attempt < r->ctx->cfg.revoke_attempts) {
+        tn_log_warn(&lc, "sweeper.channel_stop_retry", TN_KV_STR("account", r->token.account),
+                    TN_KV_INT("http_status", status), TN_KV_ERR(err),
+                    TN_KV_INT("attempt", r->attempt));
+        retry_later(r);
+        return;
+    } else {
+        tn_log_error(&lc, "sweeper.channel_stop_failed", TN_KV_STR("account", r->token.account),
+                     TN_KV_STR("channel", r->token.channel), TN_KV_INT("http_status", status),
+                     TN_KV_ERR(err), TN_KV_INT("attempts", r->attempt));
+    }
+    to_revoke(r);
+}
+
 /* on_done - the provider's answer */
 static void on_done(const struct tn_http_response *resp, enum tn_err err, void *arg)
 {
     struct revoke *r = arg;
     long status = err == TN_OK ? resp->status : 0;
 
+    if (r->stopping) {
+        on_stopped(r, status, err);
+        return;
+    }
     if (status == 200 || status == 400) {
         tn_log_info(NULL, "sweeper.revoked", TN_KV_INT("http_status", status));
         tn_metric_inc(r->ctx->m.revoked);
@@ -118,8 +195,7 @@ static void on_done(const struct tn_http_response *resp, enum tn_err err, void *
     }
     tn_log_warn(NULL, "sweeper.revoke_retry", TN_KV_INT("http_status", status), TN_KV_ERR(err),
                 TN_KV_INT("attempt", r->attempt));
-    r->waiting = true;
-    uv_timer_start(&r->timer, on_retry, tn_backoff_delay(500, 60000, r->attempt), 0);
+    retry_later(r);
 }
 
 /* form_body - "token=<percent-encoded value>" into b */
@@ -137,13 +213,52 @@ static void form_body(struct tn_buf *b, const char *v)
     }
 }
 
-/* send_one - one attempt */
+/* stop_body - {"id","resourceId"} of the channel; new (tn_free) */
+static char *stop_body(const struct sweeper_token *t)
+{
+    json_t *o = json_pack("{s:s, s:s}", "id", t->channel, "resourceId", t->resource);
+    char *s = json_dumps(o, JSON_COMPACT), *out;
+
+    json_decref(o);
+    out = tn_xstrdup(s != NULL ? s : "{}");
+    tn_free(s); /* jansson's buffer (tn_free is free) */
+    return out;
+}
+
+/* send_stop - one channels.stop attempt with the grant's access token */
+static void send_stop(struct revoke *r)
+{
+    char auth[4200], url[1200], *body = stop_body(&r->token);
+    const char *headers[] = {auth, "Content-Type: application/json", NULL};
+    enum tn_err err;
+
+    snprintf(auth, sizeof(auth), "Authorization: Bearer %s", r->token.access);
+    snprintf(url, sizeof(url), "%s/channels/stop", r->ctx->cfg.calendar_base);
+    r->attempt++;
+    err = tn_http_send(r->ctx->http,
+                       &(struct tn_http_request){.method = "POST",
+                                                 .url = url,
+                                                 .headers = headers,
+                                                 .body = body,
+                                                 .body_len = strlen(body)},
+                       on_done, r);
+    memset(auth, 0, sizeof(auth));
+    tn_free(body);
+    if (err != TN_OK)
+        on_stopped(r, 0, err); /* no callback will come */
+}
+
+/* send_one - one attempt of the current step */
 static void send_one(struct revoke *r)
 {
     static const char *const headers[] = {"Content-Type: application/x-www-form-urlencoded", NULL};
     struct tn_buf body;
     enum tn_err err;
 
+    if (r->stopping) {
+        send_stop(r);
+        return;
+    }
     tn_buf_init(&body, 0);
     form_body(&body, r->token.value);
     r->attempt++;
@@ -168,18 +283,24 @@ void sweeper_revoke_start(struct sweeper_ctx *ctx, struct sweeper_token *tokens,
     for (size_t i = 0; i < n; i++) {
         struct revoke *r;
 
-        if (tokens[i].value == NULL)
+        if (tokens[i].value == NULL && tokens[i].channel == NULL) {
+            sweeper_token_wipe(&tokens[i]);
             continue;
+        }
         r = tn_xcalloc(1, sizeof(*r));
         r->ctx = ctx;
         r->token = tokens[i];
-        tokens[i].value = NULL;
+        r->stopping = r->token.channel != NULL && r->token.access != NULL;
+        memset(&tokens[i], 0, sizeof(tokens[i]));
         uv_timer_init(ctx->loop, &r->timer);
         r->timer.data = r;
         r->next = pending;
         pending = r;
         ctx->revokes++;
-        send_one(r);
+        if (r->stopping)
+            send_one(r);
+        else
+            to_revoke(r); /* no channel to stop: step 2 at once */
     }
 }
 
@@ -193,7 +314,9 @@ void sweeper_revoke_stop(struct sweeper_ctx *ctx)
         next = r->next;
         if (!r->waiting)
             continue; /* a transfer is in flight: its answer finishes it */
-        tn_log_error(NULL, "sweeper.revoke_abandoned", TN_KV_INT("attempts", r->attempt));
+        tn_log_error(&(struct tn_log_ctx){.tenant_id = r->token.tenant}, "sweeper.revoke_abandoned",
+                     TN_KV_STR("account", r->token.account), TN_KV_BOOL("stopping", r->stopping),
+                     TN_KV_INT("attempts", r->attempt));
         uv_timer_stop(&r->timer);
         finish(r);
     }

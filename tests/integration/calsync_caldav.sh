@@ -6,7 +6,9 @@
 # byte for byte; busy time read back with a calendar-query REPORT (including
 # a recurring event) removes slots. Two-way: the owner deleting Tern's event
 # cancels the booking, moving it moves the booking, and nothing is written
-# back. Bookings are written with the SQL the
+# back. Erasing a lead (a real tern-sweeper) deletes that lead's event and
+# no other, also when the erasure's cal.request was lost (the scan), and
+# never a foreign event. Bookings are written with the SQL the
 # booking tools use (tern_book, tern_reschedule); one change is announced on
 # tern:cal, the others only by sync_version, which the scan must find.
 set -u
@@ -204,6 +206,64 @@ cmp -s "$dir/ev4.after" "$dir/ev4.moved" && ok || bad "moved event was written b
 # bid (cancelled by Tern, its event deleted by Tern) is not cancelled again
 want 0 "$(sql "SELECT count(*) FROM audit_log WHERE tenant_id = '$tid'
     AND detail->>'booking_id' = '$bid'")" "Tern's own cancel seen as the owner's"
+
+# ---------------------------------------------------------------- erasure: the erased lead's event goes
+# `ternctl privacy erase` of a lead (a real tern-sweeper: calendar_deletions
+# row, cal.request delete_event) makes calsync delete that lead's event
+# (DELETE If-Match) and no other. A row whose entry was lost (a crash
+# between the erasure's COMMIT and its XADD) is found by the scan. A row
+# naming an href that holds a foreign event deletes nothing.
+. "$TN_SRC_DIR/tests/support/google.sh" # calsync_erase
+gone=$(sql "INSERT INTO contacts (tenant_id, kind, address) VALUES ('$tid', 'telegram', 'g$RANDOM')
+            RETURNING id")
+keep=$(sql "INSERT INTO contacts (tenant_id, kind, address) VALUES ('$tid', 'telegram', 'k$RANDOM')
+            RETURNING id")
+bg=$(tsql "SELECT booking_id FROM tern_book('$svc', '$gone', '${iso}T10:00Z', NULL, 0, NULL, NULL)")
+bk=$(tsql "SELECT booking_id FROM tern_book('$svc', '$keep', '${iso}T12:00Z', NULL, 0, NULL, NULL)")
+hrefg="${cal}tern$(echo "$bg" | tr -d -).ics"
+hrefk="${cal}tern$(echo "$bk" | tr -d -).ics"
+xadd book booking_id "$bg"
+xadd book booking_id "$bk"
+for b in "$bg" "$bk"; do
+    wait_sql "erasure: $b mirrored" "SELECT synced_version = sync_version AND external_etag IS NOT NULL
+                                     FROM bookings WHERE id = '$b'"
+done
+want 200 "$(caldav_get "$hrefg" "$dir/gone.before" "$rad_user:$rad_pass")" "the erased lead's event"
+caldav_get "$hrefk" "$dir/keep.before" "$rad_user:$rad_pass" >/dev/null
+calsync_erase "$gone" && ok || bad "erase: $(tail -3 "$dir/sweeper.log")"
+want 0 "$(sql "SELECT count(*) FROM bookings WHERE id = '$bg'")" "erased booking"
+for _ in $(seq 1 100); do
+    [ "$(caldav_get "$hrefg" "$dir/gone.after" "$rad_user:$rad_pass")" = 404 ] && break
+    sleep 0.1
+done
+want 404 "$(caldav_get "$hrefg" "$dir/gone.after" "$rad_user:$rad_pass")" \
+    "the erased lead's event is gone from the server"
+wait_sql "erasure: calendar_deletions done" "SELECT count(*) = 0 FROM calendar_deletions
+                                             WHERE tenant_id = '$tid'"
+caldav_get "$hrefk" "$dir/keep.after" "$rad_user:$rad_pass" >/dev/null
+cmp -s "$dir/keep.before" "$dir/keep.after" && ok || bad "the other lead's event changed"
+grep -q '"event":"calsync.event_deleted"' "$dir/calsync.log" && ok || bad "event_deleted not logged"
+# the scan: a row without its entry (its booking gone as the erasure left it)
+g2=$(sql "INSERT INTO contacts (tenant_id, kind, address) VALUES ('$tid', 'telegram', 'h$RANDOM')
+          RETURNING id")
+b2=$(tsql "SELECT booking_id FROM tern_book('$svc', '$g2', '${iso}T14:00Z', NULL, 0, NULL, NULL)")
+href5="${cal}tern$(echo "$b2" | tr -d -).ics"
+xadd book booking_id "$b2"
+wait_sql "erasure: $b2 mirrored" "SELECT synced_version = sync_version AND external_etag IS NOT NULL
+                                  FROM bookings WHERE id = '$b2'"
+sql "BEGIN; INSERT INTO calendar_deletions (tenant_id, booking_id, account_id, calendar_id, next_at)
+     VALUES ('$tid', '$b2', '$acct', '$cal', now()); DELETE FROM bookings WHERE id = '$b2'; COMMIT" \
+    >/dev/null
+wait_sql "scan: calendar_deletions done" "SELECT count(*) = 0 FROM calendar_deletions
+                                          WHERE tenant_id = '$tid'"
+want 404 "$(caldav_get "$href5" "$dir/ev5" "$rad_user:$rad_pass")" "the scan deleted the event"
+# never a foreign event: a row naming the squatter's href
+sql "INSERT INTO calendar_deletions (tenant_id, booking_id, account_id, calendar_id, next_at)
+     VALUES ('$tid', '$bid2', '$acct', '$cal', now())" >/dev/null
+wait_sql "foreign: calendar_deletions dropped" "SELECT count(*) = 0 FROM calendar_deletions
+                                                WHERE tenant_id = '$tid'"
+caldav_get "$href2" "$dir/squat.after2" "$rad_user:$rad_pass" >/dev/null
+cmp -s "$dir/squat.before" "$dir/squat.after2" && ok || bad "a deletion touched the squatting event"
 
 # ---------------------------------------------------------------- the foreign event, untouched
 caldav_get "${cal}foreign-1.ics" "$dir/foreign.after" "$rad_user:$rad_pass" >/dev/null

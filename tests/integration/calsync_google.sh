@@ -10,6 +10,8 @@
 # (sendUpdates per tenant; a 503 first is retried), reschedule patches it
 # (If-Match), cancel deletes it; a foreign event, and one squatting on
 # Tern's id, are never touched; busy time from events.list removes slots;
+# erasing a lead (a real tern-sweeper) deletes that lead's event and no
+# other;
 # an access token the provider no longer accepts is refreshed exactly once
 # while several jobs need it; invalid_grant flags the account (column and
 # audit row) and stops calls.
@@ -207,6 +209,52 @@ want 1 "$(google_count google-oauth "$s2" '.json.grant_type == "refresh_token"')
 [ "$(google_count google "$s2" '.headers.authorization != null')" -ge 5 ] && ok || bad "calls"
 want "$(evid "${bids[0]}")" "$(gcal GET "/calendars/primary/events/$(evid "${bids[0]}")" | jq -r .id)" \
     "event after refresh"
+
+# ---------------------------------------------------------------- erasure: the erased lead's event goes
+# Two new leads book 10:00 and 12:00 a day later; `ternctl privacy erase` of the first
+# (a real tern-sweeper: calendar_deletions row, cal.request delete_event)
+# makes calsync delete that event (events.delete, If-Match) and nothing
+# else: the other lead's event, the squatter and the foreign event stay.
+gone=$(sql "INSERT INTO contacts (tenant_id, kind, address) VALUES ('$tid', 'telegram', 'g$RANDOM')
+            RETURNING id")
+keep=$(sql "INSERT INTO contacts (tenant_id, kind, address) VALUES ('$tid', 'telegram', 'k$RANDOM')
+            RETURNING id")
+iso2=$(sql "SELECT to_char((now() AT TIME ZONE 'UTC')::date + 4, 'YYYY-MM-DD')") # leaves $iso's slots
+bg=$(tsql "SELECT booking_id FROM tern_book('$svc', '$gone', '${iso2}T10:00Z', NULL, 0, NULL, NULL)")
+bk=$(tsql "SELECT booking_id FROM tern_book('$svc', '$keep', '${iso2}T12:00Z', NULL, 0, NULL, NULL)")
+xadd book booking_id "$bg"
+xadd book booking_id "$bk"
+for b in "$bg" "$bk"; do
+    wait_sql "erasure: $b mirrored" "SELECT synced_version = sync_version AND external_etag IS NOT NULL
+                                     FROM bookings WHERE id = '$b'"
+done
+gcal GET "/calendars/primary/events/$(evid "$bk")" >"$dir/keep.before"
+want confirmed "$(gcal GET "/calendars/primary/events/$(evid "$bg")" | jq -r .status)" "erased lead's event"
+s4=$(google_seq)
+calsync_erase "$gone" && ok || bad "erase: $(tail -3 "$dir/sweeper.log")"
+want 0 "$(sql "SELECT count(*) FROM bookings WHERE id = '$bg'")" "erased booking"
+dels() { google_count google "$s4" ".method == \"DELETE\" and (.path | endswith(\"/$(evid "$bg")\"))"; }
+for _ in $(seq 1 100); do [ "$(dels)" -ge 1 ] && break; sleep 0.1; done
+want 1 "$(dels)" "events.delete of the erased lead's event"
+want "true" "$(sandbox_requests google "$s4" | jq -r "[.[] | select(.method == \"DELETE\")][0] |
+    .headers[\"if-match\"] != null and (.headers.authorization | startswith(\"Bearer \"))")" \
+    "the delete is conditional and authorised"
+want cancelled "$(gcal GET "/calendars/primary/events/$(evid "$bg")" | jq -r .status)" \
+    "the erased lead's event is deleted"
+want 0 "$(google_count google "$s4" "(.method == \"DELETE\" or .method == \"PATCH\" or .method == \"PUT\"
+    or .method == \"POST\") and (.path | endswith(\"/$(evid "$bg")\") | not)")" "other writes"
+gcal GET "/calendars/primary/events/$(evid "$bk")" >"$dir/keep.after"
+want "$(jq -S . "$dir/keep.before")" "$(jq -S . "$dir/keep.after")" "the other lead's event"
+wait_sql "erasure: calendar_deletions done" "SELECT count(*) = 0 FROM calendar_deletions
+                                             WHERE tenant_id = '$tid'"
+want 1 "$(sql "SELECT (receipt->>'calendar_events')::int FROM privacy_requests
+               WHERE tenant_id = '$tid' AND subject_ref = 'contact:$gone'")" "receipt counts the event"
+grep -q '"event":"calsync.event_deleted"' "$dir/calsync.log" && ok || bad "event_deleted not logged"
+dump_entries tern:cal | grep -F '\"op\":\"delete_event\"' >"$dir/delete_event.jsonl"
+want 1 "$(grep -cF "\\\"account_id\\\":\\\"$acct\\\"" "$dir/delete_event.jsonl")" \
+    "the sweeper's delete_event entry on tern:cal"
+node "$TN_SRC_DIR/tests/tools/validate-entries.mjs" "$dir/delete_event.jsonl" >/dev/null && ok \
+    || bad "the delete_event entry does not match cal.request v1"
 
 # ---------------------------------------------------------------- the foreign event, untouched
 gcal GET "/calendars/primary/events/$fid" >"$dir/foreign.after"

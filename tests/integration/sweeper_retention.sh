@@ -9,8 +9,13 @@
 #               touches unread ones; a stream without groups is left alone
 #   offboarding ternctl tenant delete: no row of the tenant is left, and its
 #               Google token was revoked at the provider
-#   disconnect  the tokens are deleted at once even though the revoke
-#               endpoint fails, and the revoke was retried
+#   disconnect  the tokens and the push channel are deleted at once even
+#               though the provider fails: channels.stop (503) is retried
+#               TN_SWEEPER_REVOKE_ATTEMPTS times with the access token, then
+#               given up, and only then the revoke is tried (and retried);
+#               an account whose access token has expired gets no
+#               channels.stop (logged), its channel is forgotten all the
+#               same and its grant revoked
 set -euo pipefail
 : "${TN_BIN_DIR:?run through scripts/test}" "${TN_TEST_TMP:?}"
 . "$TN_SRC_DIR/scripts/lib/stack.sh"
@@ -28,12 +33,21 @@ seal() {
         "$mkey" "$2" "$1"
 }
 
-# the provider's revoke endpoint: records each body; 503 for tokens with "fail"
+# the provider's revoke endpoint: records each body; 503 for tokens with "fail".
+# Its channels.stop (any path ending so): records "stop <bearer> <body>";
+# 503 for bearers with "fail", else 204
 python3 - "$dir/revoke.port" "$dir/revoke.log" <<'PY' &
 import http.server, sys, urllib.parse
 class H(http.server.BaseHTTPRequestHandler):
     def do_POST(self):
         body = self.rfile.read(int(self.headers.get("Content-Length", 0))).decode()
+        if self.path.endswith("/channels/stop"):
+            auth = self.headers.get("Authorization", "")
+            with open(sys.argv[2], "a") as f:
+                f.write("stop " + auth + " " + body + "\n")
+            self.send_response(503 if "fail" in auth else 204)
+            self.end_headers()
+            return
         tok = urllib.parse.parse_qs(body).get("token", [""])[0]
         with open(sys.argv[2], "a") as f:
             f.write(self.headers.get("Content-Type", "") + " " + tok + "\n")
@@ -68,8 +82,19 @@ sql "INSERT INTO audit_log (tenant_id, actor, action, created_at) VALUES
 a1=$(sql "INSERT INTO oauth_accounts (tenant_id, provider) VALUES ('$t1', 'google') RETURNING id")
 sql "UPDATE oauth_accounts SET key_id = 1,
        refresh_token_sealed = '\\x$(seal "1//fail-refresh-$u" "oauth:$t1:$a1:refresh")'::bytea,
-       access_token_sealed = '\\x$(seal "ya29.access-$u" "oauth:$t1:$a1:access")'::bytea
+       access_token_sealed = '\\x$(seal "ya29.fail-access-$u" "oauth:$t1:$a1:access")'::bytea,
+       expires_at = now() + interval '1 hour', push_channel_id = 'chan1-$u',
+       push_resource_id = 'res1-$u', push_token_hash = repeat('a', 64),
+       push_expires_at = now() + interval '6 days'
      WHERE id = '$a1'" >/dev/null
+a3=$(sql "INSERT INTO oauth_accounts (tenant_id, provider) VALUES ('$t1', 'google') RETURNING id")
+sql "UPDATE oauth_accounts SET key_id = 1,
+       refresh_token_sealed = '\\x$(seal "1//ok3-refresh-$u" "oauth:$t1:$a3:refresh")'::bytea,
+       access_token_sealed = '\\x$(seal "ya29.expired-$u" "oauth:$t1:$a3:access")'::bytea,
+       expires_at = now() - interval '1 minute', push_channel_id = 'chan3-$u',
+       push_resource_id = 'res3-$u', push_token_hash = repeat('b', 64),
+       push_expires_at = now() + interval '6 days'
+     WHERE id = '$a3'" >/dev/null
 
 t2=$("$ctl" tenant add --slug "o$u" --name "Offboard $u")
 ch2=$("$ctl" channel add --tenant "$t2" --kind telegram --address "bot$u")
@@ -110,7 +135,7 @@ wpid=$!
 sleep 0.3
 sw_start TN_SWEEPER_INTERVAL=300ms TN_SWEEPER_BATCH=500 TN_SWEEPER_STREAM_MAX_AGE=0 \
     TN_SWEEPER_STREAMS="$st,$st:dead,$st:nogroup" TN_GOOGLE_REVOKE_URL="http://127.0.0.1:$hport/revoke" \
-    TN_SWEEPER_REVOKE_ATTEMPTS=3
+    TN_GOOGLE_CALENDAR_BASE="http://127.0.0.1:$hport/calendar/v3" TN_SWEEPER_REVOKE_ATTEMPTS=3
 "$ctl" tenant delete --tenant "o$u" || sw_fail "tenant delete"
 
 # --- disconnect: tokens gone at once, although the provider answers 503
@@ -122,6 +147,28 @@ for _ in $(seq 1 100); do [ "$(grep -c "fail-refresh-$u" "$dir/revoke.log")" -ge
 [ "$(grep -c "fail-refresh-$u" "$dir/revoke.log")" = 3 ] || sw_fail "revoke not retried 3 times: $(cat "$dir/revoke.log")"
 grep -q "^application/x-www-form-urlencoded 1//fail-refresh-$u$" "$dir/revoke.log" || sw_fail "revoke request shape"
 grep -q sweeper.revoke_gave_up "$dir/sweeper.log" || sw_fail "no revoke_gave_up"
+[ "$(sql "SELECT (push_channel_id IS NULL AND push_resource_id IS NULL AND push_token_hash IS NULL
+          AND push_expires_at IS NULL)::text FROM oauth_accounts WHERE id = '$a1'")" = true ] \
+    || sw_fail "the push channel is still in the row"
+stop_line="stop Bearer ya29.fail-access-$u {\"id\":\"chan1-$u\",\"resourceId\":\"res1-$u\"}"
+[ "$(grep -cxF "$stop_line" "$dir/revoke.log")" = 3 ] \
+    || sw_fail "channels.stop not tried 3 times with the access token: $(cat "$dir/revoke.log")"
+[ "$(grep -n "" "$dir/revoke.log" | grep -F "$stop_line" | tail -1 | cut -d: -f1)" -lt \
+  "$(grep -n "fail-refresh-$u" "$dir/revoke.log" | head -1 | cut -d: -f1)" ] \
+    || sw_fail "the revoke did not wait for channels.stop: $(cat "$dir/revoke.log")"
+grep -q '"event":"sweeper.channel_stop_failed"' "$dir/sweeper.log" || sw_fail "no channel_stop_failed"
+# an expired access token: no channels.stop, the channel forgotten, the grant revoked
+"$ctl" privacy disconnect --tenant "$t1" --account "$a3" --wait 10 >/dev/null || sw_fail "disconnect a3"
+[ "$(sql "SELECT (push_channel_id IS NULL AND push_token_hash IS NULL AND refresh_token_sealed IS NULL)::text
+          FROM oauth_accounts WHERE id = '$a3'")" = true ] || sw_fail "a3: channel or token still in the row"
+for _ in $(seq 1 50); do grep -q "ok3-refresh-$u" "$dir/revoke.log" && break; sleep 0.1; done
+grep -q "ok3-refresh-$u" "$dir/revoke.log" || sw_fail "a3: grant not revoked"
+if grep -q "chan3-$u" "$dir/revoke.log"; then sw_fail "a3: channels.stop with an expired token"; fi
+grep '"event":"sweeper.channel_stop_skipped"' "$dir/sweeper.log" | grep -q '"reason":"access_token_expired"' \
+    || sw_fail "a3: the skipped channels.stop is not logged"
+if grep -qF -e "ya29.fail-access-$u" -e "ya29.expired-$u" "$dir/sweeper.log"; then
+    sw_fail "an access token in the sweeper's log"
+fi
 echo "disconnect ok"
 
 # --- retention

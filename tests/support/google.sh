@@ -62,3 +62,27 @@ goog_push() {
         -H "X-Goog-Resource-ID: res-test" -H "X-Goog-Resource-State: $3" \
         -H "X-Goog-Message-Number: $4" -H 'Content-Length: 0'
 }
+
+# calsync_erase CONTACT - `ternctl privacy erase --contact`, done by a real
+# tern-sweeper (its own Postgres role and Redis user) that is stopped
+# afterwards; returns non-zero when the request did not finish. Runs under
+# the sweeper tests' lock: every tern-sweeper joins the one "sweeper" group
+# of tern:privacy (tests/support/sweeper.sh). Needs $tid, $dir. Also used by
+# calsync_caldav.sh.
+calsync_erase() {
+    local spid rc=0
+    mkdir -p "$dir/export"
+    exec 9>"$TN_TEST_TMP/sweeper-tests.lock"
+    flock 9
+    env TN_REDIS_URL="$TN_TEST_REDIS_URL_SWEEPER" TN_PG_DSN="$TN_TEST_PG_DSN_SWEEPER" \
+        TN_ADMIN_LISTEN="127.0.0.1:$(tn_free_port)" TN_SUPPRESSION_KEY="supp-$RANDOM$RANDOM" \
+        TN_SWEEPER_EXPORT_DIR="$dir/export" TN_SWEEPER_INTERVAL=1h TN_DRAIN_TIMEOUT=3s \
+        TN_ALLOW_ROOT=1 "$TN_BIN_DIR/tern-sweeper" >>"$dir/sweeper.log" 2>&1 &
+    spid=$!
+    TN_PG_DSN="$TN_TEST_PG_ADMIN_DSN" TN_REDIS_URL="$TN_TEST_REDIS_URL_CTL" "$TN_BIN_DIR/ternctl" \
+        privacy erase --tenant "$tid" --contact "$1" --wait 20 >/dev/null || rc=1
+    kill -TERM "$spid" 2>/dev/null
+    wait "$spid" || rc=1
+    exec 9>&-
+    return $rc
+}
