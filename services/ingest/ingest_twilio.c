@@ -277,7 +277,7 @@ static const char *media_type(const char *ctype)
 static enum tn_err set_media(json_t *d, const struct ingest_form *f, const char **first_ctype)
 {
     const char *nm = ingest_form_get(f, "NumMedia");
-    char *end = NULL, key[32];
+    char *end = NULL, key[48];
     long n = 0;
     json_t *arr, *m;
 
