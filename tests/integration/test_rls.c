@@ -97,6 +97,10 @@ static const struct tpl {
      "INSERT INTO busy_blocks (tenant_id, resource_key, during, source) "
      "VALUES ($1, $2, tstzrange(now(), now() + interval '1 hour'), 'test')",
      "tu"},
+    {"calendar_deletions",
+     "INSERT INTO calendar_deletions (tenant_id, booking_id, account_id, calendar_id) "
+     "VALUES ($1, gen_random_uuid(), gen_random_uuid(), $2)",
+     "tu"},
 };
 #define NTPL (sizeof(tpls) / sizeof(tpls[0]))
 
