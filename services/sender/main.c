@@ -8,7 +8,8 @@
  *	rate limits, with retries, dead letters, scheduled sends and delivery
  *	statuses. The path of a message:
  *	  tern:out entry -> row upserted, member on the schedule, ACK
- *	    (sender_out.c);
+ *	    (sender_out.c; an entry due now with a free job slot is decided
+ *	    there and its row inserted already 'sending', then sent at once);
  *	  schedule (Redis ZSETs by due time, claimed with a lease, fair across
  *	    tenants; sender_sched.c) -> token bucket (sender_rate.c) ->
  *	    prepare: consent, 24-hour window, credentials, 'sending' recorded

@@ -30,6 +30,7 @@ struct tn_keyring;
 struct tn_metric;
 struct tn_pg;
 struct tn_pgconn;
+struct pg_result;
 struct tn_redis;
 struct tn_rt;
 struct sender_rate;
@@ -125,9 +126,11 @@ struct sender_ctx {
         size_t inflight;                /* SMTP sends on the threadpool */
     } smtp;
     struct sender_metrics m;
-    size_t jobs;     /* send jobs in flight */
-    size_t handlers; /* stream handlers in flight */
-    bool claiming;   /* a claim is on the wire */
+    size_t jobs;               /* send jobs in flight */
+    size_t claimed;            /* of which started by a claim of the schedule */
+    int64_t intake_starved_ms; /* when intake last found no free job slot */
+    size_t handlers;           /* stream handlers in flight */
+    bool claiming;             /* a claim is on the wire */
     bool draining;
     bool curl_inited;
 };
@@ -271,6 +274,12 @@ void sender_rate_free(struct sender_rate *r);
 int64_t sender_rate_take(struct sender_rate *r, const char *key, double per_s, double burst,
                          int64_t now_ms);
 
+/* sender_rate_try - take one token from the bucket `key` only if one is free
+ * now (a send at intake: without one the message takes the schedule and
+ * nothing is reserved). Returns true when taken. */
+bool sender_rate_try(struct sender_rate *r, const char *key, double per_s, double burst,
+                     int64_t now_ms);
+
 /* ------------------------------------------------------------------ schedule */
 
 /* sender_sched_add - put member (borrowed) of tenant on the schedule at
@@ -340,6 +349,7 @@ struct sender_job {
     const char *mark;               /* prepare: the state to record (static), NULL: none */
     enum tn_err err;                /* the batched step's outcome for this job */
     struct sender_job *smtp_next;   /* ctx->smtp's waiting list */
+    bool claimed;                   /* counted in ctx->claimed */
 };
 
 /* sender_store_prepare - for every job of a struct sender_batch: load the
@@ -347,6 +357,27 @@ struct sender_job {
  * request and record 'sending'; one transaction per tenant. Sets each
  * job's plan and err. tn_pg_work_fn. Runs on: threadpool. */
 enum tn_err sender_store_prepare(struct tn_pgconn *c, void *arg);
+
+/* SENDER_SQL_CONTACT - the contact (alias ct) of an entry u: its
+ * contact_id, else the channel's (ch) contact with address u.addr. Two
+ * index lookups: one join condition with an OR would compare every contact
+ * of the tenant with every entry of the batch. $1 is the tenant. */
+#define SENDER_SQL_CONTACT                                                                         \
+    " JOIN LATERAL (SELECT c.* FROM contacts c WHERE c.tenant_id = $1 AND c.id = u.contact"        \
+    " UNION ALL SELECT c.* FROM contacts c WHERE u.contact IS NULL AND c.tenant_id = $1"           \
+    " AND c.kind = ch.kind AND c.address = u.addr) ct ON true"
+
+/* sender_sql_fresh - the facts of entries not stored yet, in the columns
+ * sender_store_decide_fresh reads (sender_store.c has the parameters). */
+extern const char sender_sql_fresh[];
+
+/* sender_store_decide_fresh - decide, as prepare would for a row just
+ * inserted, each job of jobs (n; jobs[i] is the entry with index i in res,
+ * a sender_sql_fresh result; jobs without a result row are left alone):
+ * sets the job's id, contact, channel, row, provider, plan and mark
+ * ('sending' with the request built, 'failed' or 'dead' with job->code).
+ * Records nothing: the caller's INSERT writes the mark. Runs on: threadpool. */
+void sender_store_decide_fresh(struct sender_job **jobs, size_t n, const struct pg_result *res);
 
 /* sender_store_record - for every job of a struct sender_batch: record the
  * provider's answer (job->res): sent, failed, back to queued with a due
@@ -372,6 +403,23 @@ void sender_pg_array_add(struct tn_buf *b, const char *s);
 /* sender_pg_array_end - close the literal. Returns: borrowed b->data. */
 const char *sender_pg_array_end(struct tn_buf *b);
 
+/* A result column sorted for lookups by value (a batch's rows are matched to
+ * its items by id or key: one sort, not a scan per item). The values are
+ * borrowed from the result, valid while it is. */
+struct sender_rowidx {
+    struct sender_rowidx_ent {
+        const char *v;
+        int row;
+    } *ents; /* new */
+    size_t n;
+};
+/* sender_rowidx_init - index column col of res (SQL NULLs left out). */
+void sender_rowidx_init(struct sender_rowidx *x, const struct pg_result *res, int col);
+/* sender_rowidx_find - a row whose column equals v, -1 if none (or v NULL). */
+int sender_rowidx_find(const struct sender_rowidx *x, const char *v);
+/* sender_rowidx_free - release the index. */
+void sender_rowidx_free(struct sender_rowidx *x);
+
 /* sender_group_end - the end of the run of items from i that share
  * tenant_of(item) (items sorted by tenant first). */
 size_t sender_group_end(void *const *items, size_t n, size_t i,
@@ -388,6 +436,23 @@ void sender_dead_letter(struct sender_job *job);
 
 /* sender_send_start - run one claimed member (tenant, member borrowed). Runs on: loop. */
 void sender_send_start(struct sender_ctx *ctx, const char *tenant, const char *member);
+
+/* sender_send_reserve - for a fresh tern:out entry due now (tenant,
+ * channel: uuids; provider: the entry's, borrowed): a send job holding a
+ * job slot and a rate token of the channel, so that intake can decide the
+ * message and record it 'sending' in the INSERT itself (sender_out.c), or
+ * NULL (draining, no free slot, no token free now, or a provider that goes
+ * through the schedule: Telegram, email). Returns: new, owned by the
+ * caller until sender_send_release or sender_send_go. Runs on: loop. */
+struct sender_job *sender_send_reserve(struct sender_ctx *ctx, const char *tenant,
+                                       const char *channel, const char *provider);
+/* sender_send_release - give a reserved job's slot back (steals job; its
+ * token is spent). Runs on: loop. */
+void sender_send_release(struct sender_job *job);
+/* sender_send_go - a job decided at intake (sender_store_decide_fresh) and
+ * stored with its mark: call the provider, or log and finish a failed or
+ * dead one, as after prepare (steals job). Runs on: loop. */
+void sender_send_go(struct sender_job *job);
 
 /* sender_out_work, sender_out_done - the intake queue's batched step:
  * rows upserted for many tern:out entries (one transaction per tenant),

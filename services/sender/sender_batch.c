@@ -23,6 +23,7 @@
  * RUNS ON
  *	loop.
  */
+#include <stdlib.h>
 #include <string.h>
 
 #include <uv.h>
@@ -140,7 +141,8 @@ void sender_batch_stop(struct sender_ctx *ctx)
     ctx->unsched = (struct sender_unsched){0};
 }
 
-/* sender_pg_array_add - one element of an array literal */
+/* sender_pg_array_add - one element of an array literal (runs between
+ * quotes and backslashes are copied whole: this is per value of a batch) */
 void sender_pg_array_add(struct tn_buf *b, const char *s)
 {
     if (b->len > 1)
@@ -150,10 +152,15 @@ void sender_pg_array_add(struct tn_buf *b, const char *s)
         return;
     }
     tn_buf_add(b, "\"", 1);
-    for (const char *p = s; *p != '\0'; p++) {
-        if (*p == '"' || *p == '\\')
-            tn_buf_add(b, "\\", 1);
-        tn_buf_add(b, p, 1);
+    while (*s != '\0') {
+        size_t n = strcspn(s, "\"\\");
+
+        tn_buf_add(b, s, n);
+        s += n;
+        if (*s == '\0')
+            break;
+        tn_buf_add(b, "\\", 1);
+        tn_buf_add(b, s++, 1);
     }
     tn_buf_add(b, "\"", 1);
 }
@@ -175,4 +182,46 @@ size_t sender_group_end(void *const *items, size_t n, size_t i,
     while (j < n && strcmp(tenant_of(items[j]), t) == 0)
         j++;
     return j;
+}
+
+/* by_value - qsort/bsearch order of index entries */
+static int by_value(const void *a, const void *b)
+{
+    return strcmp(((const struct sender_rowidx_ent *)a)->v,
+                  ((const struct sender_rowidx_ent *)b)->v);
+}
+
+/* sender_rowidx_init - index column col of res (NULLs left out) */
+void sender_rowidx_init(struct sender_rowidx *x, const struct pg_result *res, int col)
+{
+    int rows = tn_pg_result_rows(res);
+
+    x->n = 0;
+    x->ents = tn_xcalloc((size_t)rows + 1, sizeof(*x->ents));
+    for (int r = 0; r < rows; r++) {
+        const char *v = tn_pg_result_value(res, r, col);
+
+        if (v != NULL)
+            x->ents[x->n++] = (struct sender_rowidx_ent){.v = v, .row = r};
+    }
+    qsort(x->ents, x->n, sizeof(*x->ents), by_value);
+}
+
+/* sender_rowidx_find - a row whose column is v, -1 if none */
+int sender_rowidx_find(const struct sender_rowidx *x, const char *v)
+{
+    struct sender_rowidx_ent key = {.v = v}, *e;
+
+    if (v == NULL)
+        return -1;
+    e = bsearch(&key, x->ents, x->n, sizeof(*x->ents), by_value);
+    return e != NULL ? e->row : -1;
+}
+
+/* sender_rowidx_free - release the index */
+void sender_rowidx_free(struct sender_rowidx *x)
+{
+    tn_free(x->ents);
+    x->ents = NULL;
+    x->n = 0;
 }

@@ -91,6 +91,8 @@ enum tn_err sender_init(struct tn_rt *rt, void *arg)
     ctx->http = tn_http_new(rt->loop, &(struct tn_http_opts){
                                           .user_agent = "tern-sender/1.0.0",
                                           .default_timeout_ms = (uint32_t)ctx->cfg.http_timeout_ms,
+                                          /* keep-alive across bursts: one connection a job */
+                                          .max_idle_conns = (uint32_t)ctx->cfg.concurrency,
                                       });
     ctx->status = consumer(ctx, rt, TN_STREAM_STATUS, sender_status_entry);
     if (ctx->status == NULL)

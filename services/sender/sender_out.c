@@ -22,6 +22,25 @@
  *	members. A batch the database refuses as a whole (one entry's bad
  *	timestamp) is redone entry by entry, so only the bad entry dies.
  *
+ *	Sent at intake: an entry due now (no not_before) of a WhatsApp or
+ *	Twilio channel that finds a free job slot and a free rate token
+ *	(sender_send_reserve) is decided in the same transaction, before its
+ *	row exists: one SELECT reads the facts prepare would read (consent,
+ *	suppression, the 24-hour window, the channel's sealed secrets;
+ *	sender_sql_fresh), sender_store_decide_fresh decides and builds the
+ *	request exactly as prepare does, and the INSERT stores the row already
+ *	'sending' (attempts 1, sending_at), or 'failed'/'dead' with the reason.
+ *	That saves the row's second write, the prepare transaction and the
+ *	schedule's claim. 'sending' is committed before the call, as always.
+ *	Only a row the INSERT itself stored goes on this way (RETURNING lists
+ *	inserted rows only; a duplicate in the batch or a row that existed
+ *	takes the schedule). Its member is scheduled leased (now + the lease),
+ *	as a claim leaves it, so a crash mid-call brings it back after the
+ *	lease to a row in 'sending' that waits for the echo. The call starts
+ *	once the member is scheduled and the entry acknowledged; when the
+ *	schedule is down the call still goes (the row says 'sending'; the
+ *	entry, left pending, comes back to find it).
+ *
  *	Email entries may carry "subject" (kept in the template column with
  *	the template, which email does not use) and "in_reply_to" (the lead's
  *	Message-ID; stored as reply_to when reply_to is absent).
@@ -61,22 +80,25 @@ static const char sql_insert[] =
     " AND (ct.id = $5::uuid OR ($5::uuid IS NULL AND ct.kind = ch.kind AND ct.address = $17))"
     " ON CONFLICT DO NOTHING";
 
-/* the batched forms: $2.. are arrays of the single form's $2..$17 */
+/* the batched forms: $2.. are arrays of the single form's $2..$17, then
+ * the state each row starts in ($18: NULL for queued; 'sending', 'failed'
+ * or 'dead' when intake decided it, sender_store_decide_fresh) and its
+ * error code ($19) */
 #define INSERT_MANY                                                                                \
     "INSERT INTO outbound_messages (tenant_id, id, idempotency_key, conversation_id, contact_id,"  \
     " channel_id, not_before, body, template, kind, transport, reply_to, reason, expires_at,"      \
-    " trace, source_entry_id)"                                                                     \
+    " trace, source_entry_id, state, attempts, sending_at, last_error_code, last_error)"           \
     " SELECT $1, COALESCE(u.id, gen_random_uuid()), u.key, u.conv, ct.id, ch.id,"                  \
     " COALESCE(u.nb, now()), u.body, u.tpl::jsonb, u.kind, u.transport, u.reply_to, u.reason,"     \
-    " u.exp, u.trace, u.src"                                                                       \
+    " u.exp, u.trace, u.src, COALESCE(u.st, 'queued'), CASE WHEN u.st = 'sending' THEN 1 ELSE 0"   \
+    " END, CASE WHEN u.st = 'sending' THEN now() END, u.code, u.code"                              \
     " FROM unnest($2::uuid[], $3::text[], $4::uuid[], $5::uuid[], $6::uuid[], $7::timestamptz[],"  \
     " $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[],"                 \
-    " $14::timestamptz[], $15::text[], $16::text[], $17::text[])"                                  \
+    " $14::timestamptz[], $15::text[], $16::text[], $17::text[], $18::text[], $19::text[])"        \
     " AS u(id, key, conv, contact, channel, nb, body, tpl, kind, transport, reply_to, reason,"     \
-    " exp, trace, src, addr)"                                                                      \
+    " exp, trace, src, addr, st, code)"                                                            \
     " JOIN channels ch ON ch.tenant_id = $1 AND ch.id = u.channel"                                 \
-    " JOIN contacts ct ON ct.tenant_id = ch.tenant_id AND (ct.id = u.contact"                      \
-    " OR (u.contact IS NULL AND ct.kind = ch.kind AND ct.address = u.addr))"                       \
+    SENDER_SQL_CONTACT                                                                             \
     " ON CONFLICT DO NOTHING"
 
 /* the rows it inserted, in sql_find_many's columns */
@@ -116,8 +138,15 @@ struct out_job {
     int64_t not_before_ms;
     const char *dead; /* static reason */
     enum tn_err err;  /* the batched step's outcome */
+    /* a send decided at intake: the reserved job (NULL: none), the state
+     * its row is inserted in (NULL: queued), and whether the INSERT stored
+     * exactly that row (then the job goes on; else its slot is released) */
+    struct sender_job *send;
+    const char *st;
+    bool direct;
     char member[200];
     char due[24];
+    char gen_id[SENDER_UUID_LEN + 1]; /* the row id decided at intake */
 };
 
 /* str - data[key] as a string or NULL */
@@ -235,15 +264,13 @@ static enum tn_err upsert_one(struct tn_pgconn *c, struct out_job *job)
     return err;
 }
 
-/* match - the found row of job, -1 if none */
-static int match(const struct pg_result *res, const struct out_job *job)
+/* match - the found row of job (by its key, else its id), -1 if none */
+static int match(const struct sender_rowidx *keys, const struct sender_rowidx *ids,
+                 const struct out_job *job)
 {
-    for (int r = 0; r < tn_pg_result_rows(res); r++) {
-        if (strcmp(tn_pg_result_value(res, r, 6), job->p[2]) == 0 ||
-            (job->p[1] != NULL && strcmp(tn_pg_result_value(res, r, 0), job->p[1]) == 0))
-            return r;
-    }
-    return -1;
+    int r = sender_rowidx_find(keys, job->p[2]);
+
+    return r >= 0 ? r : sender_rowidx_find(ids, job->p[1]);
 }
 
 /* arrays - the array literals of column k of jobs (1 + k: job->p index) */
@@ -262,16 +289,21 @@ static void arrays(struct tn_buf *a, int ncols, struct out_job **jobs, size_t n,
  * returns how many are still without one (moved to the front of jobs) */
 static size_t take_rows(const struct pg_result *res, struct out_job **jobs, size_t n)
 {
+    struct sender_rowidx keys, ids;
     size_t left = 0;
 
+    sender_rowidx_init(&keys, res, 6);
+    sender_rowidx_init(&ids, res, 0);
     for (size_t i = 0; i < n; i++) {
-        int row = match(res, jobs[i]);
+        int row = match(&keys, &ids, jobs[i]);
 
         if (row >= 0)
             take_row(jobs[i], res, row);
         else
             jobs[left++] = jobs[i];
     }
+    sender_rowidx_free(&keys);
+    sender_rowidx_free(&ids);
     return left;
 }
 
@@ -286,7 +318,7 @@ static enum tn_err find_rest(struct tn_pgconn *c, struct out_job **jobs, size_t 
     size_t left;
 
     arrays(a, 2, jobs, n, p);
-    err = tn_pgconn_query(c, sql_find_many, 3, p, &res);
+    err = tn_pgconn_query_cached(c, sql_find_many, 3, p, &res);
     if (err == TN_OK) {
         left = take_rows(res, jobs, n);
         for (size_t i = 0; i < left; i++)
@@ -298,24 +330,149 @@ static enum tn_err find_rest(struct tn_pgconn *c, struct out_job **jobs, size_t 
     return err;
 }
 
-/* upsert_group - one tenant's entries: one INSERT ... RETURNING, and a
- * SELECT only for the entries it did not insert. Runs on: threadpool. */
+/* The entry values sender_sql_fresh takes ($4..$17), as indexes of job->p. */
+static const int fresh_cols[] = {1, 3, 4, 5, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16};
+#define NFRESH (sizeof(fresh_cols) / sizeof(fresh_cols[0]))
+
+/* fresh_state - the state job's row is inserted in (NULL: queued) once
+ * sender_store_decide_fresh has decided its send job; a send the entry
+ * named another provider for is not made here (its rate token was of that
+ * provider's bucket): the schedule's prepare sends it */
+static const char *fresh_state(struct out_job *job)
+{
+    struct sender_job *sj = job->send;
+    const char *prov = tn_entry_field(job->e, TN_F_PROVIDER, NULL);
+
+    if (sj->row.state == NULL || sj->mark == NULL)
+        return NULL; /* no such contact or channel, or nothing decided */
+    if (strcmp(sj->mark, "sending") == 0 &&
+        (sj->prov == NULL || prov == NULL || strcmp(sj->prov->name, prov) != 0)) {
+        sender_req_free(&sj->req);
+        return NULL;
+    }
+    snprintf(job->gen_id, sizeof(job->gen_id), "%s", sj->id);
+    job->p[1] = job->gen_id; /* the row's id, also when outbound_id is not a uuid */
+    sender_member_make(sj->member, sizeof(sj->member), sj->id, sj->channel, sj->contact,
+                       sj->prov != NULL ? sj->prov->name : sj->row.channel_kind);
+    return sj->mark;
+}
+
+/* decide_fresh - the entries with a reserved send job: their facts in one
+ * SELECT, each decided as prepare would (consent, window, credentials,
+ * request), so that the INSERT stores the outcome. Runs on: threadpool. */
+static enum tn_err decide_fresh(struct tn_pgconn *c, struct out_job **jobs, size_t n)
+{
+    struct sender_job **sj = tn_xcalloc(n + 1, sizeof(*sj));
+    struct out_job **oj = tn_xcalloc(n + 1, sizeof(*oj));
+    struct tn_buf a[NFRESH + 1];
+    const char *p[3 + NFRESH] = {jobs[0]->p[0]};
+    struct pg_result *res = NULL;
+    enum tn_err err = TN_OK;
+    size_t m = 0;
+    char idx[24];
+
+    for (size_t i = 0; i < n; i++) {
+        jobs[i]->st = NULL;
+        jobs[i]->direct = false;
+        if (jobs[i]->send != NULL && jobs[i]->send->row.state == NULL) {
+            oj[m] = jobs[i];
+            sj[m++] = jobs[i]->send;
+        }
+    }
+    if (m == 0)
+        goto out;
+    for (size_t k = 0; k <= NFRESH; k++) {
+        tn_buf_init(&a[k], 0);
+        tn_buf_adds(&a[k], "{");
+    }
+    for (size_t i = 0; i < m; i++) {
+        snprintf(idx, sizeof(idx), "%zu", i);
+        sender_pg_array_add(&a[0], idx);
+        for (size_t k = 0; k < NFRESH; k++)
+            sender_pg_array_add(&a[1 + k], oj[i]->p[fresh_cols[k]]);
+    }
+    p[1] = sender_pg_array_end(&a[0]);
+    p[2] = jobs[0]->ctx->cfg.suppression_key;
+    for (size_t k = 0; k < NFRESH; k++)
+        p[3 + k] = sender_pg_array_end(&a[1 + k]);
+    err = tn_pgconn_query_cached(c, sender_sql_fresh, (int)(3 + NFRESH), p, &res);
+    if (err == TN_OK)
+        sender_store_decide_fresh(sj, m, res);
+    for (size_t i = 0; err == TN_OK && i < m; i++)
+        oj[i]->st = fresh_state(oj[i]);
+    for (size_t k = 0; k <= NFRESH; k++)
+        tn_buf_free(&a[k]);
+out:
+    tn_pg_result_free(res);
+    tn_free(sj);
+    tn_free(oj);
+    return err;
+}
+
+/* confirm_direct - a decided entry goes on only if the INSERT stored its
+ * row as decided: RETURNING lists only rows it inserted; a row that existed
+ * (a redelivery, the producer's) or an earlier duplicate in the batch
+ * takes the schedule instead */
+static void confirm_direct(const struct pg_result *res, struct out_job **jobs, size_t n)
+{
+    bool *taken = tn_xcalloc((size_t)tn_pg_result_rows(res) + 1, sizeof(*taken));
+    struct sender_rowidx ids;
+
+    sender_rowidx_init(&ids, res, 0);
+    for (size_t i = 0; i < n; i++) {
+        int r = jobs[i]->st != NULL ? sender_rowidx_find(&ids, jobs[i]->gen_id) : -1;
+
+        if (r >= 0 && !taken[r] && strcmp(tn_pg_result_value(res, r, 1), jobs[i]->st) == 0) {
+            taken[r] = true;
+            jobs[i]->direct = true;
+        }
+    }
+    sender_rowidx_free(&ids);
+    tn_free(taken);
+}
+
+/* state_arrays - the $18 (state) and $19 (code) arrays of the INSERT */
+static void state_arrays(struct tn_buf *a, struct out_job **jobs, size_t n, const char **p)
+{
+    for (int k = 0; k < 2; k++) {
+        tn_buf_init(&a[k], 0);
+        tn_buf_adds(&a[k], "{");
+    }
+    for (size_t i = 0; i < n; i++) {
+        const char *st = jobs[i]->st;
+        const char *code = st != NULL && strcmp(st, "sending") != 0 ? jobs[i]->send->code : NULL;
+
+        sender_pg_array_add(&a[0], st);
+        sender_pg_array_add(&a[1], code);
+    }
+    p[17] = sender_pg_array_end(&a[0]);
+    p[18] = sender_pg_array_end(&a[1]);
+}
+
+/* upsert_group - one tenant's entries: the decisions of those to send at
+ * once, one INSERT ... RETURNING, and a SELECT only for the entries it did
+ * not insert. Runs on: threadpool. */
 static enum tn_err upsert_group(struct tn_pgconn *c, struct out_job **jobs, size_t n)
 {
-    struct tn_buf a[16];
-    const char *p[17] = {jobs[0]->p[0]};
+    struct tn_buf a[18];
+    const char *p[19] = {jobs[0]->p[0]};
     struct out_job **rest = tn_xcalloc(n, sizeof(*rest));
     struct pg_result *res = NULL;
     enum tn_err err;
     size_t left = 0;
 
     memcpy(rest, jobs, n * sizeof(*rest));
-    arrays(a, 16, jobs, n, p);
     err = tn_pgconn_begin_tenant(c, p[0]);
     if (err == TN_OK)
-        err = tn_pgconn_query(c, sql_insert_many, 17, p, &res);
+        err = decide_fresh(c, jobs, n);
+    arrays(a, 16, jobs, n, p);
+    state_arrays(a + 16, jobs, n, p);
     if (err == TN_OK)
+        err = tn_pgconn_query_cached(c, sql_insert_many, 19, p, &res);
+    if (err == TN_OK) {
+        confirm_direct(res, jobs, n);
         left = take_rows(res, rest, n);
+    }
     if (err == TN_OK && left > 0)
         err = find_rest(c, rest, left);
     if (err == TN_OK)
@@ -323,7 +480,7 @@ static enum tn_err upsert_group(struct tn_pgconn *c, struct out_job **jobs, size
     else
         tn_pgconn_rollback(c);
     tn_pg_result_free(res);
-    for (int k = 0; k < 16; k++)
+    for (int k = 0; k < 18; k++)
         tn_buf_free(&a[k]);
     tn_free(rest);
     return err;
@@ -358,6 +515,8 @@ enum tn_err sender_out_work(struct tn_pgconn *c, void *arg)
             jobs[k]->err = err;
             if (err == TN_EINVAL) { /* one bad value refuses them all: one by one */
                 jobs[k]->dead = NULL;
+                jobs[k]->st = NULL; /* stored queued: the schedule sends it */
+                jobs[k]->direct = false;
                 jobs[k]->err = upsert_one(c, jobs[k]);
             }
         }
@@ -384,13 +543,22 @@ struct sched_op {
     size_t n;
 };
 
-/* scheduled_cb - the members are on the schedule (or not): the verdicts */
+/* scheduled_cb - the members are on the schedule (or not): the verdicts,
+ * then the sends decided at intake. Those go on even when the schedule
+ * failed: their rows say 'sending' already, and the entry, left pending,
+ * comes back to find the row (sent, or 'sending' waiting for its echo). */
 static void scheduled_cb(enum tn_err err, void *arg)
 {
     struct sched_op *op = arg;
 
-    for (size_t i = 0; i < op->n; i++)
+    for (size_t i = 0; i < op->n; i++) {
+        struct sender_job *sj = op->jobs[i]->send;
+
+        op->jobs[i]->send = NULL;
         job_done(op->jobs[i], err == TN_OK ? TN_DISP_ACK : TN_DISP_RETRY, "schedule.unavailable");
+        if (sj != NULL)
+            sender_send_go(sj);
+    }
     sender_sched_kick(op->ctx);
     tn_free(op->jobs);
     tn_free(op);
@@ -400,8 +568,13 @@ static void scheduled_cb(enum tn_err err, void *arg)
 static bool upserted(struct out_job *job, enum tn_err err)
 {
     const struct sender_provider *prov = sender_provider_of(job->kind);
+    struct sender_job *sj = job->send;
     int64_t now = tn_now_ms();
 
+    if (sj != NULL && (err != TN_OK || job->dead != NULL || !job->direct)) {
+        sender_send_release(sj); /* not decided here: the schedule has it */
+        job->send = sj = NULL;
+    }
     if (err != TN_OK || job->dead != NULL) {
         if (err != TN_OK)
             tn_log_warn(&job->log, "sender.store_failed", TN_KV_ERR(err));
@@ -410,13 +583,19 @@ static bool upserted(struct out_job *job, enum tn_err err)
         return true;
     }
     if (strcmp(job->state, "queued") != 0 && strcmp(job->state, "sending") != 0) {
-        job_done(job, TN_DISP_ACK, NULL); /* a redelivery of a finished message */
+        job->send = NULL;
+        job_done(job, TN_DISP_ACK, NULL); /* finished: a redelivery, or failed at intake */
+        if (sj != NULL)
+            sender_send_go(sj); /* logs why it failed, or dead-letters it */
         return true;
     }
     sender_member_make(job->member, sizeof(job->member), job->id, job->channel, job->contact,
                        prov != NULL ? prov->name : job->kind);
+    /* a send decided here is claimed already: its lease, like a claim's */
     snprintf(job->due, sizeof(job->due), "%" PRId64,
-             job->not_before_ms > now ? job->not_before_ms : now);
+             sj != NULL                 ? now + job->ctx->cfg.lease_ms
+             : job->not_before_ms > now ? job->not_before_ms
+                                        : now);
     return false;
 }
 
@@ -439,10 +618,7 @@ void sender_out_done(struct sender_batch *b, enum tn_err err)
         op->jobs[op->n++] = job;
     }
     if (op->n == 0 || sender_sched_add_many(b->ctx, op->n, argv, scheduled_cb, op) != TN_OK) {
-        for (size_t i = 0; i < op->n; i++)
-            job_done(op->jobs[i], TN_DISP_RETRY, "schedule.unavailable");
-        tn_free(op->jobs);
-        tn_free(op);
+        scheduled_cb(TN_EUNAVAIL, op); /* frees op */
     }
     tn_free(argv);
 }
@@ -463,5 +639,8 @@ void sender_out_entry(struct tn_consumer *c, struct tn_entry *e, void *arg)
         job_done(job, TN_DISP_DEAD, "schema.invalid");
         return;
     }
+    if (job->p[6] == NULL) /* due now: intake may decide and record the send itself */
+        job->send =
+            sender_send_reserve(ctx, job->p[0], job->p[5], tn_entry_field(e, TN_F_PROVIDER, NULL));
     sender_queue_push(ctx, &ctx->intake, job);
 }

@@ -113,3 +113,24 @@ int64_t sender_rate_take(struct sender_rate *r, const char *key, double per_s, d
         return 0;
     return (int64_t)(-b->tokens * 1000.0 / per_s) + 1;
 }
+
+/* sender_rate_try - one token if one is free now; nothing reserved otherwise */
+bool sender_rate_try(struct sender_rate *r, const char *key, double per_s, double burst,
+                     int64_t now_ms)
+{
+    struct bucket *b;
+
+    if (per_s <= 0)
+        return true;
+    b = find(r, key, burst, now_ms);
+    if (now_ms > b->at_ms) {
+        b->tokens += (double)(now_ms - b->at_ms) * per_s / 1000.0;
+        if (b->tokens > burst)
+            b->tokens = burst;
+        b->at_ms = now_ms;
+    }
+    if (b->tokens < 1.0)
+        return false;
+    b->tokens -= 1.0;
+    return true;
+}

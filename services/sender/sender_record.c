@@ -80,7 +80,7 @@ static enum tn_err upd_run(struct tn_pgconn *c, struct upd *u, const char *sql, 
     for (size_t i = 0; i < u->ncols; i++)
         p[1 + i] = sender_pg_array_end(&u->col[i]);
     if (err == TN_OK && u->n > 0)
-        err = tn_pgconn_query(c, sql, 1 + (int)u->ncols, p, NULL);
+        err = tn_pgconn_query_cached(c, sql, 1 + (int)u->ncols, p, NULL);
     for (size_t i = 0; i < u->ncols; i++)
         tn_buf_free(&u->col[i]);
     return err;

@@ -23,6 +23,12 @@
  *	The poll timer claims every TN_SENDER_POLL (default 200 ms), and at
  *	once after a fresh message is scheduled or a full claim.
  *
+ *	Intake sends fresh messages itself when it finds a free job slot
+ *	(sender_out.c). So that a claim cannot take every slot from it (nor it
+ *	from the claims), a claim within a second of intake finding no free
+ *	slot takes at most half of the slots (counting the claimed jobs still
+ *	running); otherwise all free slots.
+ *
  *	Cost: the scripts go by their SHA-1 (EVALSHA; on NOSCRIPT, after a
  *	Redis restart, once more as EVAL, which caches them again); additions
  *	come a batch of entries per call, removals the loop iteration's worth
@@ -325,6 +331,16 @@ void sender_sched_kick(struct sender_ctx *ctx)
     if (ctx->claiming || ctx->draining || !tn_redis_connected(ctx->redis))
         return;
     room = ctx->jobs < (size_t)ctx->cfg.concurrency ? (size_t)ctx->cfg.concurrency - ctx->jobs : 0;
+    if (t - ctx->intake_starved_ms < 1000) {
+        /* fresh entries found no slot within the last second: claims keep
+         * to half of the slots, so that both the schedule (retries, later
+         * sends, fairness between tenants) and intake's sends at once
+         * (sender_out.c) go on under load */
+        size_t half = (size_t)(ctx->cfg.concurrency + 1) / 2;
+
+        if (room > (half > ctx->claimed ? half - ctx->claimed : 0))
+            room = half > ctx->claimed ? half - ctx->claimed : 0;
+    }
     if (room == 0)
         return;
     tn_random_bytes(&rnd, sizeof(rnd));

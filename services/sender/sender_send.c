@@ -17,6 +17,12 @@
  *	    message written to tern:out:dead when it died.
  *	A database failure leaves the member claimed: it comes back after its
  *	lease, and the row's state decides again.
+ *
+ *	A fresh tern:out entry may skip the schedule's claim and the prepare
+ *	step: sender_send_reserve gives intake a job (slot and rate token)
+ *	that sender_out.c decides and records in its INSERT, then hands back
+ *	with sender_send_go. While intake finds no free slot, claims keep to
+ *	half of the slots (sender_sched.c), so neither path starves the other.
  * RUNS ON
  *	loop.
  */
@@ -43,6 +49,8 @@ static void job_end(struct sender_job *job)
 
     sender_row_free(&job->row);
     sender_req_free(&job->req);
+    if (job->claimed)
+        ctx->claimed--;
     tn_free(job);
     ctx->jobs--;
     sender_sched_kick(ctx);
@@ -240,6 +248,8 @@ void sender_send_start(struct sender_ctx *ctx, const char *tenant, const char *m
 
     job->ctx = ctx;
     ctx->jobs++;
+    job->claimed = true;
+    ctx->claimed++;
     if (!tn_uuid_valid(tenant) || !parse_member(job, member, &prov)) {
         tn_log_error(NULL, "sender.member_invalid", TN_KV_INT("len", (long long)strlen(member)));
         snprintf(job->tenant, sizeof(job->tenant), "%.36s", tenant);
@@ -258,4 +268,49 @@ void sender_send_start(struct sender_ctx *ctx, const char *tenant, const char *m
         return;
     }
     sender_queue_push(ctx, &ctx->prepare, job);
+}
+
+/* sender_send_reserve - a job slot and a rate token for a send at intake */
+struct sender_job *sender_send_reserve(struct sender_ctx *ctx, const char *tenant,
+                                       const char *channel, const char *provider)
+{
+    const struct sender_cfg *cfg = &ctx->cfg;
+    struct sender_job *job;
+    double per;
+
+    if (ctx->draining || provider == NULL)
+        return NULL;
+    if (ctx->jobs >= (size_t)cfg->concurrency) {
+        ctx->intake_starved_ms = tn_now_ms(); /* claims leave it half (sender_sched.c) */
+        return NULL;
+    }
+    /* Telegram's per-chat bucket needs the contact, email goes to SMTP's
+     * own queue: both take the schedule */
+    if (strcmp(provider, "whatsapp") == 0)
+        per = (double)cfg->rate_whatsapp;
+    else if (strcmp(provider, "twilio") == 0)
+        per = (double)cfg->rate_twilio;
+    else
+        return NULL;
+    if (!sender_rate_try(ctx->rate, channel, per, per, tn_now_ms()))
+        return NULL;
+    job = tn_xcalloc(1, sizeof(*job));
+    job->ctx = ctx;
+    snprintf(job->tenant, sizeof(job->tenant), "%s", tenant);
+    snprintf(job->channel, sizeof(job->channel), "%s", channel);
+    job->log = (struct tn_log_ctx){.tenant_id = job->tenant, .stream = "tern:out"};
+    ctx->jobs++;
+    return job;
+}
+
+/* sender_send_release - a reserved job that was not decided at intake */
+void sender_send_release(struct sender_job *job)
+{
+    job_end(job);
+}
+
+/* sender_send_go - carry on with a job decided and recorded at intake */
+void sender_send_go(struct sender_job *job)
+{
+    prepare_done_cb(TN_OK, job);
 }

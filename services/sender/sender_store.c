@@ -26,6 +26,10 @@
  *	before anything is sent: one UPDATE ... FROM unnest() for the rows to
  *	send, one for the rows failed or dead. The record step is
  *	sender_record.c.
+ *
+ *	sender_store_decide_fresh makes the same decision for tern:out entries
+ *	not stored yet (sender_out.c, sent at intake), from sender_sql_fresh:
+ *	the same facts and columns, computed from the entry instead of a row.
  * RUNS ON
  *	Runs on: threadpool (blocking libpq). Touches only the job, and the
  *	immutable configuration and key ring it points to.
@@ -44,57 +48,75 @@
 
 #include "sender.h"
 
+/* The facts a decision needs, over the aliases ch (the channel) and ct (the
+ * contact); $3 is the suppression key. sql_load (a stored row) and
+ * sender_sql_fresh (an entry not yet stored) share them and their columns. */
+
+/* consent at send time: NULL when the message may go out */
+#define CONSENT                                                                                    \
+    " CASE WHEN ct.opted_out_at IS NOT NULL THEN 'opted_out'"                                      \
+    " WHEN ct.erased_at IS NOT NULL THEN 'erased'"                                                 \
+    " WHEN ct.restricted_at IS NOT NULL THEN 'restricted'"                                         \
+    " WHEN NOT ch.enabled THEN 'channel_disabled'"                                                 \
+    " WHEN EXISTS (SELECT 1 FROM suppressions s WHERE s.tenant_id = ch.tenant_id"                  \
+    " AND s.address_hash = encode(hmac(convert_to(ct.address, 'UTF8'), convert_to($3, 'UTF8'),"    \
+    " 'sha256'), 'hex')) THEN 'suppressed' END"
+
+/* the WhatsApp window: the contact's last inbound message on the channel */
+#define WINDOW                                                                                     \
+    " COALESCE((SELECT max(m.created_at) FROM messages m JOIN conversations cv"                    \
+    " ON cv.tenant_id = m.tenant_id AND cv.id = m.conversation_id"                                 \
+    " WHERE cv.tenant_id = ch.tenant_id AND cv.contact_id = ct.id AND cv.channel_id = ch.id"       \
+    " AND m.direction = 'in') > now() - interval '24 hours', false)"
+
 /* email channels: the lead's last inbound email, as JSON (sender_email.c);
  * a CASE, so other channels never run the subquery */
 #define LAST_EMAIL                                                                                 \
-    "CASE WHEN ch.kind = 'email' THEN (SELECT json_build_object('message_id',"                     \
+    " CASE WHEN ch.kind = 'email' THEN (SELECT json_build_object('message_id',"                    \
     " m.provider_message_id, 'subject', m.raw ->> 'subject', 'references',"                        \
     " m.raw ->> 'references', 'thread_id', m.raw ->> 'thread_id')::text FROM messages m"           \
     " JOIN conversations cv ON cv.tenant_id = m.tenant_id AND cv.id = m.conversation_id"           \
-    " WHERE cv.tenant_id = o.tenant_id AND cv.contact_id = o.contact_id"                           \
-    " AND cv.channel_id = o.channel_id AND m.direction = 'in'"                                     \
+    " WHERE cv.tenant_id = ch.tenant_id AND cv.contact_id = ct.id"                                 \
+    " AND cv.channel_id = ch.id AND m.direction = 'in'"                                            \
     " ORDER BY m.created_at DESC LIMIT 1) END"
 
 #define TS(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
 
+/* SQL text laid out by clause, not by the formatter */
+/* clang-format off */
 static const char sql_load[] =
     "SELECT o.state, o.kind, o.body, o.template::text, o.reply_to, o.reason, o.trace,"
-    " o.source_entry_id, o.conversation_id::text, o.transport, " TS(
-        "o.created_at") ","
-                        " " TS("o.not_before") ", " TS(
-                            "o.expires_at") ","
-                                            " ch.kind, ch.external_address, ct.address, o.attempts,"
-                                            " (extract(epoch FROM o.sending_at) * 1000)::bigint,"
-                                            " (extract(epoch FROM o.not_before) * 1000)::bigint,"
-                                            " o.expires_at IS NOT NULL AND o.expires_at < now(),"
-                                            " CASE WHEN ct.opted_out_at IS NOT NULL THEN "
-                                            "'opted_out'"
-                                            "      WHEN ct.erased_at IS NOT NULL THEN 'erased'"
-                                            "      WHEN ct.restricted_at IS NOT NULL THEN "
-                                            "'restricted'"
-                                            "      WHEN NOT ch.enabled THEN 'channel_disabled'"
-                                            "      WHEN EXISTS (SELECT 1 FROM suppressions s WHERE "
-                                            "s.tenant_id = o.tenant_id"
-                                            "           AND s.address_hash = "
-                                            "encode(hmac(convert_to(ct.address, 'UTF8'), convert_to($3, 'UTF8'), 'sha256'), 'hex'))"
-                                            "      THEN 'suppressed' END,"
-                                            " COALESCE((SELECT max(m.created_at) FROM messages m "
-                                            "JOIN conversations cv"
-                                            "     ON cv.tenant_id = m.tenant_id AND cv.id = "
-                                            "m.conversation_id"
-                                            "   WHERE cv.tenant_id = o.tenant_id AND cv.contact_id "
-                                            "= o.contact_id"
-                                            "     AND cv.channel_id = o.channel_id AND m.direction "
-                                            "= 'in')"
-                                            "   > now() - interval '24 hours', false),"
-                                            " encode(ch.secrets_sealed, 'hex'), o.id::text,"
-                                            " " LAST_EMAIL " FROM outbound_messages o"
-                                            " JOIN channels ch ON ch.tenant_id = o.tenant_id AND "
-                                            "ch.id = o.channel_id"
-                                            " JOIN contacts ct ON ct.tenant_id = o.tenant_id AND "
-                                            "ct.id = o.contact_id"
-                                            " WHERE o.tenant_id = $1 AND o.id = ANY($2::uuid[])"
-                                            " ORDER BY o.id FOR UPDATE OF o";
+    " o.source_entry_id, o.conversation_id::text, o.transport, " TS("o.created_at") ","
+    " " TS("o.not_before") ", " TS("o.expires_at") ", ch.kind, ch.external_address, ct.address,"
+    " o.attempts, (extract(epoch FROM o.sending_at) * 1000)::bigint,"
+    " (extract(epoch FROM o.not_before) * 1000)::bigint,"
+    " o.expires_at IS NOT NULL AND o.expires_at < now(),"
+    CONSENT "," WINDOW ", encode(ch.secrets_sealed, 'hex'), o.id::text," LAST_EMAIL
+    " FROM outbound_messages o"
+    " JOIN channels ch ON ch.tenant_id = o.tenant_id AND ch.id = o.channel_id"
+    " JOIN contacts ct ON ct.tenant_id = o.tenant_id AND ct.id = o.contact_id"
+    " WHERE o.tenant_id = $1 AND o.id = ANY($2::uuid[])"
+    " ORDER BY o.id FOR UPDATE OF o";
+
+/* sql_load's columns for entries not stored yet (a row as the INSERT would
+ * make it, due now), then the entry's index, the contact and channel ids.
+ * $1 tenant, $2 the indexes, $3 the suppression key, $4.. as sender_out.c's
+ * INSERT ($2 id .. $17 addr, without key and not_before). */
+const char sender_sql_fresh[] =
+    "SELECT 'queued', u.kind, u.body, u.tpl::jsonb::text, u.reply_to, u.reason, u.trace, u.src,"
+    " u.conv::text, u.transport, " TS("now()") ", " TS("now()") ", " TS("u.exp") ","
+    " ch.kind, ch.external_address, ct.address, 0, NULL::bigint,"
+    " (extract(epoch FROM now()) * 1000)::bigint, u.exp IS NOT NULL AND u.exp < now(),"
+    CONSENT "," WINDOW ", encode(ch.secrets_sealed, 'hex'),"
+    " COALESCE(u.id, gen_random_uuid())::text," LAST_EMAIL ", u.i, ct.id::text, ch.id::text"
+    " FROM unnest($2::int[], $4::uuid[], $5::uuid[], $6::uuid[], $7::uuid[], $8::text[],"
+    " $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::timestamptz[],"
+    " $15::text[], $16::text[], $17::text[])"
+    " AS u(i, id, conv, contact, channel, body, tpl, kind, transport, reply_to, reason, exp,"
+    " trace, src, addr)"
+    " JOIN channels ch ON ch.tenant_id = $1 AND ch.id = u.channel"
+    SENDER_SQL_CONTACT;
+/* clang-format on */
 
 enum {
     C_STATE,
@@ -122,6 +144,9 @@ enum {
     C_SECRETS,
     C_ID,
     C_LAST_EMAIL,
+    C_FRESH_INDEX, /* sender_sql_fresh only: the entry's index, contact, channel */
+    C_FRESH_CONTACT,
+    C_FRESH_CHANNEL,
 };
 
 static const char sql_sending[] =
@@ -358,16 +383,6 @@ static void decide(struct group *g, struct sender_job *job, int row)
     job->row.attempts++;
 }
 
-/* find_row - the result row of job, -1 if none */
-static int find_row(const struct pg_result *res, const struct sender_job *job)
-{
-    for (int r = 0; r < tn_pg_result_rows(res); r++) {
-        if (strcmp(tn_pg_result_value(res, r, C_ID), job->id) == 0)
-            return r;
-    }
-    return -1;
-}
-
 /* record_marks - the UPDATEs for the group's decisions */
 static enum tn_err record_marks(struct tn_pgconn *c, struct group *g)
 {
@@ -395,32 +410,24 @@ static enum tn_err record_marks(struct tn_pgconn *c, struct group *g)
         nmark++;
     }
     if (nsend > 0)
-        err = tn_pgconn_query(c, sql_sending, 2,
-                              (const char *const[]){tenant, sender_pg_array_end(&send)}, NULL);
+        err = tn_pgconn_query_cached(
+            c, sql_sending, 2, (const char *const[]){tenant, sender_pg_array_end(&send)}, NULL);
     if (err == TN_OK && nmark > 0)
-        err = tn_pgconn_query(c, sql_mark, 4,
-                              (const char *const[]){tenant, sender_pg_array_end(&ids),
-                                                    sender_pg_array_end(&sts),
-                                                    sender_pg_array_end(&codes)},
-                              NULL);
+        err = tn_pgconn_query_cached(c, sql_mark, 4,
+                                     (const char *const[]){tenant, sender_pg_array_end(&ids),
+                                                           sender_pg_array_end(&sts),
+                                                           sender_pg_array_end(&codes)},
+                                     NULL);
     tn_buf_free(&send), tn_buf_free(&ids), tn_buf_free(&sts), tn_buf_free(&codes);
     return err;
-}
-
-/* claimed_twice - does an earlier job of the group carry job i's id? */
-static bool claimed_twice(const struct group *g, size_t i)
-{
-    for (size_t k = 0; k < i; k++) {
-        if (strcmp(g->jobs[k]->id, g->jobs[i]->id) == 0)
-            return true;
-    }
-    return false;
 }
 
 /* prepare_group - one tenant's jobs in one transaction */
 static enum tn_err prepare_group(struct tn_pgconn *c, struct group *g)
 {
     struct pg_result *res = NULL;
+    struct sender_rowidx rows;
+    bool *owner;
     struct tn_buf ids;
     enum tn_err err;
 
@@ -431,29 +438,35 @@ static enum tn_err prepare_group(struct tn_pgconn *c, struct group *g)
     tn_buf_adds(&ids, "{");
     for (size_t i = 0; i < g->n; i++)
         sender_pg_array_add(&ids, g->jobs[i]->id);
-    err = tn_pgconn_query(c, sql_load, 3,
-                          (const char *const[]){g->jobs[0]->tenant, sender_pg_array_end(&ids),
-                                                g->jobs[0]->ctx->cfg.suppression_key},
-                          &res);
+    err =
+        tn_pgconn_query_cached(c, sql_load, 3,
+                               (const char *const[]){g->jobs[0]->tenant, sender_pg_array_end(&ids),
+                                                     g->jobs[0]->ctx->cfg.suppression_key},
+                               &res);
     tn_buf_free(&ids);
     if (err != TN_OK)
         goto out;
     g->res = res;
+    sender_rowidx_init(&rows, res, C_ID);
+    owner = tn_xcalloc((size_t)tn_pg_result_rows(res) + 1, sizeof(*owner));
     for (size_t i = 0; i < g->n; i++) {
         struct sender_job *job = g->jobs[i];
-        int row = find_row(res, job);
+        int row = sender_rowidx_find(&rows, job->id);
 
         job->plan = SENDER_P_DONE; /* no row (erased): nothing to send */
         if (row < 0)
             continue;
-        if (claimed_twice(g, i)) {
-            job->err = TN_ECONFLICT; /* the earlier job decides; this one just ends */
+        if (owner[row]) {
+            job->err = TN_ECONFLICT; /* claimed twice: the earlier job decides, this one ends */
             continue;
         }
+        owner[row] = true;
         load_row(job, res, row);
         job->prov = sender_provider_of(job->row.channel_kind);
         decide(g, job, row);
     }
+    sender_rowidx_free(&rows);
+    tn_free(owner);
     err = record_marks(c, g);
     if (err == TN_OK)
         err = tn_pgconn_commit(c);
@@ -464,6 +477,37 @@ out:
         json_decref(g->keys[i].secrets); /* XXX: jansson does not wipe the freed strings */
     tn_pg_result_free(res);
     return err;
+}
+
+/* copy_col - a result column into a fixed buffer */
+static void copy_col(char *dst, size_t size, const struct pg_result *res, int row, int col)
+{
+    const char *v = tn_pg_result_value(res, row, col);
+
+    snprintf(dst, size, "%s", v != NULL ? v : "");
+}
+
+/* sender_store_decide_fresh - see sender.h */
+void sender_store_decide_fresh(struct sender_job **jobs, size_t n, const struct pg_result *res)
+{
+    struct group g = {.jobs = jobs, .n = n, .res = res};
+
+    for (int r = 0; r < tn_pg_result_rows(res); r++) {
+        long i = strtol(tn_pg_result_value(res, r, C_FRESH_INDEX), NULL, 10);
+        struct sender_job *job;
+
+        if (i < 0 || (size_t)i >= n || jobs[i]->row.state != NULL)
+            continue; /* two contacts with the entry's address: the first decides */
+        job = jobs[i];
+        copy_col(job->id, sizeof(job->id), res, r, C_ID);
+        copy_col(job->contact, sizeof(job->contact), res, r, C_FRESH_CONTACT);
+        copy_col(job->channel, sizeof(job->channel), res, r, C_FRESH_CHANNEL);
+        load_row(job, res, r);
+        job->prov = sender_provider_of(job->row.channel_kind);
+        decide(&g, job, r);
+    }
+    for (size_t i = 0; i < g.nkeys; i++)
+        json_decref(g.keys[i].secrets);
 }
 
 /* job_tenant - a job's tenant (sender_group_end) */

@@ -5,7 +5,7 @@
 // directory is the contract.
 //
 //   node tests/sandbox/sandbox.mjs --port 0 --port-file FILE [--ingest-url URL]
-//        [--smtp-port-file FILE2] [--quiet]
+//        [--smtp-port-file FILE2] [--quiet] [--no-record]
 //
 // Only Node's built-in modules. One event loop; a delayed answer is a timer,
 // so thousands of requests can be held in flight cheaply.
@@ -21,11 +21,11 @@ import * as telegram from './telegram.mjs';
 import * as twilio from './twilio.mjs';
 import * as whatsapp from './whatsapp.mjs';
 
-const USAGE = 'usage: sandbox.mjs --port N --port-file FILE [--ingest-url URL] [--smtp-port-file FILE] [--quiet]';
+const USAGE = 'usage: sandbox.mjs --port N --port-file FILE [--ingest-url URL] [--smtp-port-file FILE] [--quiet] [--no-record]';
 const MAX_BODY = 64 * 1024 * 1024;
 
 function parseArgs(argv) {
-    const o = { port: 0, portFile: null, ingestUrl: null, smtpPortFile: null, quiet: false };
+    const o = { port: 0, portFile: null, ingestUrl: null, smtpPortFile: null, quiet: false, noRecord: false };
     for (let i = 0; i < argv.length; i++) {
         const a = argv[i];
         const val = () => {
@@ -37,6 +37,7 @@ function parseArgs(argv) {
         else if (a === '--ingest-url') o.ingestUrl = val();
         else if (a === '--smtp-port-file') o.smtpPortFile = val();
         else if (a === '--quiet') o.quiet = true;
+        else if (a === '--no-record') o.noRecord = true; // benchmarks: counters only
         else usage(`unknown argument ${a}`);
     }
     if (!Number.isInteger(o.port) || o.port < 0 || o.port > 65535) usage('bad --port');
@@ -50,6 +51,7 @@ function usage(msg) {
 
 const opts = parseArgs(process.argv.slice(2));
 const st = newState();
+st.noRecord = opts.noRecord;
 const log = (o) => { if (!opts.quiet || o.event !== 'sandbox.request') process.stdout.write(JSON.stringify(o) + '\n'); };
 
 // writeAtomically - readers polling for the file never see it half written.

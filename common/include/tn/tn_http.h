@@ -25,6 +25,9 @@ struct tn_http_opts {
     uint32_t default_timeout_ms; /* 0: 30000; used when a request says 0 */
     size_t default_max_response; /* 0: 1 MiB; used when a request says 0 */
     uint32_t max_host_conns;     /* 0: libcurl's default (unlimited) */
+    uint32_t max_idle_conns;     /* connections kept open between transfers (CURLMOPT_MAXCONNECTS);
+                                  * 0: libcurl's default, 4 x the transfers in flight, which
+                                  * closes connections as a burst of transfers ends */
 };
 
 struct tn_http_request {

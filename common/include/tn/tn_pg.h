@@ -116,6 +116,16 @@ const char *tn_pgconn_last_error(const struct tn_pgconn *c);
 enum tn_err tn_pgconn_query(struct tn_pgconn *c, const char *sql, int nparams,
                             const char *const *params, struct pg_result **out);
 
+/* tn_pgconn_query_cached - tn_pgconn_query for a statement run again and
+ * again: prepared on c at its first use (PQprepare, parsed and analyzed
+ * once; Postgres may then keep a generic plan), executed by name after.
+ * sql must be a string that lives and stays the same as long as c (a
+ * static constant): its address names the statement. Past 32 statements
+ * on one connection it runs as tn_pgconn_query. Same errors, same *out.
+ * Runs on: threadpool / CLI / tests. */
+enum tn_err tn_pgconn_query_cached(struct tn_pgconn *c, const char *sql, int nparams,
+                                   const char *const *params, struct pg_result **out);
+
 /* tn_pgconn_exec_script - multi-statement SQL text (migrations only; PQexec).
  * The script must not contain transaction control. Runs on: threadpool / CLI. */
 enum tn_err tn_pgconn_exec_script(struct tn_pgconn *c, const char *sql);

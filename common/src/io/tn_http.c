@@ -298,6 +298,8 @@ struct tn_http *tn_http_new(struct uv_loop_s *loop, const struct tn_http_opts *o
     curl_multi_setopt(h->multi, CURLMOPT_TIMERDATA, h);
     if (h->o.max_host_conns > 0)
         curl_multi_setopt(h->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)h->o.max_host_conns);
+    if (h->o.max_idle_conns > 0)
+        curl_multi_setopt(h->multi, CURLMOPT_MAXCONNECTS, (long)h->o.max_idle_conns);
     return h;
 }
 

@@ -37,8 +37,12 @@
 #include <tn/tn_mem.h>
 #include <tn/tn_pg.h>
 
+#define TN_PG_PREPARED_MAX 32
+
 struct tn_pgconn {
     PGconn *conn;
+    const char *prepared[TN_PG_PREPARED_MAX]; /* tn_pgconn_query_cached: statement i's text */
+    int nprepared;
 };
 
 struct pg_slot {
@@ -224,6 +228,33 @@ enum tn_err tn_pgconn_query(struct tn_pgconn *c, const char *sql, int nparams,
     if (c == NULL || c->conn == NULL)
         return TN_EUNAVAIL;
     return finish(c, PQexecParams(c->conn, sql, nparams, NULL, params, NULL, NULL, 0), out);
+}
+
+/* tn_pgconn_query_cached - tn_pgconn_query through a statement prepared
+ * once per connection, named by the text's address */
+enum tn_err tn_pgconn_query_cached(struct tn_pgconn *c, const char *sql, int nparams,
+                                   const char *const *params, struct pg_result **out)
+{
+    char name[16];
+    enum tn_err err;
+    int i = 0;
+
+    if (out != NULL)
+        *out = NULL;
+    if (c == NULL || c->conn == NULL)
+        return TN_EUNAVAIL;
+    while (i < c->nprepared && c->prepared[i] != sql)
+        i++;
+    if (i == TN_PG_PREPARED_MAX) /* full: plain statements from here on */
+        return tn_pgconn_query(c, sql, nparams, params, out);
+    snprintf(name, sizeof(name), "tn_q%d", i);
+    if (i == c->nprepared) {
+        err = finish(c, PQprepare(c->conn, name, sql, nparams, NULL), NULL);
+        if (err != TN_OK)
+            return err;
+        c->prepared[c->nprepared++] = sql;
+    }
+    return finish(c, PQexecPrepared(c->conn, name, nparams, params, NULL, NULL, 0), out);
 }
 
 /* tn_pgconn_exec_script - multi-statement text for migrations (PQexec) */

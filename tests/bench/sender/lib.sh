@@ -57,7 +57,9 @@ snd_setup() {
     KEY="1:$(head -c 32 /dev/urandom | base64 -w0)"
     SND_SUPPRESSION_KEY="supp-$(head -c 16 /dev/urandom | base64 -w0)"
     export KEY SND_DIR
-    sandbox_start "$SND_DIR" --quiet
+    # SND_SANDBOX_ARGS: more sandbox.mjs flags (the benchmark: --no-record)
+    # shellcheck disable=SC2086
+    sandbox_start "$SND_DIR" --quiet ${SND_SANDBOX_ARGS:-}
     sandbox_config "{\"whatsapp_tokens\":[\"$SND_WA_TOKEN\"],\"telegram_tokens\":[\"$SND_TG_TOKEN\"],\"twilio_accounts\":{\"$SND_TW_SID\":\"$SND_TW_TOKEN\"}}"
     T=$(TN_PG_DSN=$TN_TEST_PG_ADMIN_DSN "$TN_BIN_DIR/ternctl" tenant add --slug "snd-$$-$RANDOM" --name Sender)
     local n=$RANDOM$RANDOM
