@@ -18,6 +18,8 @@
 #   wall time              first XADD to last reply
 # Usage: tests/bench/agent/run.sh [N]
 # TN_BENCH_LOG=FILE keeps a copy of the agent's log (warnings and errors);
+# TN_BENCH_TRACE=FILE appends one line per sample: ms since the first XADD,
+# messages stored, turns in flight, LLM requests held, replies on tern:out;
 # TN_BENCH_BATCH sets TN_AGENT_BATCH (default 1000, the most it allows: the
 # tern:in entries the agent holds while storing them).
 set -euo pipefail
@@ -92,16 +94,21 @@ replies=0
 stored_ms=0
 deadline=$(( $(date +%s) + 600 ))
 while [ "$(date +%s)" -lt "$deadline" ]; do
-    metrics=$(curl -s "http://127.0.0.1:$admin_port/metrics" || true)
-    t=$(awk '/^tern_agent_turns_inflight /{print int($2)}' <<<"$metrics")
-    s=$(awk '/^tern_agent_inbound_total /{print int($2)}' <<<"$metrics")
+    # one awk per tool, no interpreter start-up: the probe shares the two
+    # cores with what it measures
+    read -r t s < <(curl -s "http://127.0.0.1:$admin_port/metrics" | awk '
+        /^tern_agent_turns_inflight /{t=int($2)} /^tern_agent_inbound_total /{s=int($2)}
+        END {print t+0, s+0}' || echo "0 0")
     if [ "$stored_ms" -eq 0 ] && [ "${s:-0}" -ge "$n" ]; then
         stored_ms=$(($(date +%s%N) / 1000000 - start_ms))
     fi
-    l=$(curl -s "$SANDBOX_URL/_sandbox/stats" | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d.get("in_flight_by_provider",{}).get("openai",0))' 2>/dev/null || echo 0)
+    l=$(curl -s "$SANDBOX_URL/_sandbox/stats" |
+        sed -n 's/.*"in_flight_by_provider":{[^}]*"openai":\([0-9]*\).*/\1/p')
     [ "${t:-0}" -gt "$peak_turns" ] && peak_turns=$t
     [ "${l:-0}" -gt "$peak_llm" ] && peak_llm=$l
     replies=$(redis-cli -u "$TN_TEST_REDIS_URL_ADMIN" --no-auth-warning XLEN tern:out || echo 0)
+    [ -n "${TN_BENCH_TRACE:-}" ] && echo "$(($(date +%s%N) / 1000000 - start_ms)) ${s:-0}" \
+        "${t:-0} ${l:-0} $replies" >>"$TN_BENCH_TRACE"
     [ "$replies" -ge "$n" ] && break
     sleep 0.2
 done
