@@ -410,7 +410,7 @@ struct sender_rowidx {
     struct sender_rowidx_ent {
         const char *v;
         int row;
-    } *ents; /* new */
+    } * ents; /* new */
     size_t n;
 };
 /* sender_rowidx_init - index column col of res (SQL NULLs left out). */
@@ -453,6 +453,47 @@ void sender_send_release(struct sender_job *job);
  * stored with its mark: call the provider, or log and finish a failed or
  * dead one, as after prepare (steals job). Runs on: loop. */
 void sender_send_go(struct sender_job *job);
+
+/* One tern:out entry through intake (sender_out.c, sender_intake.c).
+ * Owned by sender_out.c from sender_out_entry to its verdict. */
+struct sender_out_job {
+    struct sender_ctx *ctx;
+    struct tn_consumer *c;
+    struct tn_entry *e;
+    struct tn_log_ctx log;
+    const char *p[17]; /* borrowed from data / the entry (valid until done) */
+    struct json_t *data;
+    char *template_text;
+    /* results */
+    char id[SENDER_UUID_LEN + 1], state[16], channel[SENDER_UUID_LEN + 1];
+    char contact[SENDER_UUID_LEN + 1], kind[24];
+    int64_t not_before_ms;
+    const char *dead; /* static reason */
+    enum tn_err err;  /* the batched step's outcome */
+    /* a send decided at intake: the reserved job (NULL: none), the state
+     * its row is inserted in (NULL: queued), and whether the INSERT stored
+     * exactly that row (then the job goes on; else its slot is released) */
+    struct sender_job *send;
+    const char *st;
+    bool direct;
+    char member[200];
+    char due[24];
+    char gen_id[SENDER_UUID_LEN + 1]; /* the row id decided at intake */
+};
+
+/* sender_intake_decide - the jobs (one tenant's) with a reserved send job:
+ * their facts in one SELECT on c, each decided as prepare would; sets each
+ * job's st (the state its row is inserted in; NULL: queued). Errors: c's.
+ * Runs on: threadpool, inside the intake transaction. */
+enum tn_err sender_intake_decide(struct tn_pgconn *c, struct sender_out_job **jobs, size_t n);
+/* sender_intake_state_arrays - the INSERT's $18 (state) and $19 (code)
+ * array literals into a[0..1] (initialized here; the caller frees them),
+ * p[17], p[18] borrowed from them. Runs on: threadpool. */
+void sender_intake_state_arrays(struct tn_buf *a, struct sender_out_job **jobs, size_t n,
+                                const char **p);
+/* sender_intake_confirm - marks direct each decided job whose row the
+ * INSERT (res: its RETURNING) stored as decided. Runs on: threadpool. */
+void sender_intake_confirm(const struct pg_result *res, struct sender_out_job **jobs, size_t n);
 
 /* sender_out_work, sender_out_done - the intake queue's batched step:
  * rows upserted for many tern:out entries (one transaction per tenant),

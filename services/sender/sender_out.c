@@ -25,16 +25,9 @@
  *	Sent at intake: an entry due now (no not_before) of a WhatsApp or
  *	Twilio channel that finds a free job slot and a free rate token
  *	(sender_send_reserve) is decided in the same transaction, before its
- *	row exists: one SELECT reads the facts prepare would read (consent,
- *	suppression, the 24-hour window, the channel's sealed secrets;
- *	sender_sql_fresh), sender_store_decide_fresh decides and builds the
- *	request exactly as prepare does, and the INSERT stores the row already
- *	'sending' (attempts 1, sending_at), or 'failed'/'dead' with the reason.
- *	That saves the row's second write, the prepare transaction and the
- *	schedule's claim. 'sending' is committed before the call, as always.
- *	Only a row the INSERT itself stored goes on this way (RETURNING lists
- *	inserted rows only; a duplicate in the batch or a row that existed
- *	takes the schedule). Its member is scheduled leased (now + the lease),
+ *	row exists (sender_intake.c), and the INSERT stores the row already
+ *	'sending', or 'failed'/'dead' with the reason. Only a row the INSERT
+ *	itself stored goes on this way. Its member is scheduled leased (now + the lease),
  *	as a claim leaves it, so a crash mid-call brings it back after the
  *	lease to a row in 'sending' that waits for the echo. The call starts
  *	once the member is scheduled and the entry acknowledged; when the
@@ -124,30 +117,6 @@ static const char sql_find[] =
     " JOIN channels ch ON ch.tenant_id = o.tenant_id AND ch.id = o.channel_id"
     " WHERE o.tenant_id = $1 AND (o.id = $2::uuid OR o.idempotency_key = $3) LIMIT 1";
 
-struct out_job {
-    struct sender_ctx *ctx;
-    struct tn_consumer *c;
-    struct tn_entry *e;
-    struct tn_log_ctx log;
-    const char *p[17]; /* borrowed from data / the entry (valid until done) */
-    json_t *data;
-    char *template_text;
-    /* results */
-    char id[SENDER_UUID_LEN + 1], state[16], channel[SENDER_UUID_LEN + 1];
-    char contact[SENDER_UUID_LEN + 1], kind[24];
-    int64_t not_before_ms;
-    const char *dead; /* static reason */
-    enum tn_err err;  /* the batched step's outcome */
-    /* a send decided at intake: the reserved job (NULL: none), the state
-     * its row is inserted in (NULL: queued), and whether the INSERT stored
-     * exactly that row (then the job goes on; else its slot is released) */
-    struct sender_job *send;
-    const char *st;
-    bool direct;
-    char member[200];
-    char due[24];
-    char gen_id[SENDER_UUID_LEN + 1]; /* the row id decided at intake */
-};
 
 /* str - data[key] as a string or NULL */
 static const char *str(const json_t *d, const char *key)
@@ -181,7 +150,7 @@ static char *template_text(const json_t *d)
 }
 
 /* parse - the entry into job->p; false when it is not a usable outbound.message */
-static bool parse(struct out_job *job)
+static bool parse(struct sender_out_job *job)
 {
     const char *type = tn_entry_field(job->e, TN_F_TYPE, NULL);
     const char *tenant = tn_entry_field(job->e, TN_F_TENANT, NULL);
@@ -230,7 +199,7 @@ static void copy(char *dst, size_t size, const struct pg_result *res, int row, i
 }
 
 /* take_row - the found row `row` into the job's results */
-static void take_row(struct out_job *job, const struct pg_result *res, int row)
+static void take_row(struct sender_out_job *job, const struct pg_result *res, int row)
 {
     copy(job->id, sizeof(job->id), res, row, 0);
     copy(job->state, sizeof(job->state), res, row, 1);
@@ -242,7 +211,7 @@ static void take_row(struct out_job *job, const struct pg_result *res, int row)
 
 /* upsert_one - insert the row unless it exists, then read it back.
  * Runs on: threadpool. */
-static enum tn_err upsert_one(struct tn_pgconn *c, struct out_job *job)
+static enum tn_err upsert_one(struct tn_pgconn *c, struct sender_out_job *job)
 {
     struct pg_result *res = NULL;
     enum tn_err err = tn_pgconn_begin_tenant(c, job->p[0]);
@@ -266,7 +235,7 @@ static enum tn_err upsert_one(struct tn_pgconn *c, struct out_job *job)
 
 /* match - the found row of job (by its key, else its id), -1 if none */
 static int match(const struct sender_rowidx *keys, const struct sender_rowidx *ids,
-                 const struct out_job *job)
+                 const struct sender_out_job *job)
 {
     int r = sender_rowidx_find(keys, job->p[2]);
 
@@ -274,7 +243,7 @@ static int match(const struct sender_rowidx *keys, const struct sender_rowidx *i
 }
 
 /* arrays - the array literals of column k of jobs (1 + k: job->p index) */
-static void arrays(struct tn_buf *a, int ncols, struct out_job **jobs, size_t n, const char **p)
+static void arrays(struct tn_buf *a, int ncols, struct sender_out_job **jobs, size_t n, const char **p)
 {
     for (int k = 0; k < ncols; k++) {
         tn_buf_init(&a[k], 0);
@@ -287,7 +256,7 @@ static void arrays(struct tn_buf *a, int ncols, struct out_job **jobs, size_t n,
 
 /* take_rows - each job of jobs without a row yet takes its row in res;
  * returns how many are still without one (moved to the front of jobs) */
-static size_t take_rows(const struct pg_result *res, struct out_job **jobs, size_t n)
+static size_t take_rows(const struct pg_result *res, struct sender_out_job **jobs, size_t n)
 {
     struct sender_rowidx keys, ids;
     size_t left = 0;
@@ -309,7 +278,7 @@ static size_t take_rows(const struct pg_result *res, struct out_job **jobs, size
 
 /* find_rest - read back the rows of entries the INSERT did not insert
  * (redeliveries, rows the producer inserted); none: contact.unknown */
-static enum tn_err find_rest(struct tn_pgconn *c, struct out_job **jobs, size_t n)
+static enum tn_err find_rest(struct tn_pgconn *c, struct sender_out_job **jobs, size_t n)
 {
     struct tn_buf a[2];
     const char *p[3] = {jobs[0]->p[0]};
@@ -330,133 +299,14 @@ static enum tn_err find_rest(struct tn_pgconn *c, struct out_job **jobs, size_t 
     return err;
 }
 
-/* The entry values sender_sql_fresh takes ($4..$17), as indexes of job->p. */
-static const int fresh_cols[] = {1, 3, 4, 5, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16};
-#define NFRESH (sizeof(fresh_cols) / sizeof(fresh_cols[0]))
-
-/* fresh_state - the state job's row is inserted in (NULL: queued) once
- * sender_store_decide_fresh has decided its send job; a send the entry
- * named another provider for is not made here (its rate token was of that
- * provider's bucket): the schedule's prepare sends it */
-static const char *fresh_state(struct out_job *job)
-{
-    struct sender_job *sj = job->send;
-    const char *prov = tn_entry_field(job->e, TN_F_PROVIDER, NULL);
-
-    if (sj->row.state == NULL || sj->mark == NULL)
-        return NULL; /* no such contact or channel, or nothing decided */
-    if (strcmp(sj->mark, "sending") == 0 &&
-        (sj->prov == NULL || prov == NULL || strcmp(sj->prov->name, prov) != 0)) {
-        sender_req_free(&sj->req);
-        return NULL;
-    }
-    snprintf(job->gen_id, sizeof(job->gen_id), "%s", sj->id);
-    job->p[1] = job->gen_id; /* the row's id, also when outbound_id is not a uuid */
-    sender_member_make(sj->member, sizeof(sj->member), sj->id, sj->channel, sj->contact,
-                       sj->prov != NULL ? sj->prov->name : sj->row.channel_kind);
-    return sj->mark;
-}
-
-/* decide_fresh - the entries with a reserved send job: their facts in one
- * SELECT, each decided as prepare would (consent, window, credentials,
- * request), so that the INSERT stores the outcome. Runs on: threadpool. */
-static enum tn_err decide_fresh(struct tn_pgconn *c, struct out_job **jobs, size_t n)
-{
-    struct sender_job **sj = tn_xcalloc(n + 1, sizeof(*sj));
-    struct out_job **oj = tn_xcalloc(n + 1, sizeof(*oj));
-    struct tn_buf a[NFRESH + 1];
-    const char *p[3 + NFRESH] = {jobs[0]->p[0]};
-    struct pg_result *res = NULL;
-    enum tn_err err = TN_OK;
-    size_t m = 0;
-    char idx[24];
-
-    for (size_t i = 0; i < n; i++) {
-        jobs[i]->st = NULL;
-        jobs[i]->direct = false;
-        if (jobs[i]->send != NULL && jobs[i]->send->row.state == NULL) {
-            oj[m] = jobs[i];
-            sj[m++] = jobs[i]->send;
-        }
-    }
-    if (m == 0)
-        goto out;
-    for (size_t k = 0; k <= NFRESH; k++) {
-        tn_buf_init(&a[k], 0);
-        tn_buf_adds(&a[k], "{");
-    }
-    for (size_t i = 0; i < m; i++) {
-        snprintf(idx, sizeof(idx), "%zu", i);
-        sender_pg_array_add(&a[0], idx);
-        for (size_t k = 0; k < NFRESH; k++)
-            sender_pg_array_add(&a[1 + k], oj[i]->p[fresh_cols[k]]);
-    }
-    p[1] = sender_pg_array_end(&a[0]);
-    p[2] = jobs[0]->ctx->cfg.suppression_key;
-    for (size_t k = 0; k < NFRESH; k++)
-        p[3 + k] = sender_pg_array_end(&a[1 + k]);
-    err = tn_pgconn_query_cached(c, sender_sql_fresh, (int)(3 + NFRESH), p, &res);
-    if (err == TN_OK)
-        sender_store_decide_fresh(sj, m, res);
-    for (size_t i = 0; err == TN_OK && i < m; i++)
-        oj[i]->st = fresh_state(oj[i]);
-    for (size_t k = 0; k <= NFRESH; k++)
-        tn_buf_free(&a[k]);
-out:
-    tn_pg_result_free(res);
-    tn_free(sj);
-    tn_free(oj);
-    return err;
-}
-
-/* confirm_direct - a decided entry goes on only if the INSERT stored its
- * row as decided: RETURNING lists only rows it inserted; a row that existed
- * (a redelivery, the producer's) or an earlier duplicate in the batch
- * takes the schedule instead */
-static void confirm_direct(const struct pg_result *res, struct out_job **jobs, size_t n)
-{
-    bool *taken = tn_xcalloc((size_t)tn_pg_result_rows(res) + 1, sizeof(*taken));
-    struct sender_rowidx ids;
-
-    sender_rowidx_init(&ids, res, 0);
-    for (size_t i = 0; i < n; i++) {
-        int r = jobs[i]->st != NULL ? sender_rowidx_find(&ids, jobs[i]->gen_id) : -1;
-
-        if (r >= 0 && !taken[r] && strcmp(tn_pg_result_value(res, r, 1), jobs[i]->st) == 0) {
-            taken[r] = true;
-            jobs[i]->direct = true;
-        }
-    }
-    sender_rowidx_free(&ids);
-    tn_free(taken);
-}
-
-/* state_arrays - the $18 (state) and $19 (code) arrays of the INSERT */
-static void state_arrays(struct tn_buf *a, struct out_job **jobs, size_t n, const char **p)
-{
-    for (int k = 0; k < 2; k++) {
-        tn_buf_init(&a[k], 0);
-        tn_buf_adds(&a[k], "{");
-    }
-    for (size_t i = 0; i < n; i++) {
-        const char *st = jobs[i]->st;
-        const char *code = st != NULL && strcmp(st, "sending") != 0 ? jobs[i]->send->code : NULL;
-
-        sender_pg_array_add(&a[0], st);
-        sender_pg_array_add(&a[1], code);
-    }
-    p[17] = sender_pg_array_end(&a[0]);
-    p[18] = sender_pg_array_end(&a[1]);
-}
-
 /* upsert_group - one tenant's entries: the decisions of those to send at
  * once, one INSERT ... RETURNING, and a SELECT only for the entries it did
  * not insert. Runs on: threadpool. */
-static enum tn_err upsert_group(struct tn_pgconn *c, struct out_job **jobs, size_t n)
+static enum tn_err upsert_group(struct tn_pgconn *c, struct sender_out_job **jobs, size_t n)
 {
     struct tn_buf a[18];
     const char *p[19] = {jobs[0]->p[0]};
-    struct out_job **rest = tn_xcalloc(n, sizeof(*rest));
+    struct sender_out_job **rest = tn_xcalloc(n, sizeof(*rest));
     struct pg_result *res = NULL;
     enum tn_err err;
     size_t left = 0;
@@ -464,13 +314,13 @@ static enum tn_err upsert_group(struct tn_pgconn *c, struct out_job **jobs, size
     memcpy(rest, jobs, n * sizeof(*rest));
     err = tn_pgconn_begin_tenant(c, p[0]);
     if (err == TN_OK)
-        err = decide_fresh(c, jobs, n);
+        err = sender_intake_decide(c, jobs, n);
     arrays(a, 16, jobs, n, p);
-    state_arrays(a + 16, jobs, n, p);
+    sender_intake_state_arrays(a + 16, jobs, n, p);
     if (err == TN_OK)
         err = tn_pgconn_query_cached(c, sql_insert_many, 19, p, &res);
     if (err == TN_OK) {
-        confirm_direct(res, jobs, n);
+        sender_intake_confirm(res, jobs, n);
         left = take_rows(res, rest, n);
     }
     if (err == TN_OK && left > 0)
@@ -489,7 +339,7 @@ static enum tn_err upsert_group(struct tn_pgconn *c, struct out_job **jobs, size
 /* job_tenant - an entry's tenant (sender_group_end) */
 static const char *job_tenant(const void *item)
 {
-    return ((const struct out_job *)item)->p[0];
+    return ((const struct sender_out_job *)item)->p[0];
 }
 
 /* by_tenant - qsort order of entries */
@@ -506,7 +356,7 @@ enum tn_err sender_out_work(struct tn_pgconn *c, void *arg)
 
     qsort(b->items, b->n, sizeof(*b->items), by_tenant);
     for (size_t i = 0; i < b->n; i = end) {
-        struct out_job **jobs = (struct out_job **)b->items + i;
+        struct sender_out_job **jobs = (struct sender_out_job **)b->items + i;
         enum tn_err err;
 
         end = sender_group_end(b->items, b->n, i, job_tenant);
@@ -525,7 +375,7 @@ enum tn_err sender_out_work(struct tn_pgconn *c, void *arg)
 }
 
 /* job_done - give the verdict and free the job */
-static void job_done(struct out_job *job, enum tn_disp disp, const char *reason)
+static void job_done(struct sender_out_job *job, enum tn_disp disp, const char *reason)
 {
     struct sender_ctx *ctx = job->ctx;
 
@@ -539,7 +389,7 @@ static void job_done(struct out_job *job, enum tn_disp disp, const char *reason)
 /* The entries of one intake batch waiting for their members' schedule. */
 struct sched_op {
     struct sender_ctx *ctx;
-    struct out_job **jobs;
+    struct sender_out_job **jobs;
     size_t n;
 };
 
@@ -565,7 +415,7 @@ static void scheduled_cb(enum tn_err err, void *arg)
 }
 
 /* upserted - the verdict of a dead or finished row; false for a live one */
-static bool upserted(struct out_job *job, enum tn_err err)
+static bool upserted(struct sender_out_job *job, enum tn_err err)
 {
     const struct sender_provider *prov = sender_provider_of(job->kind);
     struct sender_job *sj = job->send;
@@ -608,7 +458,7 @@ void sender_out_done(struct sender_batch *b, enum tn_err err)
     op->ctx = b->ctx;
     op->jobs = tn_xcalloc(b->n + 1, sizeof(*op->jobs));
     for (size_t i = 0; i < b->n; i++) {
-        struct out_job *job = b->items[i];
+        struct sender_out_job *job = b->items[i];
 
         if (upserted(job, err != TN_OK ? err : job->err))
             continue;
@@ -627,7 +477,7 @@ void sender_out_done(struct sender_batch *b, enum tn_err err)
 void sender_out_entry(struct tn_consumer *c, struct tn_entry *e, void *arg)
 {
     struct sender_ctx *ctx = arg;
-    struct out_job *job = tn_xcalloc(1, sizeof(*job));
+    struct sender_out_job *job = tn_xcalloc(1, sizeof(*job));
 
     job->ctx = ctx;
     job->c = c;

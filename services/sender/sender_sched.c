@@ -29,7 +29,7 @@
  *	slot takes at most half of the slots (counting the claimed jobs still
  *	running); otherwise all free slots.
  *
- *	Cost: the scripts go by their SHA-1 (EVALSHA; on NOSCRIPT, after a
+ *	Cost: the scripts go by their SHA-1 (tn_script: EVALSHA; on NOSCRIPT, after a
  *	Redis restart, once more as EVAL, which caches them again); additions
  *	come a batch of entries per call, removals the loop iteration's worth
  *	per call (sender_sched_flush).
@@ -45,13 +45,13 @@
 #include <string.h>
 
 #include <hiredis/hiredis.h>
-#include <openssl/sha.h>
 #include <uv.h>
 
 #include <tn/tn_crypto.h>
 #include <tn/tn_log.h>
 #include <tn/tn_mem.h>
 #include <tn/tn_redis.h>
+#include <tn/tn_script.h>
 #include <tn/tn_time.h>
 
 #include "sender.h"
@@ -113,23 +113,8 @@ static const char lua_claim[] =
     "end\n"
     "return out\n";
 
-/* A script and its SHA-1 (hex, computed once). */
-struct script {
-    const char *text;
-    char sha[2 * SHA_DIGEST_LENGTH + 1];
-};
-
-static struct script s_add = {lua_add, ""}, s_done = {lua_done, ""}, s_claim = {lua_claim, ""};
-
-/* A script call on the wire: its arguments, kept for a NOSCRIPT resend. */
-struct call {
-    struct sender_ctx *ctx;
-    struct script *sc;
-    tn_redis_reply_fn *cb;
-    void *arg;
-    int argc;
-    char **argv; /* "EVALSHA", sha, "0", args...; new */
-};
+static struct tn_script s_add = TN_SCRIPT_INIT(lua_add), s_done = TN_SCRIPT_INIT(lua_done),
+                        s_claim = TN_SCRIPT_INIT(lua_claim);
 
 /* sender_member_make - "<outbound>:<channel>:<contact>:<provider>" */
 void sender_member_make(char *out, size_t size, const char *outbound, const char *channel,
@@ -138,73 +123,12 @@ void sender_member_make(char *out, size_t size, const char *outbound, const char
     snprintf(out, size, "%s:%s:%s:%s", outbound, channel, contact, provider);
 }
 
-/* sha_of - the script's SHA-1 in hex (what EVALSHA names it by) */
-static const char *sha_of(struct script *sc)
-{
-    unsigned char d[SHA_DIGEST_LENGTH];
-
-    if (sc->sha[0] == '\0') {
-        /* libcrypto comes with libtn; tn_crypto has no plain SHA-1 */
-        SHA1((const unsigned char *)sc->text, strlen(sc->text), d);
-        for (size_t i = 0; i < sizeof(d); i++)
-            snprintf(sc->sha + 2 * i, 3, "%02x", d[i]);
-    }
-    return sc->sha;
-}
-
-/* call_free - release a call */
-static void call_free(struct call *c)
-{
-    for (int i = 0; i < c->argc; i++)
-        tn_free(c->argv[i]);
-    tn_free(c->argv);
-    tn_free(c);
-}
-
-static void call_cb(struct tn_redis *r, redisReply *reply, enum tn_err err, void *arg);
-
-/* call_send - send the call (EVALSHA, or EVAL with the text) */
-static enum tn_err call_send(struct call *c, bool text)
-{
-    tn_free(c->argv[0]);
-    tn_free(c->argv[1]);
-    c->argv[0] = tn_xstrdup(text ? "EVAL" : "EVALSHA");
-    c->argv[1] = tn_xstrdup(text ? c->sc->text : sha_of(c->sc));
-    return tn_redis_argv(c->ctx->redis, c->argc, (const char *const *)c->argv, NULL, call_cb, c);
-}
-
-/* call_cb - the answer; NOSCRIPT (Redis lost its script cache): resend as EVAL */
-static void call_cb(struct tn_redis *r, redisReply *reply, enum tn_err err, void *arg)
-{
-    struct call *c = arg;
-
-    if (err == TN_OK && reply->type == REDIS_REPLY_ERROR &&
-        strncmp(reply->str, "NOSCRIPT", 8) == 0 && call_send(c, true) == TN_OK)
-        return;
-    c->cb(r, reply, err, c->arg);
-    call_free(c);
-}
-
-/* eval - EVALSHA script 0 args...; cb(r, reply, err, arg) as tn_redis_argv */
-static enum tn_err eval(struct sender_ctx *ctx, struct script *sc, size_t nargs,
+/* eval - EVALSHA script 0 args... (tn_script: EVAL again after NOSCRIPT);
+ * cb(r, reply, err, arg) as tn_redis_argv */
+static enum tn_err eval(struct sender_ctx *ctx, struct tn_script *sc, size_t nargs,
                         const char *const *args, tn_redis_reply_fn *cb, void *arg)
 {
-    struct call *c = tn_xcalloc(1, sizeof(*c));
-    enum tn_err err;
-
-    c->ctx = ctx;
-    c->sc = sc;
-    c->cb = cb;
-    c->arg = arg;
-    c->argc = (int)nargs + 3;
-    c->argv = tn_xcalloc(nargs + 3, sizeof(*c->argv));
-    c->argv[2] = tn_xstrdup("0");
-    for (size_t i = 0; i < nargs; i++)
-        c->argv[3 + i] = tn_xstrdup(args[i]);
-    err = call_send(c, false);
-    if (err != TN_OK)
-        call_free(c);
-    return err;
+    return tn_script_call(ctx->redis, sc, 0, nargs, args, NULL, cb, arg);
 }
 
 struct add_op {

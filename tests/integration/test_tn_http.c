@@ -437,6 +437,59 @@ static void test_free_from_callback(void **state)
     assert_int_equal(other.err, TN_ECANCELED);
 }
 
+/* test_idle_connection_closed - tn_http keeps a connection's socket watched
+ * between transfers (tn_http.c, "Per-transfer cost"): requests one after
+ * another share the connection; when the server closes it while idle, the
+ * watcher sees that, and the next request gets a new connection (whose
+ * descriptor is likely the same number) and its answer. The idle
+ * watcher must not keep the loop alive either. */
+static void test_idle_connection_closed(void **state)
+{
+    struct fx *f = *state;
+    struct tn_httpd *quick = tn_httpd_new(&f->loop,
+                                          &(struct tn_httpd_opts){.listen = "127.0.0.1:0",
+                                                                  .max_body = 1 << 20,
+                                                                  .read_timeout_ms = 5000,
+                                                                  .idle_timeout_ms = 100,
+                                                                  .max_conns = 10},
+                                          handler, f);
+    struct result r = {0};
+    char url[128];
+    struct tn_http_request rq = {.url = url, .method = "POST", .body = "x", .body_len = 1};
+    uv_loop_t idle_loop;
+    struct tn_http *h;
+
+    assert_non_null(quick);
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/echo", tn_httpd_port(quick));
+    for (int round = 0; round < 3; round++) {
+        for (int i = 0; i < 3; i++) { /* back to back: one kept connection */
+            memset(&r, 0, sizeof(r));
+            send_wait(f, &rq, &r);
+            assert_int_equal(r.err, TN_OK);
+            assert_string_equal(r.body, "POST /echo [] x");
+        }
+        wait_calls(f, &r.calls, 2, 300); /* the server closes it meanwhile */
+    }
+    tn_httpd_close(quick);
+
+    /* a loop with only an idle kept connection on it returns */
+    assert_int_equal(uv_loop_init(&idle_loop), 0);
+    h = tn_http_new(&idle_loop, NULL);
+    snprintf(url, sizeof(url), "%s/echo", f->base);
+    memset(&r, 0, sizeof(r));
+    assert_int_equal(tn_http_send(h, &rq, done_cb, &r), TN_OK);
+    while (r.calls == 0) { /* the server runs on f->loop */
+        uv_run(&f->loop, UV_RUN_NOWAIT);
+        uv_run(&idle_loop, UV_RUN_NOWAIT);
+        poll(NULL, 0, 1);
+    }
+    assert_int_equal(r.err, TN_OK);
+    assert_int_equal(uv_run(&idle_loop, UV_RUN_NOWAIT), 0); /* nothing referenced is left */
+    tn_http_free(h);
+    uv_run(&idle_loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&idle_loop), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -449,6 +502,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_concurrent, setup, teardown),
         cmocka_unit_test_setup_teardown(test_free_cancels_in_flight, setup, teardown),
         cmocka_unit_test_setup_teardown(test_free_from_callback, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_idle_connection_closed, setup, teardown),
     };
 
     if (tn_http_global_init() != TN_OK)

@@ -35,6 +35,13 @@
  *	to the handler once it has been delivered more than max_deliveries
  *	times.
  *
+ *	Acknowledgements are batched: tn_consumer_done(ACK) queues the entry
+ *	(it stays in flight) and an idle handle, which keeps the loop from
+ *	blocking, sends one XACK for everything queued in that loop iteration
+ *	(a handler that finishes a read's worth of entries at once gets one
+ *	command instead of one per entry). An entry is still acknowledged only
+ *	after its handler said done; the answer releases each.
+ *
  *	Dead letters copy the original fields plus dead_reason, dead_from_id,
  *	dead_deliveries and dead_at (RFC 3339) to "<stream>:dead" and ack in
  *	one MULTI/EXEC, so an entry is never both lost and acked.
@@ -66,6 +73,7 @@
 enum { E_NEW, E_HANDLER, E_FINISHING, E_WAITING, E_CLAIMING };
 
 #define MAX_ARGS 8
+#define ACK_MAX 1024 /* ids per XACK */
 
 struct tn_consumer {
     uv_loop_t *loop;
@@ -80,6 +88,9 @@ struct tn_consumer {
     size_t inflight, waiting, ops;
     int open_handles;
     uv_timer_t claim_timer, retry_timer, kick_timer;
+    uv_idle_t ack_idle;     /* active while acks are queued */
+    struct tn_entry **acks; /* done with ACK, XACK not sent yet */
+    size_t nacks, acks_cap;
     uint64_t retry_due; /* 0: retry timer not armed */
     struct tn_backoff backoff;
     char cursor[64];
@@ -149,6 +160,7 @@ static void maybe_free(struct tn_consumer *c)
     tn_free(c->group);
     tn_free(c->consumer);
     tn_free(c->dead_stream);
+    tn_free(c->acks);
     tn_free(c);
 }
 
@@ -513,36 +525,94 @@ static void pump(struct tn_consumer *c)
     start_read(c);
 }
 
-/* ack_cb - XACK of one entry answered */
+/* An XACK on the wire: the entries it acknowledges. */
+struct ack_batch {
+    struct tn_consumer *c;
+    size_t n;
+    struct tn_entry *e[];
+};
+
+/* ack_cb - XACK of a batch answered: release every entry of it */
 static void ack_cb(struct tn_redis *r, redisReply *reply, enum tn_err err, void *arg)
 {
-    struct tn_entry *e = arg;
-    struct tn_consumer *c = e->_c;
+    struct ack_batch *b = arg;
+    struct tn_consumer *c = b->c;
 
     (void)r;
     c->ops--;
     if (err == TN_OK && reply->type == REDIS_REPLY_INTEGER) {
-        c->st.acked++;
+        c->st.acked += b->n;
     } else {
-        c->st.errors++;
-        tn_log_warn(&c->log, "consumer.ack_failed", TN_KV_STR("entry_id", e->id), TN_KV_ERR(err),
+        c->st.errors += b->n;
+        tn_log_warn(&c->log, "consumer.ack_failed", TN_KV_STR("entry_id", b->e[0]->id),
+                    TN_KV_INT("entries", b->n), TN_KV_ERR(err),
                     TN_KV_STR("detail", reply_error(reply)));
     }
-    release(c, e);
+    /* the last release may free c (tn_consumer_free pending): c is not
+     * touched after the loop */
+    for (size_t i = 0; i < b->n; i++)
+        release(c, b->e[i]);
+    tn_free(b);
 }
 
-/* finish_ack - XACK s g id */
+/* send_acks - XACK s g id... for up to ACK_MAX queued entries from acks[0] */
+static void send_acks(struct tn_consumer *c, struct tn_entry **acks, size_t n)
+{
+    struct ack_batch *b = tn_xmalloc(sizeof(*b) + n * sizeof(b->e[0]));
+    const char **argv = tn_xcalloc(n + 3, sizeof(*argv));
+
+    b->c = c;
+    b->n = n;
+    argv[0] = "XACK";
+    argv[1] = c->stream;
+    argv[2] = c->group;
+    for (size_t i = 0; i < n; i++) {
+        b->e[i] = acks[i];
+        argv[3 + i] = acks[i]->id;
+    }
+    if (send_op(c, c->ctl, c->command_timeout_ms, (int)n + 3, argv, NULL, ack_cb, b) != TN_OK) {
+        c->st.errors += n; /* stay pending: reclaimed and handled again later */
+        tn_log_warn(&c->log, "consumer.ack_failed", TN_KV_STR("entry_id", acks[0]->id),
+                    TN_KV_INT("entries", n), TN_KV_ERR(TN_EUNAVAIL));
+        for (size_t i = 0; i < n; i++)
+            release(c, b->e[i]);
+        tn_free(b);
+    }
+    tn_free(argv);
+}
+
+/* flush_acks - send every queued ack. The queue is detached first: a
+ * release may run the handler's next entries, which may queue again. */
+static void flush_acks(struct tn_consumer *c)
+{
+    struct tn_entry **acks = c->acks;
+    size_t n = c->nacks;
+
+    c->acks = NULL;
+    c->nacks = c->acks_cap = 0;
+    uv_idle_stop(&c->ack_idle);
+    for (size_t i = 0; i < n; i += ACK_MAX)
+        send_acks(c, acks + i, n - i < ACK_MAX ? n - i : ACK_MAX);
+    tn_free(acks);
+}
+
+/* ack_idle_cb - the loop iteration's acks are in: send them. Runs on: loop. */
+static void ack_idle_cb(uv_idle_t *h)
+{
+    flush_acks(h->data);
+}
+
+/* finish_ack - queue e for the next XACK (it stays in flight until then) */
 static void finish_ack(struct tn_consumer *c, struct tn_entry *e)
 {
-    const char *argv[] = {"XACK", c->stream, c->group, e->id};
-
     set_state(c, e, E_FINISHING);
-    if (send_op(c, c->ctl, c->command_timeout_ms, 4, argv, NULL, ack_cb, e) != TN_OK) {
-        c->st.errors++; /* stays pending: reclaimed and handled again later */
-        tn_log_warn(&c->log, "consumer.ack_failed", TN_KV_STR("entry_id", e->id),
-                    TN_KV_ERR(TN_EUNAVAIL));
-        release(c, e);
+    if (c->nacks == c->acks_cap) {
+        c->acks_cap = c->acks_cap == 0 ? 64 : 2 * c->acks_cap;
+        c->acks = tn_xrealloc(c->acks, c->acks_cap * sizeof(*c->acks));
     }
+    c->acks[c->nacks++] = e;
+    if (c->nacks == 1)
+        uv_idle_start(&c->ack_idle, ack_idle_cb);
 }
 
 /* exec_ok - did every command of a MULTI/EXEC succeed */
@@ -927,7 +997,9 @@ struct tn_consumer *tn_consumer_new(uv_loop_t *loop, const char *url,
         uv_timer_init(loop, timers[i]);
         timers[i]->data = c;
     }
-    c->open_handles = 3;
+    uv_idle_init(loop, &c->ack_idle);
+    c->ack_idle.data = c;
+    c->open_handles = 4;
     uv_timer_start(&c->claim_timer, claim_cb, c->claim_interval_ms, c->claim_interval_ms);
     return c;
 }
@@ -988,12 +1060,14 @@ void tn_consumer_free(struct tn_consumer *c)
     if (c == NULL || c->freeing)
         return;
     tn_consumer_stop(c);
+    flush_acks(c); /* like XACKs already sent: on the wire before ctl closes */
     c->freeing = true;
     ctl = c->ctl;
     c->ctl = NULL;
     uv_close((uv_handle_t *)&c->claim_timer, timer_close_cb);
     uv_close((uv_handle_t *)&c->retry_timer, timer_close_cb);
     uv_close((uv_handle_t *)&c->kick_timer, timer_close_cb);
+    uv_close((uv_handle_t *)&c->ack_idle, timer_close_cb);
     tn_redis_close(ctl); /* pending XACKs etc. call back with TN_ECANCELED */
 }
 

@@ -17,6 +17,28 @@
  *
  *	Response headers are looked up with curl_easy_header (libcurl >= 7.83),
  *	case-insensitively, from the final response.
+ *
+ *	Per-transfer cost. libcurl keeps connections open between transfers
+ *	(CURLMOPT_MAXCONNECTS) but stops caring about an idle connection's
+ *	socket: CURL_POLL_REMOVE, then, when a later transfer takes the
+ *	connection, the same descriptor is announced anew. Closing the uv_poll
+ *	at every REMOVE and making a new one at every announce cost five
+ *	epoll_ctl calls, an ioctl and an allocation per transfer. So the
+ *	sockets of connections are ours from open to close
+ *	(CURLOPT_OPENSOCKETFUNCTION / CURLOPT_CLOSESOCKETFUNCTION, which curl
+ *	copies into each connection and calls for every socket it opened
+ *	through them): the watcher is made when the socket is opened, found by
+ *	descriptor (byfd) when curl announces it again, and closed in the close
+ *	callback just before the descriptor is (so a recycled descriptor number
+ *	never meets a stale watcher). After REMOVE it stays started for
+ *	readability, unreferenced (an idle connection does not keep the loop
+ *	alive), and a readable event while idle (the server closed it) stops
+ *	it: curl sees the dead connection when it next looks. uv_poll_start
+ *	itself removes and re-adds the descriptor, so it is called only when
+ *	the events curl asks for change. Other sockets curl reports (a
+ *	resolver's socketpair) get a watcher per REMOVE as before.
+ *	Easy handles go back to a free list (curl_easy_reset) instead of being
+ *	made and destroyed per transfer.
  * RUNS ON
  *	loop. tn_http_global_init: the main thread before other threads start.
  * DIAGNOSTICS
@@ -28,6 +50,9 @@
 
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
+
+#include <sys/socket.h>
 
 #include <curl/curl.h>
 
@@ -41,7 +66,12 @@ struct http_sock {
     curl_socket_t fd;
     struct tn_http *h;
     struct http_sock *prev, *next;
+    int events; /* what poll is started for (0: stopped) */
+    bool owned; /* opened by open_fn, closed by close_fn; listed in h->byfd */
+    bool idle;  /* owned, and curl said CURL_POLL_REMOVE: unreferenced */
 };
+
+#define EASY_POOL_MAX 1024 /* easy handles kept for reuse */
 
 struct tn_http_xfer {
     struct tn_http *h;
@@ -63,6 +93,10 @@ struct tn_http {
     char *ua;
     struct tn_http_xfer *xfers;
     struct http_sock *socks;
+    struct http_sock **byfd; /* owned sockets by descriptor */
+    size_t nbyfd;
+    CURL **easy_pool; /* reset easy handles, ready for a transfer */
+    size_t neasy, easy_cap;
     size_t pending;
     bool freeing;
 };
@@ -93,10 +127,34 @@ static void xfer_unlink(struct tn_http_xfer *x)
     h->pending--;
 }
 
+/* easy_get - a reset easy handle from the pool, or a new one (NULL: none) */
+static CURL *easy_get(struct tn_http *h)
+{
+    if (h->neasy > 0)
+        return h->easy_pool[--h->neasy];
+    return curl_easy_init();
+}
+
+/* easy_put - reset e (no option points into a freed transfer any more) and
+ * keep it for the next transfer; connections stay in the multi's cache */
+static void easy_put(struct tn_http *h, CURL *e)
+{
+    if (h->freeing || h->neasy == EASY_POOL_MAX) {
+        curl_easy_cleanup(e);
+        return;
+    }
+    curl_easy_reset(e);
+    if (h->neasy == h->easy_cap) {
+        h->easy_cap = h->easy_cap == 0 ? 64 : 2 * h->easy_cap;
+        h->easy_pool = tn_xrealloc(h->easy_pool, h->easy_cap * sizeof(*h->easy_pool));
+    }
+    h->easy_pool[h->neasy++] = e;
+}
+
 static void xfer_free(struct tn_http_xfer *x)
 {
     if (x->easy != NULL)
-        curl_easy_cleanup(x->easy);
+        easy_put(x->h, x->easy);
     curl_slist_free_all(x->hdrs);
     tn_buf_free(&x->body);
     tn_free(x);
@@ -180,6 +238,13 @@ static void poll_cb(uv_poll_t *p, int status, int events)
 
     if (h->freeing)
         return;
+    if (sk->idle) {
+        /* curl is not using this connection: the server closed it or sent
+         * something unasked. Stop watching; curl finds it dead before reuse. */
+        uv_poll_stop(&sk->poll);
+        sk->events = 0;
+        return;
+    }
     if (status < 0)
         flags = CURL_CSELECT_ERR;
     if (events & UV_READABLE)
@@ -227,8 +292,85 @@ static void sock_close(struct tn_http *h, struct http_sock *sk)
         h->socks = sk->next;
     if (sk->next != NULL)
         sk->next->prev = sk->prev;
+    if (sk->owned && (size_t)sk->fd < h->nbyfd && h->byfd[sk->fd] == sk)
+        h->byfd[sk->fd] = NULL;
     uv_poll_stop(&sk->poll);
     uv_close((uv_handle_t *)&sk->poll, sock_closed_cb);
+}
+
+/* sock_new - a watcher for s on h's list (NULL: libuv refused s) */
+static struct http_sock *sock_new(struct tn_http *h, curl_socket_t s)
+{
+    struct http_sock *sk = tn_xcalloc(1, sizeof(*sk));
+
+    if (uv_poll_init_socket(h->loop, &sk->poll, s) != 0) {
+        tn_free(sk);
+        return NULL;
+    }
+    sk->poll.data = sk;
+    sk->fd = s;
+    sk->h = h;
+    sk->next = h->socks;
+    if (h->socks != NULL)
+        h->socks->prev = sk;
+    h->socks = sk;
+    return sk;
+}
+
+/* sock_watch - start sk for events unless it already is (uv_poll_start
+ * removes and re-adds the descriptor each time it is called) */
+static void sock_watch(struct http_sock *sk, int events)
+{
+    if (sk->events == events)
+        return;
+    uv_poll_start(&sk->poll, events, poll_cb);
+    sk->events = events;
+}
+
+/* open_fn - CURLOPT_OPENSOCKETFUNCTION: a connection's socket and its
+ * watcher, kept until close_fn. Runs on: loop, inside a libcurl call. */
+static curl_socket_t open_fn(void *clientp, curlsocktype purpose, struct curl_sockaddr *a)
+{
+    struct tn_http *h = clientp;
+    struct http_sock *sk;
+    curl_socket_t s;
+
+    if (purpose != CURLSOCKTYPE_IPCXN)
+        return CURL_SOCKET_BAD;
+    s = socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
+    if (s == CURL_SOCKET_BAD)
+        return s;
+    sk = h->freeing ? NULL : sock_new(h, s);
+    if (sk == NULL) {
+        close(s);
+        return CURL_SOCKET_BAD;
+    }
+    if ((size_t)s >= h->nbyfd) {
+        size_t n = h->nbyfd == 0 ? 256 : h->nbyfd;
+
+        while (n <= (size_t)s)
+            n *= 2;
+        h->byfd = tn_xrealloc(h->byfd, n * sizeof(*h->byfd));
+        memset(h->byfd + h->nbyfd, 0, (n - h->nbyfd) * sizeof(*h->byfd));
+        h->nbyfd = n;
+    }
+    sk->owned = true;
+    sk->idle = true; /* not announced yet */
+    uv_unref((uv_handle_t *)&sk->poll);
+    h->byfd[s] = sk;
+    return s;
+}
+
+/* close_fn - CURLOPT_CLOSESOCKETFUNCTION: close the watcher, then the
+ * descriptor (libuv must not poll a closed one, and the number may be
+ * reused at once). Runs on: loop, inside a libcurl call. */
+static int close_fn(void *clientp, curl_socket_t s)
+{
+    struct tn_http *h = clientp;
+
+    if ((size_t)s < h->nbyfd && h->byfd[s] != NULL)
+        sock_close(h, h->byfd[s]);
+    return close(s);
 }
 
 /* sock_fn - CURLMOPT_SOCKETFUNCTION: watch s for what curl asks. */
@@ -239,34 +381,40 @@ static int sock_fn(CURL *e, curl_socket_t s, int what, void *userp, void *socket
     int events = 0;
 
     (void)e;
+    if (sk == NULL && (size_t)s < h->nbyfd)
+        sk = h->byfd[s]; /* an owned socket announced again */
     if (what == CURL_POLL_REMOVE) {
-        if (sk != NULL) {
-            if (!h->freeing) /* not into a multi being destroyed */
-                curl_multi_assign(h->multi, s, NULL);
+        if (sk == NULL)
+            return 0;
+        if (!h->freeing) /* not into a multi being destroyed */
+            curl_multi_assign(h->multi, s, NULL);
+        if (!sk->owned) {
             sock_close(h, sk);
+        } else if (!sk->idle) {
+            /* kept while the connection lives (close_fn closes it) */
+            sk->idle = true;
+            if (sk->events != 0)
+                sock_watch(sk, UV_READABLE);
+            uv_unref((uv_handle_t *)&sk->poll);
         }
         return 0;
     }
     if (sk == NULL) {
-        sk = tn_xcalloc(1, sizeof(*sk));
-        if (uv_poll_init_socket(h->loop, &sk->poll, s) != 0) {
-            tn_free(sk);
+        sk = sock_new(h, s);
+        if (sk == NULL)
             return -1;
-        }
-        sk->poll.data = sk;
-        sk->fd = s;
-        sk->h = h;
-        sk->next = h->socks;
-        if (h->socks != NULL)
-            h->socks->prev = sk;
-        h->socks = sk;
+    }
+    if (socketp == NULL)
         curl_multi_assign(h->multi, s, sk);
+    if (sk->idle) {
+        sk->idle = false;
+        uv_ref((uv_handle_t *)&sk->poll);
     }
     if (what == CURL_POLL_IN || what == CURL_POLL_INOUT)
         events |= UV_READABLE;
     if (what == CURL_POLL_OUT || what == CURL_POLL_INOUT)
         events |= UV_WRITABLE;
-    uv_poll_start(&sk->poll, events, poll_cb);
+    sock_watch(sk, events);
     return 0;
 }
 
@@ -380,6 +528,10 @@ static CURLcode set_options(struct tn_http *h, struct tn_http_xfer *x,
     SET(CURLOPT_FOLLOWLOCATION, 0L);
     SET(CURLOPT_USERAGENT, h->ua);
     SET(CURLOPT_HTTPHEADER, x->hdrs);
+    SET(CURLOPT_OPENSOCKETFUNCTION, open_fn);
+    SET(CURLOPT_OPENSOCKETDATA, (void *)h);
+    SET(CURLOPT_CLOSESOCKETFUNCTION, close_fn);
+    SET(CURLOPT_CLOSESOCKETDATA, (void *)h);
     if (rq->userpwd != NULL) {
         SET(CURLOPT_USERPWD, rq->userpwd);
         SET(CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
@@ -405,7 +557,7 @@ enum tn_err tn_http_send(struct tn_http *h, const struct tn_http_request *rq, tn
     x->h = h;
     x->done = done;
     x->arg = arg;
-    x->easy = curl_easy_init();
+    x->easy = easy_get(h);
     if (x->easy == NULL) {
         err = TN_EUNAVAIL;
         goto out;
@@ -453,6 +605,8 @@ static void http_closed_cb(uv_handle_t *hd)
     struct tn_http *h = hd->data;
 
     tn_free(h->ua);
+    tn_free(h->byfd);
+    tn_free(h->easy_pool);
     tn_free(h);
 }
 
@@ -469,7 +623,9 @@ void tn_http_free(struct tn_http *h)
         x->done(NULL, TN_ECANCELED, x->arg);
         xfer_free(x);
     }
-    curl_multi_cleanup(h->multi); /* may still report sockets to sock_fn */
+    while (h->neasy > 0)
+        curl_easy_cleanup(h->easy_pool[--h->neasy]);
+    curl_multi_cleanup(h->multi); /* may still report sockets to sock_fn, close to close_fn */
     h->multi = NULL;
     while (h->socks != NULL)
         sock_close(h, h->socks);
