@@ -52,6 +52,7 @@
 
 #include <tn/tn_buf.h>
 #include <tn/tn_crypto.h>
+#include <tn/tn_id.h>
 #include <tn/tn_log.h>
 #include <tn/tn_mem.h>
 #include <tn/tn_pg.h>
@@ -260,13 +261,9 @@ static enum tn_err apply_work(struct tn_pgconn *c, void *arg)
 /* new_trace - a fresh W3C traceparent (no request started this work); new */
 static char *new_trace(void)
 {
-    unsigned char rnd[24];
-    char *hex, *out = tn_xmalloc(56);
+    char *out = tn_xmalloc(TN_TRACEPARENT_SIZE);
 
-    tn_random_bytes(rnd, sizeof(rnd));
-    hex = tn_hex_encode(rnd, sizeof(rnd));
-    snprintf(out, 56, "00-%.32s-%.16s-01", hex, hex + 32);
-    tn_free(hex);
+    tn_traceparent_new(out);
     return out;
 }
 

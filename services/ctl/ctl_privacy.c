@@ -37,6 +37,7 @@
 #include <jansson.h>
 
 #include <tn/tn_crypto.h>
+#include <tn/tn_id.h>
 #include <tn/tn_mem.h>
 #include <tn/tn_pg.h>
 #include <tn/tn_proto.h>
@@ -155,8 +156,7 @@ static bool entry_data(const struct request *rq, size_t i, char *out, size_t siz
 /* enqueue - XADD request i to tern:privacy */
 static int enqueue(redisContext *r, const struct request *rq, size_t i)
 {
-    unsigned char rnd[24];
-    char trace[64], dedupe[64], data[1024], *hex;
+    char trace[TN_TRACEPARENT_SIZE], dedupe[64], data[1024];
     const char *argv[] = {"XADD", TN_STREAM_PRIVACY, "*", TN_F_TYPE, TN_TYPE_PRIVACY_REQUEST,
                           TN_F_V, TN_V_PRIVACY_REQUEST, TN_F_TENANT, rq->tenant, TN_F_TRACE,
                           trace, TN_F_REQUEST, rq->ids[i], TN_F_DEDUPE, dedupe, TN_F_DATA, data};
@@ -165,9 +165,7 @@ static int enqueue(redisContext *r, const struct request *rq, size_t i)
 
     if (!entry_data(rq, i, data, sizeof(data)))
         return ctl_fail("building the request", TN_E2BIG);
-    tn_random_bytes(rnd, sizeof(rnd));
-    hex = tn_hex_encode(rnd, sizeof(rnd));
-    snprintf(trace, sizeof(trace), "00-%.32s-%.16s-01", hex, hex + 32);
+    tn_traceparent_new(trace);
     snprintf(dedupe, sizeof(dedupe), "priv:%s", rq->ids[i]);
     rep = redisCommandArgv(r, (int)(sizeof(argv) / sizeof(argv[0])), argv, NULL);
     if (rep == NULL || rep->type != REDIS_REPLY_STRING) {
@@ -177,7 +175,6 @@ static int enqueue(redisContext *r, const struct request *rq, size_t i)
     }
     if (rep != NULL)
         freeReplyObject(rep);
-    tn_free(hex);
     return code;
 }
 

@@ -23,6 +23,7 @@
 #include <jansson.h>
 
 #include <tn/tn_crypto.h>
+#include <tn/tn_id.h>
 #include <tn/tn_log.h>
 #include <tn/tn_mem.h>
 #include <tn/tn_proto.h>
@@ -90,17 +91,12 @@ static bool trace_ok(const char *t)
  * (version 00), else a new one, sampled */
 char *ingest_entry_trace_new(const struct ingest_request *req)
 {
-    unsigned char rnd[24];
-    char *hex, *out;
-    size_t n = 3 + 32 + 1 + 16 + 3 + 1;
+    char *out;
 
     if (req->trace != NULL && trace_ok(req->trace))
         return tn_xstrdup(req->trace);
-    tn_random_bytes(rnd, sizeof(rnd));
-    hex = tn_hex_encode(rnd, sizeof(rnd));
-    out = tn_xmalloc(n);
-    snprintf(out, n, "00-%.32s-%.16s-01", hex, hex + 32);
-    tn_free(hex);
+    out = tn_xmalloc(TN_TRACEPARENT_SIZE);
+    tn_traceparent_new(out);
     return out;
 }
 

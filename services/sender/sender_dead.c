@@ -24,6 +24,7 @@
 #include <jansson.h>
 
 #include <tn/tn_crypto.h>
+#include <tn/tn_id.h>
 #include <tn/tn_log.h>
 #include <tn/tn_mem.h>
 #include <tn/tn_proto.h>
@@ -74,18 +75,6 @@ static char *data_json(const struct sender_job *job)
     return text;
 }
 
-/* new_trace - a fresh W3C traceparent into out (56 bytes) */
-static void new_trace(char out[64])
-{
-    unsigned char b[24];
-    char *hex;
-
-    tn_random_bytes(b, sizeof(b));
-    hex = tn_hex_encode(b, sizeof(b));
-    snprintf(out, 64, "00-%.32s-%.16s-01", hex, hex + 32);
-    tn_free(hex);
-}
-
 /* xadd_cb - the dead letter is written: unschedule */
 static void xadd_cb(struct tn_redis *r, redisReply *reply, enum tn_err err, void *arg)
 {
@@ -112,7 +101,7 @@ void sender_dead_letter(struct sender_job *job)
     if (job->row.trace != NULL)
         snprintf(trace, sizeof(trace), "%s", job->row.trace);
     else
-        new_trace(trace);
+        tn_traceparent_new(trace);
     snprintf(dedupe, sizeof(dedupe), "out:%s", job->id);
     snprintf(deliveries, sizeof(deliveries), "%d", job->row.attempts);
     tn_time_rfc3339(tn_now_ms(), at, sizeof(at));

@@ -34,6 +34,7 @@
 #include <jansson.h>
 
 #include <tn/tn_crypto.h>
+#include <tn/tn_id.h>
 #include <tn/tn_log.h>
 #include <tn/tn_mem.h>
 #include <tn/tn_pg.h>
@@ -77,18 +78,6 @@ out:
     return err;
 }
 
-/* new_trace - a fresh W3C traceparent into out (56 bytes) */
-static void new_trace(char out[56])
-{
-    unsigned char r[24];
-    char *h;
-
-    tn_random_bytes(r, sizeof(r));
-    h = tn_hex_encode(r, sizeof(r));
-    snprintf(out, 56, "00-%.32s-%.16s-01", h, h + 32);
-    tn_free(h);
-}
-
 /* request_data - the cal.request payload of one row; new (tn_free) */
 static char *request_data(const char *tenant, const struct sweeper_caldel *row)
 {
@@ -118,7 +107,7 @@ static bool publish_one(struct redisContext *rc, const char *tenant,
         TN_F_DEDUPE, dedupe,        TN_F_DATA,   data};
     struct redisReply *rep;
 
-    new_trace(trace);
+    tn_traceparent_new(trace);
     snprintf(dedupe, sizeof(dedupe), "cal:%s", row->id);
     rep = sweeper_redis_cmd(rc, (int)(sizeof(argv) / sizeof(argv[0])), argv);
     tn_free(data);
