@@ -249,6 +249,7 @@ static void on_check(uv_check_t *h)
 
     flush(q);
     uv_check_stop(&q->check);
+    tn_redis_flush(q->redis); /* the webhooks wait on it: out now, not next poll */
 }
 
 struct ingest_queue *ingest_queue_new(struct uv_loop_s *loop, struct tn_redis *redis,

@@ -440,6 +440,74 @@ static void test_script(void **state)
     finish(&loop, r);
 }
 
+/* blocking_admin - a plain hiredis connection as the admin user, or NULL */
+static redisContext *blocking_admin(void)
+{
+    struct tn_redis_url u;
+    redisContext *rc = NULL;
+    redisReply *rep;
+
+    if (tn_redis_url_parse(tn_test_env("TN_TEST_REDIS_URL_ADMIN"), &u) != TN_OK)
+        return NULL;
+    rc = redisConnect(u.host, u.port);
+    rep = rc != NULL && rc->err == 0 ? redisCommand(rc, "AUTH %s %s", u.user, u.password) : NULL;
+    if (rep == NULL || rep->type == REDIS_REPLY_ERROR) {
+        redisFree(rc);
+        rc = NULL;
+    }
+    freeReplyObject(rep);
+    tn_redis_url_free(&u);
+    return rc;
+}
+
+/* seen_within - GET key through rc answers want within ms (the loop of the
+ * connection under test does not run meanwhile) */
+static bool seen_within(redisContext *rc, const char *key, const char *want, int ms)
+{
+    for (int i = 0; i <= ms / 10; i++) {
+        redisReply *rep = redisCommand(rc, "GET %s", key);
+        bool ok = rep != NULL && rep->type == REDIS_REPLY_STRING && strcmp(rep->str, want) == 0;
+
+        freeReplyObject(rep);
+        if (ok)
+            return true;
+        usleep(10000);
+    }
+    return false;
+}
+
+/* test_flush - a queued command waits for the loop; tn_redis_flush sends it
+ * at once */
+static void test_flush(void **state)
+{
+    uv_loop_t loop;
+    struct tn_redis *r;
+    struct calls c = {0};
+    char key[96];
+    redisContext *rc = blocking_admin();
+
+    (void)state;
+    assert_non_null(rc);
+    tn_test_unique("tern:test:flush", key, sizeof(key));
+    uv_loop_init(&loop);
+    r = tn_redis_new(&loop, tn_test_env("TN_TEST_REDIS_URL_ADMIN"), NULL);
+    assert_true(wait_connected(&loop, r, 5000));
+    assert_int_equal(tn_redis_argv(r, 3, (const char *[]){"SET", key, "queued"}, NULL, record_cb, &c),
+                     TN_OK);
+    assert_false(seen_within(rc, key, "queued", 300)); /* still in hiredis' buffer */
+    assert_true(run_until(&loop, NULL, &c.n, 1, 5000));
+    assert_int_equal(tn_redis_argv(r, 3, (const char *[]){"SET", key, "flushed"}, NULL, record_cb,
+                                   &c),
+                     TN_OK);
+    tn_redis_flush(r);
+    assert_true(seen_within(rc, key, "flushed", 2000)); /* written without the loop */
+    assert_true(run_until(&loop, NULL, &c.n, 2, 5000));
+    cmd(&loop, r, &c, 2, (const char *[]){"DEL", key});
+    assert_int_equal(c.by_err[TN_OK], c.n);
+    redisFree(rc);
+    finish(&loop, r);
+}
+
 /* test_url - the parser's table */
 static void test_url(void **state)
 {
@@ -501,7 +569,7 @@ int main(void)
         cmocka_unit_test(test_denied),        cmocka_unit_test(test_wrong_password),
         cmocka_unit_test(test_refused),       cmocka_unit_test(test_timeout),
         cmocka_unit_test(test_close_pending), cmocka_unit_test(test_multi),
-        cmocka_unit_test(test_script),
+        cmocka_unit_test(test_script),      cmocka_unit_test(test_flush),
     };
 
     tn_log_init("test", TN_LOG_INFO);

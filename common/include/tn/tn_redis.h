@@ -81,6 +81,15 @@ enum tn_err tn_redis_multi(struct tn_redis *r, size_t ncmds, const int *argcs,
 enum tn_err tn_redis_xadd(struct tn_redis *r, const char *stream, const char *const *fields,
                           const size_t *lens, size_t nfields, tn_redis_reply_fn *cb, void *arg);
 
+/* tn_redis_flush - write the commands queued so far now, instead of when the
+ * loop next polls the socket (hiredis queues them until the socket reports
+ * writable, which under load comes after every other ready socket has been
+ * served). For a caller that has just queued the one command a request
+ * waits on. A write error drops the connection as usual: pending commands
+ * may then complete (TN_EUNAVAIL) before this returns. No-op when not
+ * connected. Runs on: loop (not from within a reply callback). */
+void tn_redis_flush(struct tn_redis *r);
+
 /* tn_redis_ping - PING; reply "PONG". Errors: TN_EUNAVAIL when not connected. */
 enum tn_err tn_redis_ping(struct tn_redis *r, tn_redis_reply_fn *cb, void *arg);
 

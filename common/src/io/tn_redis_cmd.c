@@ -148,6 +148,13 @@ enum tn_err tn__redis_send_cmd(struct tn_redis *r, uint32_t timeout_ms, bool int
     return TN_OK;
 }
 
+/* tn_redis_flush - see tn_redis.h */
+void tn_redis_flush(struct tn_redis *r)
+{
+    if (r->connected && r->ac != NULL && !r->closing)
+        redisAsyncHandleWrite(r->ac);
+}
+
 /* tn_redis_argv_timeout - see tn_redis.h */
 enum tn_err tn_redis_argv_timeout(struct tn_redis *r, uint32_t timeout_ms, int argc,
                                   const char *const *argv, const size_t *lens,
