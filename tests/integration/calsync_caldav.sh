@@ -35,37 +35,8 @@ finish() {
 }
 trap 'finish; exit $?' EXIT
 
-sql() { psql "$TN_TEST_PG_ADMIN_DSN" -At -q -v ON_ERROR_STOP=1 -c "$1"; }
-# tsql SQL - one statement in a transaction bound to the tenant; prints its rows
-tsql() {
-    psql "$TN_TEST_PG_ADMIN_DSN" -At -q -v ON_ERROR_STOP=1 <<EOF
-\o /dev/null
-BEGIN;
-SELECT set_config('tern.tenant_id', '$tid', true);
-\o
-$1;
-COMMIT;
-EOF
-}
-# wait_sql WHAT SQL - until SQL prints t (10 s)
-wait_sql() {
-    local i
-    for i in $(seq 1 100); do
-        [ "$(sql "$2")" = t ] && return 0
-        sleep 0.1
-    done
-    bad "$1: timed out"
-    return 1
-}
-# xadd OP FIELD ID - a cal.request the way the booking path announces one
-xadd() {
-    local rid="t-$RANDOM$RANDOM" data
-    data=$(printf '{"tenant":"%s","request_id":"%s","op":"%s","%s":"%s","requested_at":"%s"}' \
-        "$tid" "$rid" "$1" "$2" "$3" "$(date -u +%Y-%m-%dT%H:%M:%SZ)")
-    redis-cli -u "$TN_TEST_REDIS_URL_ADMIN" --no-auth-warning XADD tern:cal '*' type cal.request \
-        v 1 tenant "$tid" trace "00-$(openssl rand -hex 16)-$(openssl rand -hex 8)-01" \
-        request "$rid" dedupe "cal:$rid" data "$data" >/dev/null
-}
+wait_tenths=100 # 10 s per wait
+. "$TN_SRC_DIR/tests/support/calsync.sh"
 # ics UID START END - a foreign VCALENDAR (UTC basic times) on stdout
 ics() {
     printf 'BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//Someone Else//EN\r\nBEGIN:VEVENT\r\n'

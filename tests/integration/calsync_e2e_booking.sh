@@ -59,17 +59,7 @@ finish() {
 }
 trap 'finish; exit $?' EXIT
 
-sql() { psql "$TN_TEST_PG_ADMIN_DSN" -XAtq -v ON_ERROR_STOP=1 -c "$1"; }
-tsql() {
-    psql "$TN_TEST_PG_ADMIN_DSN" -XAtq -v ON_ERROR_STOP=1 <<EOF
-\o /dev/null
-BEGIN;
-SELECT set_config('tern.tenant_id', '$tid', true);
-\o
-$1;
-COMMIT;
-EOF
-}
+. "$TN_SRC_DIR/tests/support/calsync.sh" # sql, tsql, evid (its own wait_sql below)
 # wait_sql WHAT SQL [SECONDS] - until SQL prints t
 wait_sql() {
     local end=$(($(date +%s) + ${3:-15}))
@@ -94,7 +84,6 @@ start() { # NAME VAR=VALUE... - a daemon on its own admin port
         TN_MASTER_KEY="$master" "$@" "$TN_BIN_DIR/tern-$name" >>"$dir/$name.log" 2>&1 &
     dpid[$name]=$!
 }
-evid() { echo "tern$(echo "$1" | tr -d -)"; }
 # at MIN [z] - the instant O + MIN minutes, RFC 3339 (+00:00, or Z with z)
 at() {
     local t=$((oe + $1 * 60))

@@ -36,38 +36,9 @@ finish() {
 }
 trap 'finish; exit $?' EXIT
 
-sql() { psql "$TN_TEST_PG_ADMIN_DSN" -At -q -v ON_ERROR_STOP=1 -c "$1"; }
-tsql() {
-    psql "$TN_TEST_PG_ADMIN_DSN" -At -q -v ON_ERROR_STOP=1 <<EOF
-\o /dev/null
-BEGIN;
-SELECT set_config('tern.tenant_id', '$tid', true);
-\o
-$1;
-COMMIT;
-EOF
-}
-# wait_sql WHAT SQL [TENTHS] - until SQL prints t
-wait_sql() {
-    local i
-    for i in $(seq 1 "${3:-150}"); do
-        [ "$(sql "$2")" = t ] && return 0
-        sleep 0.1
-    done
-    bad "$1: timed out"
-    return 1
-}
-xadd() {
-    local rid="t-$RANDOM$RANDOM" data
-    data=$(printf '{"tenant":"%s","request_id":"%s","op":"%s","%s":"%s","requested_at":"%s"}' \
-        "$tid" "$rid" "$1" "$2" "$3" "$(date -u +%Y-%m-%dT%H:%M:%SZ)")
-    admin_redis XADD tern:cal '*' type cal.request v 1 tenant "$tid" \
-        trace "00-$(openssl rand -hex 16)-$(openssl rand -hex 8)-01" request "$rid" \
-        dedupe "cal:$rid" data "$data" >/dev/null
-}
+. "$TN_SRC_DIR/tests/support/calsync.sh"
 pushes() { admin_redis XRANGE tern:cal - + | grep -c '"op":"push"'; }
 book() { tsql "SELECT booking_id FROM tern_book('$svc', '$contact', '${iso}T$1:00Z', NULL, 0, NULL, NULL)"; }
-evid() { echo "tern$(echo "$1" | tr -d -)"; }
 chan() { sql "SELECT COALESCE(push_channel_id, '') FROM oauth_accounts WHERE id = '$acct'"; }
 
 # ---------------------------------------------------------------- sandbox, ingest, calsync
