@@ -40,6 +40,7 @@
 #include <tn/tn_mem.h>
 #include <tn/tn_metrics.h>
 #include <tn/tn_pg.h>
+#include <tn/tn_secrets.h>
 #include <tn/tn_time.h>
 
 #include "agent.h"
@@ -281,30 +282,6 @@ static char *take(const json_t *o, const char *key)
     return s != NULL && s[0] != '\0' ? tn_xstrdup(s) : NULL;
 }
 
-/* open_secrets - the sealed hex into a new JSON object, or NULL */
-static json_t *open_secrets(const struct agent_ctx *ctx, const char *tenant, const char *channel,
-                            const char *hex)
-{
-    unsigned char *sealed = NULL, *pt = NULL;
-    size_t slen = 0, plen = 0;
-    char aad[128];
-    json_t *j = NULL;
-    int n = snprintf(aad, sizeof(aad), "channel:%s:%s", tenant, channel);
-
-    if (hex == NULL || ctx->keys == NULL ||
-        tn_hex_decode(hex, strlen(hex), &sealed, &slen) != TN_OK)
-        goto out;
-    if (tn_open(ctx->keys, aad, (size_t)n, sealed, slen, &pt, &plen) != TN_OK)
-        goto out;
-    j = json_loadb((const char *)pt, plen, 0, NULL);
-out:
-    if (pt != NULL)
-        memset(pt, 0, plen);
-    tn_free(pt);
-    tn_free(sealed);
-    return j;
-}
-
 /* agent_voice_secrets - the media credentials of the turn's channel */
 enum tn_err agent_voice_secrets(struct tn_pgconn *c, const struct agent_ctx *ctx,
                                 const char *tenant, struct agent_load *l)
@@ -322,7 +299,7 @@ enum tn_err agent_voice_secrets(struct tn_pgconn *c, const struct agent_ctx *ctx
                         2, (const char *const[]){tenant, l->channel}, &res);
     if (err != TN_OK || tn_pg_result_rows(res) != 1)
         goto out;
-    s = open_secrets(ctx, tenant, l->channel, tn_pg_result_value(res, 0, 0));
+    s = tn_secrets_open(ctx->keys, tenant, l->channel, tn_pg_result_value(res, 0, 0));
     if (strcmp(kind, "whatsapp") == 0) {
         l->media_token = take(s, "access_token");
     } else if (strcmp(kind, "telegram") == 0) {

@@ -38,6 +38,7 @@
 #include <tn/tn_env.h>
 #include <tn/tn_mem.h>
 #include <tn/tn_pg.h>
+#include <tn/tn_secrets.h>
 
 #include "ctl.h"
 
@@ -107,20 +108,14 @@ out:
 static char *seal_hex(const struct tn_keyring *k, const char *tenant, const char *channel,
                       const char *json, char keyid[16])
 {
-    char aad[128];
-    unsigned char *sealed = NULL;
-    size_t len = 0;
-    char *hex, *out = NULL;
-    int n = snprintf(aad, sizeof(aad), "channel:%s:%s", tenant, channel);
+    char *hex = tn_secrets_seal_hex(k, tenant, channel, json), *out;
 
-    if (tn_seal(k, aad, (size_t)n, json, strlen(json), &sealed, &len) != TN_OK)
+    if (hex == NULL)
         return NULL;
-    hex = tn_hex_encode(sealed, len);
     out = tn_xmalloc(strlen(hex) + 3);
     snprintf(out, strlen(hex) + 3, "\\x%s", hex);
     snprintf(keyid, 16, "%u", (unsigned)tn_keyring_current(k));
     tn_free(hex);
-    tn_free(sealed);
     return out;
 }
 

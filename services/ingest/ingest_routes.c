@@ -32,6 +32,7 @@
 #include <tn/tn_loop.h>
 #include <tn/tn_mem.h>
 #include <tn/tn_pg.h>
+#include <tn/tn_secrets.h>
 
 #include "ingest_srv.h"
 
@@ -110,34 +111,13 @@ static void snap_add(struct snapshot *s, size_t *cap, const char *provider, cons
     s->n++;
 }
 
-/* open_secrets - the channel's secrets as a JSON object, or NULL */
+/* open_secrets - the channel's secrets from their bytea text ("\\x" + hex) */
 static json_t *open_secrets(const struct tn_keyring *keys, const char *tenant, const char *channel,
                             const char *bytea)
 {
-    unsigned char *sealed = NULL, *pt = NULL;
-    size_t slen = 0, ptlen = 0;
-    json_t *obj = NULL;
-    char aad[160];
-
-    if (bytea == NULL || keys == NULL || strncmp(bytea, "\\x", 2) != 0)
-        goto out;
-    if (tn_hex_decode(bytea + 2, strlen(bytea + 2), &sealed, &slen) != TN_OK)
-        goto out;
-    int n = snprintf(aad, sizeof(aad), "channel:%s:%s", tenant, channel);
-    if (tn_open(keys, aad, (size_t)n, sealed, slen, &pt, &ptlen) != TN_OK)
-        goto out;
-    obj = json_loadb((const char *)pt, ptlen, 0, NULL);
-    if (obj != NULL && !json_is_object(obj)) {
-        json_decref(obj);
-        obj = NULL;
-    }
-out:
-    if (pt != NULL) {
-        memset(pt, 0, ptlen);
-        tn_free(pt);
-    }
-    tn_free(sealed);
-    return obj;
+    if (bytea == NULL || strncmp(bytea, "\\x", 2) != 0)
+        return NULL;
+    return tn_secrets_open(keys, tenant, channel, bytea + 2);
 }
 
 /* secret_get - obj[name] as a snapshot string, or NULL */

@@ -44,6 +44,7 @@
 #include <tn/tn_crypto.h>
 #include <tn/tn_mem.h>
 #include <tn/tn_pg.h>
+#include <tn/tn_secrets.h>
 #include <tn/tn_time.h>
 
 #include "sender.h"
@@ -238,30 +239,6 @@ static void set_code(struct sender_job *job, const char *s)
     snprintf(job->code, sizeof(job->code), "%s", s);
 }
 
-/* open_secrets - the channel's secrets JSON, new, or NULL */
-static json_t *open_secrets(const struct sender_job *job, const char *hex)
-{
-    unsigned char *sealed = NULL, *pt = NULL;
-    size_t slen = 0, plen = 0;
-    char aad[128];
-    json_t *j = NULL;
-    int n = snprintf(aad, sizeof(aad), "channel:%s:%s", job->tenant, job->channel);
-
-    if (hex == NULL || job->ctx->keys == NULL)
-        goto out;
-    if (tn_hex_decode(hex, strlen(hex), &sealed, &slen) != TN_OK)
-        goto out;
-    if (tn_open(job->ctx->keys, aad, (size_t)n, sealed, slen, &pt, &plen) != TN_OK)
-        goto out;
-    j = json_loadb((const char *)pt, plen, 0, NULL);
-out:
-    if (pt != NULL)
-        memset(pt, 0, plen);
-    tn_free(pt);
-    tn_free(sealed);
-    return j;
-}
-
 /* choose - text or template: the WhatsApp window (open: *window). Returns
  * a failure code, or NULL with m->text / m->template set. */
 static const char *choose(const struct sender_row *r, bool window, struct sender_msg *m)
@@ -303,7 +280,8 @@ static const json_t *secrets_of(struct group *g, const struct sender_job *job, i
         if (strcmp(g->keys[i].channel, job->channel) == 0)
             return g->keys[i].secrets;
     }
-    j = open_secrets(job, tn_pg_result_value(g->res, row, C_SECRETS));
+    j = tn_secrets_open(job->ctx->keys, job->tenant, job->channel,
+                        tn_pg_result_value(g->res, row, C_SECRETS));
     if (j != NULL && g->nkeys < sizeof(g->keys) / sizeof(g->keys[0])) {
         g->keys[g->nkeys].channel = job->channel;
         g->keys[g->nkeys++].secrets = j;

@@ -26,10 +26,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
 #include <openssl/evp.h>
 
 #include <tn/tn_crypto.h>
 #include <tn/tn_mem.h>
+#include <tn/tn_secrets.h>
 
 #include "tn_test.h"
 
@@ -645,6 +647,41 @@ static void evp_open(const unsigned char key[32], const char *aad, const unsigne
     tn_free(pt);
 }
 
+/* test_secrets - a channel's credentials open only for that channel, intact,
+ * with the ring, and only as a JSON object */
+static void test_secrets(void **state)
+{
+    char spec[256] = "";
+    struct tn_keyring *k;
+    char *hex, *bad;
+    json_t *o;
+
+    (void)state;
+    ring_add(spec, sizeof(spec), 3, 0x22, 32);
+    k = ring(spec);
+    hex = tn_secrets_seal_hex(k, "t1", "c1", "{\"app_secret\":\"s3cr3t\"}");
+    assert_non_null(hex);
+    assert_null(strstr(hex, "s3cr3t"));
+    o = tn_secrets_open(k, "t1", "c1", hex);
+    assert_non_null(o);
+    assert_string_equal(json_string_value(json_object_get(o, "app_secret")), "s3cr3t");
+    json_decref(o);
+    assert_null(tn_secrets_open(k, "t1", "c2", hex)); /* another channel */
+    assert_null(tn_secrets_open(k, "t2", "c1", hex)); /* another tenant */
+    assert_null(tn_secrets_open(NULL, "t1", "c1", hex));
+    assert_null(tn_secrets_open(k, "t1", "c1", NULL));
+    assert_null(tn_secrets_open(k, "t1", "c1", "zz"));
+    bad = tn_xstrdup(hex);
+    bad[strlen(bad) - 1] = bad[strlen(bad) - 1] == '0' ? '1' : '0'; /* tampered */
+    assert_null(tn_secrets_open(k, "t1", "c1", bad));
+    tn_free(bad);
+    tn_free(hex);
+    hex = tn_secrets_seal_hex(k, "t1", "c1", "[\"not\", \"an object\"]");
+    assert_null(tn_secrets_open(k, "t1", "c1", hex));
+    tn_free(hex);
+    tn_keyring_free(k);
+}
+
 /* test_seal_layout - an independent decryption confirms the documented format */
 static void test_seal_layout(void **state)
 {
@@ -836,6 +873,7 @@ static void test_keyring_parse(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_secrets),
         cmocka_unit_test(test_hmac_sha256),
         cmocka_unit_test(test_hmac_sha1),
         cmocka_unit_test(test_sha256),

@@ -1,0 +1,66 @@
+/*
+ * NAME
+ *	tn_secrets - channel credentials sealed for their channel
+ * DESCRIPTION
+ *	The one place that knows the associated data of a channel's sealed
+ *	credentials ("channel:<tenant>:<channel>"), so that what ternctl seals
+ *	every daemon opens the same way.
+ * RUNS ON
+ *	any thread (pure: no I/O).
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include <tn/tn_crypto.h>
+#include <tn/tn_mem.h>
+#include <tn/tn_secrets.h>
+
+/* aad_of - "channel:<tenant>:<channel>" into aad; its length */
+static size_t aad_of(char aad[160], const char *tenant, const char *channel)
+{
+    int n = snprintf(aad, 160, "channel:%s:%s", tenant, channel);
+
+    return n < 0 ? 0 : (size_t)n < 160 ? (size_t)n : 159;
+}
+
+char *tn_secrets_seal_hex(const struct tn_keyring *k, const char *tenant, const char *channel,
+                          const char *json)
+{
+    char aad[160];
+    size_t n = aad_of(aad, tenant, channel), len = 0;
+    unsigned char *sealed = NULL;
+    char *hex;
+
+    if (tn_seal(k, aad, n, json, strlen(json), &sealed, &len) != TN_OK)
+        return NULL;
+    hex = tn_hex_encode(sealed, len);
+    tn_free(sealed);
+    return hex;
+}
+
+json_t *tn_secrets_open(const struct tn_keyring *k, const char *tenant, const char *channel,
+                        const char *hex)
+{
+    char aad[160];
+    size_t n = aad_of(aad, tenant, channel), slen = 0, plen = 0;
+    unsigned char *sealed = NULL, *pt = NULL;
+    json_t *obj = NULL;
+
+    if (hex == NULL || k == NULL || tn_hex_decode(hex, strlen(hex), &sealed, &slen) != TN_OK)
+        goto out;
+    if (tn_open(k, aad, n, sealed, slen, &pt, &plen) != TN_OK)
+        goto out;
+    obj = json_loadb((const char *)pt, plen, 0, NULL);
+    if (obj != NULL && !json_is_object(obj)) {
+        json_decref(obj);
+        obj = NULL;
+    }
+out:
+    if (pt != NULL)
+        memset(pt, 0, plen);
+    tn_free(pt);
+    tn_free(sealed);
+    return obj;
+}
