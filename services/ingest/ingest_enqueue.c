@@ -137,12 +137,16 @@ static void args_new(struct args *a, const struct ingest_queue *q)
         for (size_t j = 0; j < q->w[i].res->nentries; j++)
             nf += q->w[i].res->entries[j].nfields;
     }
+    /* KEYS: two per entry. ARGV: ttl, webhook count, per webhook its entry
+     * count, per entry its field count and the fields' names and values. */
+    size_t nkeys = 2 * ne, nargv = 2 + q->n + ne + 2 * nf;
+
     *a = (struct args){0};
-    a->keys = tn_xcalloc(2 * ne + 2 + q->n + 2 * ne + 2 * nf + 1, sizeof(*a->keys));
-    a->klens = tn_xcalloc(2 * ne + 2 + q->n + 2 * ne + 2 * nf + 1, sizeof(*a->klens));
-    a->argv = a->keys + 2 * ne; /* ARGV follow KEYS in one array */
-    a->alens = a->klens + 2 * ne;
-    a->num = tn_xcalloc(2 + q->n + ne, sizeof(*a->num));
+    a->keys = tn_xcalloc(nkeys + nargv, sizeof(*a->keys));
+    a->klens = tn_xcalloc(nkeys + nargv, sizeof(*a->klens));
+    a->argv = a->keys + nkeys; /* ARGV follow KEYS in one array */
+    a->alens = a->klens + nkeys;
+    a->num = tn_xcalloc(1 + q->n + ne, sizeof(*a->num)); /* the counts (ttl is q->ttl) */
     a->dkeys = tn_xcalloc(ne + 1, sizeof(*a->dkeys));
 }
 

@@ -92,7 +92,7 @@ static void xadd_cb(struct tn_redis *r, redisReply *reply, enum tn_err err, void
 void sender_dead_letter(struct sender_job *job)
 {
     struct dead_op *op = tn_xcalloc(1, sizeof(*op));
-    char trace[64], dedupe[64], deliveries[16], at[40];
+    char trace[TN_TRACEPARENT_SIZE], dedupe[64], deliveries[16], at[40];
     char *data = data_json(job);
     const char *src = job->row.source_entry != NULL ? job->row.source_entry : "0-0";
     const char *f[26];

@@ -99,7 +99,7 @@ static char *request_data(const char *tenant, const struct sweeper_caldel *row)
 static bool publish_one(struct redisContext *rc, const char *tenant,
                         const struct sweeper_caldel *row)
 {
-    char trace[56], dedupe[48], *data = request_data(tenant, row);
+    char trace[TN_TRACEPARENT_SIZE], dedupe[48], *data = request_data(tenant, row);
     const char *argv[] = {
         "XADD",      TN_STREAM_CAL, "*",         TN_F_TYPE,    TN_TYPE_CAL_REQUEST,
         TN_F_V,      "1",           TN_F_TENANT, tenant,       TN_F_TRACE,
