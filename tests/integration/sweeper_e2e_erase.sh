@@ -284,7 +284,7 @@ redis_hits() {
     local n
     rr EVAL "$redis_dump" 0 >"$dir/redis.dump"
     [ -s "$dir/redis.dump" ] || sw_fail "the Redis dump is empty"
-    for n in "$@"; do { grep -F -- "$n" "$dir/redis.dump" || true; } | cut -d $'\x1f' -f1; done | sort -u
+    for n in "$@"; do { grep -aF -- "$n" "$dir/redis.dump" || true; } | cut -d $'\x1f' -f1; done | sort -u
 }
 needles=("$phoneA" "$digitsA" "$emailA" "$nameA" "$textA1" "$textA2" "$textA3" "$replyA1" "$replyA2"
     "$remindA" "$notesA" "wamid.A1$run" "wamid.A2$run" "wamid.A3$run" "$wamidA1")

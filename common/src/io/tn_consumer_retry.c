@@ -3,9 +3,12 @@
  *	tn_consumer_retry - tn_consumer's retries, reclaims and dead letters
  * DESCRIPTION
  *	RETRY keeps the entry pending and arms one timer for the earliest due
- *	entry. When it is due we XCLAIM it to ourselves with min-idle-time equal
- *	to the delay: that bumps Redis' delivery count, and it claims nothing
- *	if another consumer has taken the entry meanwhile. The delay grows with
+ *	entry. When it is due we XCLAIM it to ourselves with min-idle-time half
+ *	the delay: that bumps Redis' delivery count, and it claims nothing if
+ *	another consumer has taken the entry meanwhile (its idle time restarted).
+ *	Not the whole delay: Redis and libuv truncate different clocks to
+ *	milliseconds, so an entry due by our clock can be a millisecond short
+ *	of it by Redis', and XCLAIM would skip it. The delay grows with
  *	the delivery count (tn_backoff_delay) and stays below half the
  *	visibility timeout, so that our own waits never look like a crash to
  *	the XAUTOCLAIM of other replicas.
@@ -232,7 +235,7 @@ void tn__consumer_retry(struct tn_consumer *c, struct tn_entry *e)
     c->st.retried++;
     tn__consumer_set_state(c, e, E_WAITING);
     e->_due = uv_now(c->loop) + delay;
-    e->_min_idle = delay;
+    e->_min_idle = delay / 2;
     tn__consumer_pump(c);
 }
 
