@@ -20,6 +20,7 @@
 # TN_BENCH_LOG=FILE keeps a copy of the agent's log (warnings and errors);
 # TN_BENCH_TRACE=FILE appends one line per sample: ms since the first XADD,
 # messages stored, turns in flight, LLM requests held, replies on tern:out;
+# BENCH_PG_STATS=1 prints the time Postgres spent in each SQL function;
 # TN_BENCH_BATCH sets TN_AGENT_BATCH (default 1000, the most it allows: the
 # tern:in entries the agent holds while storing them).
 set -euo pipefail
@@ -27,6 +28,7 @@ root=$(cd "$(dirname "$0")/../../.." && pwd)
 . "$root/scripts/lib/deps.sh"
 . "$root/scripts/lib/stack.sh"
 . "$root/tests/sandbox/client.sh"
+. "$root/tests/bench/cpu.sh"
 n=${1:-10000}
 build=${TN_BUILD_DIR:-$root/build}
 tn_deps_install
@@ -49,6 +51,10 @@ export TN_ALLOW_ROOT=1
 TN_PG_DSN=$TN_TEST_PG_ADMIN_DSN "$build/services/ternctl" migrate >/dev/null
 # the bench pushes thousands of concurrent transactions through few connections
 psql "$TN_TEST_PG_ADMIN_DSN" -XAtq -c "ALTER SYSTEM SET max_connections = 200" >/dev/null || true
+if [ -n "${BENCH_PG_STATS:-}" ]; then # time spent in each SQL function, printed at the end
+    psql "$TN_TEST_PG_ADMIN_DSN" -XAtq -c "ALTER SYSTEM SET track_functions = 'pl'" \
+        -c "SELECT pg_reload_conf()" >/dev/null
+fi
 
 sandbox_start "$tmp" --quiet # per-request lines would cost the sandbox more than the agent
 sandbox_config '{"provider":"openai","latency_ms":2000}'
@@ -79,6 +85,9 @@ for i in range(n):
     print(" ".join(q(a) for a in args))
 PY
 admin_port=$(tn_free_port)
+redis_pid=$(cat "$TN_TEST_REDIS_PIDFILE")
+base_pg=$(cpu_ms $(pg_pids "$tmp/pg/data")) base_sbx=$(cpu_ms "$SANDBOX_PID")
+base_redis=$(cpu_ms "$redis_pid")
 start_ms=$(($(date +%s%N) / 1000000))
 redis-cli -u "$TN_TEST_REDIS_URL_ADMIN" --no-auth-warning <"$tmp/cmds" >/dev/null
 UV_THREADPOOL_SIZE=16 TN_REDIS_URL=$TN_TEST_REDIS_URL_AGENT TN_PG_DSN=$TN_TEST_PG_DSN_AGENT \
@@ -113,13 +122,15 @@ while [ "$(date +%s)" -lt "$deadline" ]; do
     sleep 0.2
 done
 end_ms=$(($(date +%s%N) / 1000000))
+pg=$(($(cpu_ms $(pg_pids "$tmp/pg/data")) - base_pg)) sbx=$(($(cpu_ms "$SANDBOX_PID") - base_sbx))
+rd=$(($(cpu_ms "$redis_pid") - base_redis))
 hwm_kb=$(awk '/^VmHWM/{print $2}' "/proc/$agent/status")
 read -r ut st < <(awk '{print $14, $15}' "/proc/$agent/stat")
 tck=$(getconf CLK_TCK)
 python3 - "$n" "$replies" "$peak_turns" "$peak_llm" "$hwm_kb" "$ut" "$st" "$tck" \
-    "$((end_ms - start_ms))" "$stored_ms" <<'PY'
+    "$((end_ms - start_ms))" "$stored_ms" "$pg" "$sbx" "$rd" <<'PY'
 import sys
-n, replies, turns, llm, hwm, ut, st, tck, wall, stored = map(int, sys.argv[1:])
+n, replies, turns, llm, hwm, ut, st, tck, wall, stored, pg, sbx, rd = map(int, sys.argv[1:])
 cpu_s = (ut + st) / tck
 print("turns requested        %d" % n)
 print("replies on tern:out    %d" % replies)
@@ -128,6 +139,13 @@ print("peak LLM requests      %d  (sandbox answering after 2 s)" % llm)
 print("peak RSS               %.1f MB" % (hwm / 1024))
 print("agent CPU              %.2f s user+system" % cpu_s)
 print("CPU per turn           %.3f ms" % (cpu_s * 1000 / max(replies, 1)))
+print("other CPU per turn     postgres %.3f ms, sandbox %.3f ms, redis %.3f ms"
+      % (pg / max(replies, 1), sbx / max(replies, 1), rd / max(replies, 1)))
 print("all stored after       %s" % ("%.1f s" % (stored / 1000) if stored else "not seen"))
 print("wall time              %.1f s" % (wall / 1000))
 PY
+if [ -n "${BENCH_PG_STATS:-}" ]; then
+    psql "$TN_TEST_PG_ADMIN_DSN" -XAq -c "SELECT funcname, calls, round(total_time) AS total_ms,
+        round(self_time) AS self_ms, round((total_time / calls)::numeric, 3) AS ms_per_call
+        FROM pg_stat_user_functions ORDER BY total_time DESC LIMIT 12"
+fi

@@ -45,24 +45,9 @@ EOF
 snd_redis --pipe <"$tmp/burst.resp" >/dev/null
 echo "queued $N messages"
 
-# cpu_ms PID... - user+system CPU ms of these processes so far
-cpu_ms() {
-    local hz t=0 f
-    hz=$(getconf CLK_TCK)
-    for p in "$@"; do
-        f=$(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null) || continue
-        t=$((t + f))
-    done
-    echo $((t * 1000 / hz))
-}
-# pg_pids - the postmaster and its backends
-pg_pids() {
-    local pm
-    pm=$(head -1 "$tmp/pg/data/postmaster.pid")
-    echo "$pm" $(pgrep -P "$pm")
-}
+. "$root/tests/bench/cpu.sh"
 redis_pid=$(cat "$TN_TEST_REDIS_PIDFILE")
-base_pg=$(cpu_ms $(pg_pids)) base_redis=$(cpu_ms "$redis_pid") base_sbx=$(cpu_ms "$SANDBOX_PID")
+base_pg=$(cpu_ms $(pg_pids "$tmp/pg/data")) base_redis=$(cpu_ms "$redis_pid") base_sbx=$(cpu_ms "$SANDBOX_PID")
 
 start=$(date +%s%N)
 # The tests' 3 s HTTP timeout would turn a sandbox stall on this shared
@@ -97,7 +82,7 @@ end=$(date +%s%N)
 ms=$(((end - start) / 1000000))
 cpu=$(cpu_ms "$SENDER_PID")
 # postgres backends that exited (a reconnect) are not counted: a lower bound
-pg=$(($(cpu_ms $(pg_pids)) - base_pg)) rd=$(($(cpu_ms "$redis_pid") - base_redis))
+pg=$(($(cpu_ms $(pg_pids "$tmp/pg/data")) - base_pg)) rd=$(($(cpu_ms "$redis_pid") - base_redis))
 sbx=$(($(cpu_ms "$SANDBOX_PID") - base_sbx))
 got=$(curl -s "$SANDBOX_URL/_sandbox/stats" | jq '.requests.whatsapp')
 # decided and recorded 'sending' by intake itself (sender_out.c): the row's
