@@ -47,6 +47,9 @@ struct pg_result;
 #define AGENT_MAX_FRESH 50         /* unprocessed messages answered by one turn at most */
 #define AGENT_TEXT_MAX 4096        /* outbound.message text maxLength */
 #define AGENT_INTAKE_BATCH_MAX 256 /* inbound messages stored by one statement at most */
+#define AGENT_HTTP_SHARDS 16       /* HTTP clients the requests are spread over (agent_http) */
+#define AGENT_HTTP_BUFFER                                                                          \
+    1024 /* receive buffer per request, held while it waits (libcurl: 16 KiB) */
 
 /* Configuration (main.c's table). Strings owned by tn_env. */
 struct agent_cfg {
@@ -97,7 +100,8 @@ struct agent_ctx {
     uv_loop_t *loop;
     struct tn_consumer *consumer;
     struct tn_pg *pg;
-    struct tn_http *http;
+    struct tn_http *http[AGENT_HTTP_SHARDS]; /* agent_http() picks one */
+    size_t http_next;
     uv_timer_t scan_timer;
     bool scan_inited, scanning, draining, closing, in_cancel;
     char owner[96]; /* lease owner prefix: host-pid-random */
@@ -137,6 +141,9 @@ bool agent_busy(void *arg);
 void agent_fini(struct tn_rt *rt, void *arg);
 bool agent_ready(void *arg, const char **why);
 void agent_heartbeat(struct tn_rt *rt, void *arg);
+/* agent_http - the next of the HTTP clients, round robin; NULL once closing.
+ * Borrowed: valid until agent_close. */
+struct tn_http *agent_http(struct agent_ctx *ctx);
 /* agent_pg_submit - tn_pg_submit, or done(TN_ECANCELED) later when closing. */
 enum tn_err agent_pg_submit(struct agent_ctx *ctx, enum tn_err (*work)(struct tn_pgconn *, void *),
                             void (*done)(enum tn_err, void *), void *arg);

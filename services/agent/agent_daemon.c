@@ -143,10 +143,13 @@ enum tn_err agent_init(struct tn_rt *rt, void *arg)
         return TN_OK;
     }
     ctx->pg = tn_pg_new(rt->loop, rt->base->pg_dsn, (int)ctx->cfg.pg_pool);
-    ctx->http = tn_http_new(rt->loop, &(struct tn_http_opts){
-                                          .user_agent = "tern-agent/1",
-                                          .default_timeout_ms = (uint32_t)ctx->cfg.llm_timeout_ms,
-                                      });
+    for (size_t i = 0; i < AGENT_HTTP_SHARDS; i++)
+        ctx->http[i] =
+            tn_http_new(rt->loop, &(struct tn_http_opts){
+                                      .user_agent = "tern-agent/1",
+                                      .default_timeout_ms = (uint32_t)ctx->cfg.llm_timeout_ms,
+                                      .recv_buffer = AGENT_HTTP_BUFFER,
+                                  });
     agent_intake_batch_init(ctx);
     ctx->consumer = tn_consumer_new(rt->loop, rt->base->redis_url, &co, agent_intake_on_entry, ctx);
     if (ctx->consumer == NULL)
@@ -218,8 +221,10 @@ void agent_fini(struct tn_rt *rt, void *arg)
     if (ctx->scan_inited)
         uv_close((uv_handle_t *)&ctx->scan_timer, NULL);
     agent_turn_close_all(ctx);
-    tn_http_free(ctx->http); /* turns in LLM calls end with TN_ECANCELED */
-    ctx->http = NULL;
+    for (size_t i = 0; i < AGENT_HTTP_SHARDS; i++) {
+        tn_http_free(ctx->http[i]); /* turns in LLM calls end with TN_ECANCELED */
+        ctx->http[i] = NULL;
+    }
     ctx->in_cancel = true; /* jobs completed inside tn_pg_cancel must not free the pool */
     if (ctx->pg != NULL)
         tn_pg_cancel(ctx->pg);
@@ -240,6 +245,16 @@ void agent_fini(struct tn_rt *rt, void *arg)
     tn_free(ctx->marks); /* not written: the scan republishes them, harmlessly */
     ctx->marks = NULL;
     ctx->nmarks = ctx->capmarks = 0;
+}
+
+/* agent_http - the next HTTP client, round robin (NULL: closing). libcurl
+ * 7.88 walks every connection of a client when a transfer ends and when one
+ * starts (curl_multi_remove_handle, the reuse search): with 10,000 LLM
+ * requests open on one client that made each request cost O(requests). */
+struct tn_http *agent_http(struct agent_ctx *ctx)
+{
+    ctx->http_next = (ctx->http_next + 1) % AGENT_HTTP_SHARDS;
+    return ctx->http[ctx->http_next];
 }
 
 /* agent_pg_submit - submit, or fail the same way tn_pg would when closing */

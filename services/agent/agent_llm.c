@@ -130,12 +130,13 @@ enum tn_err agent_llm_send(struct agent_ctx *ctx, json_t *messages, const char *
 {
     struct tn_buf url, auth;
     const char *base = ctx->cfg.llm_base_url;
+    struct tn_http *http = agent_http(ctx);
     size_t blen = strlen(base);
     char *text;
     struct llm_req *q;
     enum tn_err err;
 
-    if (ctx->http == NULL)
+    if (http == NULL)
         return TN_EINVAL;
     while (blen > 0 && base[blen - 1] == '/')
         blen--;
@@ -148,7 +149,7 @@ enum tn_err agent_llm_send(struct agent_ctx *ctx, json_t *messages, const char *
     q->done = done;
     q->arg = arg;
     err = tn_http_send(
-        ctx->http,
+        http,
         &(struct tn_http_request){
             .method = "POST",
             .url = url.data,

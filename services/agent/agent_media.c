@@ -90,17 +90,17 @@ static void finish(struct media *q, char *bytes, size_t len, char *mime, const c
 static const char *get(struct media *q, const char *url, const char *auth, const char *userpwd,
                        size_t cap)
 {
-    struct agent_ctx *ctx = q->t->ctx;
+    struct tn_http *http = agent_http(q->t->ctx);
     enum tn_err err;
 
-    if (ctx->http == NULL)
+    if (http == NULL)
         return "closing";
-    err = tn_http_send(ctx->http,
+    err = tn_http_send(http,
                        &(struct tn_http_request){
                            .method = "GET",
                            .url = url,
                            .headers = (const char *const[]){auth, NULL},
-                           .timeout_ms = (uint32_t)ctx->cfg.media_timeout_ms,
+                           .timeout_ms = (uint32_t)q->t->ctx->cfg.media_timeout_ms,
                            .max_response = cap,
                            .userpwd = userpwd,
                        },

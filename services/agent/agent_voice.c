@@ -177,6 +177,7 @@ static void transcribed(const struct tn_http_response *resp, enum tn_err err, vo
 static void transcribe(struct agent_voice *v, char *bytes, size_t len, char *mime)
 {
     const struct agent_cfg *cfg = &v->t->ctx->cfg;
+    struct tn_http *http = agent_http(v->t->ctx);
     struct tn_buf url, auth, ctype, body;
     unsigned char rnd[12];
     char *boundary;
@@ -199,8 +200,8 @@ static void transcribe(struct agent_voice *v, char *bytes, size_t len, char *mim
     tn_free(bytes);
     tn_free(mime);
     v->bytes = len;
-    if (v->t->ctx->http != NULL)
-        err = tn_http_send(v->t->ctx->http,
+    if (http != NULL)
+        err = tn_http_send(http,
                            &(struct tn_http_request){
                                .method = "POST",
                                .url = url.data,

@@ -297,6 +297,37 @@ static void test_max_response(void **state)
     assert_int_equal(r.body_len, 65536);
 }
 
+/* whole_cb - count the bytes of a /big answer that are 'x' */
+static void whole_cb(const struct tn_http_response *resp, enum tn_err err, void *arg)
+{
+    struct result *r = arg;
+
+    r->calls++;
+    r->err = err;
+    for (size_t i = 0; resp != NULL && i < resp->body_len; i++)
+        r->body_len += resp->body[i] == 'x';
+}
+
+/* test_small_recv_buffer - a 1 KiB receive buffer (tern-agent's) still
+ * delivers a 64 KiB body whole */
+static void test_small_recv_buffer(void **state)
+{
+    struct fx *f = *state;
+    struct result r = {0};
+    char url[128];
+
+    tn_http_free(f->http);
+    f->http = tn_http_new(&f->loop, &(struct tn_http_opts){.recv_buffer = 1024});
+    snprintf(url, sizeof(url), "%s/big", f->base);
+    assert_int_equal(tn_http_send(f->http, &(struct tn_http_request){.url = url}, whole_cb, &r),
+                     TN_OK);
+    for (int64_t t0 = tn_mono_ms(); r.calls == 0 && tn_mono_ms() - t0 < 5000;)
+        uv_run(&f->loop, UV_RUN_ONCE);
+    assert_int_equal(r.calls, 1);
+    assert_int_equal(r.err, TN_OK);
+    assert_int_equal(r.body_len, 65536);
+}
+
 static void test_refused(void **state)
 {
     struct fx *f = *state;
@@ -498,6 +529,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_error_status_is_not_transport_error, setup, teardown),
         cmocka_unit_test_setup_teardown(test_timeout, setup, teardown),
         cmocka_unit_test_setup_teardown(test_max_response, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_small_recv_buffer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrent, setup, teardown),
         cmocka_unit_test_setup_teardown(test_free_cancels_in_flight, setup, teardown),

@@ -28,6 +28,8 @@ struct tn_http_opts {
     uint32_t max_idle_conns;     /* connections kept open between transfers (CURLMOPT_MAXCONNECTS);
                                   * 0: libcurl's default, 4 x the transfers in flight, which
                                   * closes connections as a burst of transfers ends */
+    uint32_t recv_buffer;        /* receive buffer per transfer, held while it runs
+                                  * (CURLOPT_BUFFERSIZE, at least 1024); 0: libcurl's 16 KiB */
 };
 
 struct tn_http_request {

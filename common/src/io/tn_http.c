@@ -532,6 +532,8 @@ static CURLcode set_options(struct tn_http *h, struct tn_http_xfer *x,
     SET(CURLOPT_OPENSOCKETDATA, (void *)h);
     SET(CURLOPT_CLOSESOCKETFUNCTION, close_fn);
     SET(CURLOPT_CLOSESOCKETDATA, (void *)h);
+    if (h->o.recv_buffer != 0)
+        SET(CURLOPT_BUFFERSIZE, (long)h->o.recv_buffer);
     if (rq->userpwd != NULL) {
         SET(CURLOPT_USERPWD, rq->userpwd);
         SET(CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
