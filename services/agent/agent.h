@@ -48,8 +48,7 @@ struct pg_result;
 #define AGENT_TEXT_MAX 4096        /* outbound.message text maxLength */
 #define AGENT_INTAKE_BATCH_MAX 256 /* inbound messages stored by one statement at most */
 #define AGENT_HTTP_SHARDS 16       /* HTTP clients the requests are spread over (agent_http) */
-#define AGENT_HTTP_BUFFER                                                                          \
-    1024 /* receive buffer per request, held while it waits (libcurl: 16 KiB) */
+#define AGENT_HTTP_BUFFER 1024     /* receive buffer per request in flight (libcurl: 16 KiB) */
 
 /* Configuration (main.c's table). Strings owned by tn_env. */
 struct agent_cfg {
