@@ -49,7 +49,10 @@
  *	TN_GMAIL_API_BASE, TN_SENDER_TWILIO_STATUS_URL; TN_SENDER_* below (limits, retries,
  *	rates per second per identity: WhatsApp 80 per phone number, Twilio 10
  *	per sender, Telegram 30 per bot and 1 per chat; email none),
- *	TN_SENDER_SMTP_CONCURRENCY (SMTP sends at once on the threadpool).
+ *	TN_SENDER_SMTP_CONCURRENCY (SMTP sends at once on the threadpool),
+ *	TN_SENDER_INTAKE_WAIT (how long a fresh entry waits for a job slot
+ *	before it takes the schedule; 0: not at all; at most a quarter of
+ *	TN_SENDER_VISIBILITY).
  * SECURITY
  *	The only daemon that holds provider send credentials: they are opened
  *	per send on the threadpool, wiped after use where we own the memory,
@@ -93,6 +96,7 @@ static const struct tn_env_spec sender_env[] = {
     TN_ENV_INT("TN_SENDER_RATE_TELEGRAM", "30", 0, 1000000, C, rate_telegram),
     TN_ENV_INT("TN_SENDER_RATE_TELEGRAM_CHAT", "1", 0, 1000000, C, rate_telegram_chat),
     TN_ENV_INT("TN_SENDER_SMTP_CONCURRENCY", "2", 1, 64, C, smtp_concurrency),
+    TN_ENV_MS("TN_SENDER_INTAKE_WAIT", "50ms", 0, 1000, C, intake_wait_ms),
     TN_ENV_END,
 };
 #undef C

@@ -67,6 +67,7 @@ struct sender_cfg {
     int64_t rate_telegram;
     int64_t rate_telegram_chat;
     int64_t smtp_concurrency;
+    int64_t intake_wait_ms; /* how long a fresh entry may wait for a job slot */
 };
 
 /* Counters on /metrics (handles borrowed from the daemon's registry). */
@@ -118,7 +119,8 @@ struct sender_ctx {
     struct tn_consumer *status; /* tern:status */
     struct sender_rate *rate;
     struct uv_timer_s *poll;
-    struct uv_check_s *flush; /* flushes the queues once per loop iteration */
+    struct uv_check_s *flush;     /* flushes the queues once per loop iteration */
+    struct uv_timer_s *slot_wait; /* wakes the flush when an entry's slot wait ends */
     struct sender_queue intake, prepare, record;
     struct sender_unsched unsched;
     struct sender_smtp_wait {
@@ -442,10 +444,12 @@ void sender_send_start(struct sender_ctx *ctx, const char *tenant, const char *m
  * job slot and a rate token of the channel, so that intake can decide the
  * message and record it 'sending' in the INSERT itself (sender_out.c), or
  * NULL (draining, no free slot, no token free now, or a provider that goes
- * through the schedule: Telegram, email). Returns: new, owned by the
+ * through the schedule: Telegram, email). *no_slot says whether the free
+ * slot was all that was missing (then no token was taken: the entry may ask
+ * again when a slot frees, sender_out_ready). Returns: new, owned by the
  * caller until sender_send_release or sender_send_go. Runs on: loop. */
 struct sender_job *sender_send_reserve(struct sender_ctx *ctx, const char *tenant,
-                                       const char *channel, const char *provider);
+                                       const char *channel, const char *provider, bool *no_slot);
 /* sender_send_release - give a reserved job's slot back (steals job; its
  * token is spent). Runs on: loop. */
 void sender_send_release(struct sender_job *job);
@@ -479,6 +483,7 @@ struct sender_out_job {
     char member[200];
     char due[24];
     char gen_id[SENDER_UUID_LEN + 1]; /* the row id decided at intake */
+    int64_t slot_wait_ms; /* due now but no free job slot: since when (mono ms); 0: not waiting */
 };
 
 /* sender_intake_decide - the jobs (one tenant's) with a reserved send job:
@@ -494,6 +499,13 @@ void sender_intake_state_arrays(struct tn_buf *a, struct sender_out_job **jobs, 
 /* sender_intake_confirm - marks direct each decided job whose row the
  * INSERT (res: its RETURNING) stored as decided. Runs on: threadpool. */
 void sender_intake_confirm(const struct pg_result *res, struct sender_out_job **jobs, size_t n);
+
+/* sender_out_ready - the entries of the intake queue that may be stored
+ * now, moved to its front (in their order), and how many they are; the
+ * others wait there for a job slot (a free one is reserved for them here,
+ * oldest first), each at most TN_SENDER_INTAKE_WAIT. *wake_ms: in how many
+ * ms the first wait ends (-1: none waits). Runs on: loop (the flush). */
+size_t sender_out_ready(struct sender_ctx *ctx, int64_t *wake_ms);
 
 /* sender_out_work, sender_out_done - the intake queue's batched step:
  * rows upserted for many tern:out entries (one transaction per tenant),

@@ -34,6 +34,8 @@
 
 #include "sender.h"
 
+static void slot_wait_cb(uv_timer_t *t);
+
 /* batch_done_cb - a batch is finished: hand its items back */
 static void batch_done_cb(enum tn_err err, void *arg)
 {
@@ -45,11 +47,12 @@ static void batch_done_cb(enum tn_err err, void *arg)
     tn_free(b);
 }
 
-/* submit - take up to SENDER_BATCH_MAX items of q into one batch */
-static void submit(struct sender_ctx *ctx, struct sender_queue *q)
+/* submit - take up to SENDER_BATCH_MAX of the first `ready` items of q into
+ * one batch; returns how many it took */
+static size_t submit(struct sender_ctx *ctx, struct sender_queue *q, size_t ready)
 {
     struct sender_batch *b = tn_xcalloc(1, sizeof(*b));
-    size_t n = q->n < SENDER_BATCH_MAX ? q->n : SENDER_BATCH_MAX;
+    size_t n = ready < SENDER_BATCH_MAX ? ready : SENDER_BATCH_MAX;
 
     b->ctx = ctx;
     b->q = q;
@@ -61,19 +64,39 @@ static void submit(struct sender_ctx *ctx, struct sender_queue *q)
     q->inflight++;
     if (tn_pg_submit(ctx->pg, q->work, batch_done_cb, b) != TN_OK)
         batch_done_cb(TN_ECANCELED, b);
+    return n;
 }
 
-/* flush_cb - once per loop iteration: submit what the queues hold */
+/* flush_cb - once per loop iteration: submit what the queues hold. Fresh
+ * entries that wait for a job slot stay in the intake queue (sender_out_ready);
+ * slot_wait wakes the loop when the first of them has waited long enough. */
 static void flush_cb(uv_check_t *h)
 {
     struct sender_ctx *ctx = h->data;
     struct sender_queue *qs[] = {&ctx->intake, &ctx->record, &ctx->prepare};
+    int64_t wake_ms = -1;
 
     sender_sched_flush(ctx);
     for (size_t i = 0; i < sizeof(qs) / sizeof(qs[0]); i++) {
-        while (qs[i]->n > 0 && qs[i]->inflight < SENDER_BATCH_INFLIGHT)
-            submit(ctx, qs[i]);
+        size_t ready = qs[i]->n;
+
+        if (qs[i] == &ctx->intake && qs[i]->inflight < SENDER_BATCH_INFLIGHT)
+            ready = sender_out_ready(ctx, &wake_ms);
+        while (ready > 0 && qs[i]->inflight < SENDER_BATCH_INFLIGHT)
+            ready -= submit(ctx, qs[i], ready);
     }
+    if (wake_ms >= 0)
+        uv_timer_start(ctx->slot_wait, slot_wait_cb, (uint64_t)wake_ms, 0);
+}
+
+/* slot_wait_cb - an entry's wait for a job slot ends: flush now (the loop
+ * might otherwise block in poll before its check handle runs) */
+static void slot_wait_cb(uv_timer_t *t)
+{
+    struct sender_ctx *ctx = t->data;
+
+    if (ctx->flush != NULL)
+        flush_cb(ctx->flush);
 }
 
 /* sender_queue_push - queue an item for the next flush */
@@ -105,6 +128,9 @@ void sender_batch_start(struct sender_ctx *ctx)
     uv_check_init(ctx->loop, ctx->flush);
     ctx->flush->data = ctx;
     uv_check_start(ctx->flush, flush_cb);
+    ctx->slot_wait = tn_xcalloc(1, sizeof(*ctx->slot_wait));
+    uv_timer_init(ctx->loop, ctx->slot_wait);
+    ctx->slot_wait->data = ctx;
 }
 
 /* close_cb - free the handle */
@@ -133,6 +159,9 @@ void sender_batch_stop(struct sender_ctx *ctx)
     uv_check_stop(ctx->flush);
     uv_close((uv_handle_t *)ctx->flush, close_cb);
     ctx->flush = NULL;
+    uv_timer_stop(ctx->slot_wait);
+    uv_close((uv_handle_t *)ctx->slot_wait, close_cb);
+    ctx->slot_wait = NULL;
     cancel(ctx, &ctx->intake);
     cancel(ctx, &ctx->record);
     cancel(ctx, &ctx->prepare);

@@ -34,6 +34,16 @@
  *	schedule is down the call still goes (the row says 'sending'; the
  *	entry, left pending, comes back to find it).
  *
+ *	An entry that would be sent at intake but finds every job slot taken
+ *	waits for one in the intake queue, at most TN_SENDER_INTAKE_WAIT
+ *	(sender_out_ready, run by the flush): slots free all the time under a
+ *	burst, and the schedule's path costs the row a third write, a locking
+ *	read, a claim and a prepare transaction. Entries that have their slot,
+ *	or do not wait, are stored meanwhile; an entry whose wait ends is
+ *	stored queued and takes the schedule. The waiting entries are
+ *	unacknowledged stream entries still in the handler, so the consumer
+ *	reads no more while they wait (back-pressure, bounded by the wait).
+ *
  *	Email entries may carry "subject" (kept in the template column with
  *	the template, which email does not use) and "in_reply_to" (the lead's
  *	Message-ID; stored as reply_to when reply_to is absent).
@@ -473,6 +483,18 @@ void sender_out_done(struct sender_batch *b, enum tn_err err)
     tn_free(argv);
 }
 
+/* reserve - a job slot and a rate token for the entry's send at intake
+ * (sender_send_reserve); when only a free slot was missing, the entry
+ * waits for one (since `since`, sender_out_ready), else it stops waiting */
+static void reserve(struct sender_out_job *job, int64_t since)
+{
+    bool no_slot;
+
+    job->send = sender_send_reserve(job->ctx, job->p[0], job->p[5],
+                                    tn_entry_field(job->e, TN_F_PROVIDER, NULL), &no_slot);
+    job->slot_wait_ms = no_slot && job->ctx->cfg.intake_wait_ms > 0 ? since : 0;
+}
+
 /* sender_out_entry - one tern:out entry */
 void sender_out_entry(struct tn_consumer *c, struct tn_entry *e, void *arg)
 {
@@ -490,7 +512,48 @@ void sender_out_entry(struct tn_consumer *c, struct tn_entry *e, void *arg)
         return;
     }
     if (job->p[6] == NULL) /* due now: intake may decide and record the send itself */
-        job->send =
-            sender_send_reserve(ctx, job->p[0], job->p[5], tn_entry_field(e, TN_F_PROVIDER, NULL));
+        reserve(job, tn_mono_ms());
     sender_queue_push(ctx, &ctx->intake, job);
+}
+
+/* sender_out_ready - see sender.h */
+size_t sender_out_ready(struct sender_ctx *ctx, int64_t *wake_ms)
+{
+    struct sender_queue *q = &ctx->intake;
+    int64_t now = tn_mono_ms(), bound = ctx->cfg.intake_wait_ms;
+    size_t ready = 0, waiting = 0;
+    void **wait;
+
+    /* held in the handler: well inside the stream's visibility timeout */
+    if (bound > ctx->cfg.visibility_ms / 4)
+        bound = ctx->cfg.visibility_ms / 4;
+    *wake_ms = -1;
+    for (size_t i = 0; i < q->n; i++) {
+        struct sender_out_job *job = q->items[i];
+
+        if (job->slot_wait_ms != 0 && (ctx->jobs < (size_t)ctx->cfg.concurrency || ctx->draining))
+            reserve(job, job->slot_wait_ms);
+        if (job->slot_wait_ms != 0 && now - job->slot_wait_ms >= bound)
+            job->slot_wait_ms = 0; /* waited long enough: the schedule sends it */
+        if (job->slot_wait_ms == 0)
+            ready++;
+        else if (*wake_ms < 0 || job->slot_wait_ms + bound - now < *wake_ms)
+            *wake_ms = job->slot_wait_ms + bound - now;
+    }
+    if (ready == q->n || ready == 0)
+        return ready;
+    /* the ready ones to the front, each part in its order */
+    wait = tn_xcalloc(q->n - ready, sizeof(*wait));
+    ready = 0;
+    for (size_t i = 0; i < q->n; i++) {
+        struct sender_out_job *job = q->items[i];
+
+        if (job->slot_wait_ms == 0)
+            q->items[ready++] = job;
+        else
+            wait[waiting++] = job;
+    }
+    memcpy(q->items + ready, wait, waiting * sizeof(*wait));
+    tn_free(wait);
+    return ready;
 }

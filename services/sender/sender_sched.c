@@ -23,11 +23,11 @@
  *	The poll timer claims every TN_SENDER_POLL (default 200 ms), and at
  *	once after a fresh message is scheduled or a full claim.
  *
- *	Intake sends fresh messages itself when it finds a free job slot
- *	(sender_out.c). So that a claim cannot take every slot from it (nor it
- *	from the claims), a claim within a second of intake finding no free
- *	slot takes at most half of the slots (counting the claimed jobs still
- *	running); otherwise all free slots.
+ *	Intake sends fresh messages itself when it finds (or waits briefly
+ *	for) a free job slot (sender_out.c). So that a claim cannot take every
+ *	slot from it (nor it from the claims), a claim within a second of
+ *	intake finding no free slot takes at most half of the slots (counting
+ *	the claimed jobs still running); otherwise all free slots.
  *
  *	Cost: the scripts go by their SHA-1 (tn_script: EVALSHA; on NOSCRIPT, after a
  *	Redis restart, once more as EVAL, which caches them again); additions

@@ -21,8 +21,9 @@
  *	A fresh tern:out entry may skip the schedule's claim and the prepare
  *	step: sender_send_reserve gives intake a job (slot and rate token)
  *	that sender_out.c decides and records in its INSERT, then hands back
- *	with sender_send_go. While intake finds no free slot, claims keep to
- *	half of the slots (sender_sched.c), so neither path starves the other.
+ *	with sender_send_go. While intake finds no free slot (its entries then
+ *	wait for one, sender_out_ready), claims keep to half of the slots
+ *	(sender_sched.c), so neither path starves the other.
  * RUNS ON
  *	loop.
  */
@@ -272,18 +273,15 @@ void sender_send_start(struct sender_ctx *ctx, const char *tenant, const char *m
 
 /* sender_send_reserve - a job slot and a rate token for a send at intake */
 struct sender_job *sender_send_reserve(struct sender_ctx *ctx, const char *tenant,
-                                       const char *channel, const char *provider)
+                                       const char *channel, const char *provider, bool *no_slot)
 {
     const struct sender_cfg *cfg = &ctx->cfg;
     struct sender_job *job;
     double per;
 
+    *no_slot = false;
     if (ctx->draining || provider == NULL)
         return NULL;
-    if (ctx->jobs >= (size_t)cfg->concurrency) {
-        ctx->intake_starved_ms = tn_now_ms(); /* claims leave it half (sender_sched.c) */
-        return NULL;
-    }
     /* Telegram's per-chat bucket needs the contact, email goes to SMTP's
      * own queue: both take the schedule */
     if (strcmp(provider, "whatsapp") == 0)
@@ -292,6 +290,11 @@ struct sender_job *sender_send_reserve(struct sender_ctx *ctx, const char *tenan
         per = (double)cfg->rate_twilio;
     else
         return NULL;
+    if (ctx->jobs >= (size_t)cfg->concurrency) {
+        ctx->intake_starved_ms = tn_now_ms(); /* claims leave it half (sender_sched.c) */
+        *no_slot = true;
+        return NULL;
+    }
     if (!sender_rate_try(ctx->rate, channel, per, per, tn_now_ms()))
         return NULL;
     job = tn_xcalloc(1, sizeof(*job));
