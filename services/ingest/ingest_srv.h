@@ -2,9 +2,9 @@
 #define INGEST_SRV_H
 /*
  * ingest_srv - private header of tern-ingest's server half: the routing
- * cache (ingest_routes.c), the atomic dedupe-and-enqueue (ingest_enqueue.c)
- * and the HTTP front (ingest_http.c). The pure webhook parsers are in
- * ingest.h.
+ * cache (ingest_routes.c), the atomic dedupe-and-enqueue (ingest_enqueue.c),
+ * the HTTP front (ingest_http.c) and the daemon hooks (ingest_daemon.c). The
+ * pure webhook parsers are in ingest.h.
  *
  * Request path (all on the loop, nothing blocks): tn_httpd hands a request
  * to ingest_http, which routes it by method and path, asks the parser for a
@@ -20,6 +20,7 @@
 #include <stdint.h>
 
 #include <tn/tn_err.h>
+#include <tn/tn_httpd.h>
 
 #include "ingest.h"
 
@@ -27,7 +28,7 @@ struct uv_loop_s;
 struct tn_keyring;
 struct tn_metrics;
 struct tn_redis;
-struct tn_httpd_stats;
+struct tn_rt;
 
 /* ---------------------------------------------------------------- routes */
 
@@ -160,5 +161,62 @@ void ingest_http_stats(const struct ingest_http *h, struct tn_httpd_stats *out);
 /* ingest_http_free - close every connection and release (NULL-safe); the
  * loop must run once more. */
 void ingest_http_free(struct ingest_http *h);
+
+/* ---------------------------------------------------------------- daemon */
+
+/* Configuration (main.c's table). Strings owned by tn_env. */
+struct ingest_cfg {
+    char *listen;
+    char *public_url;
+    int64_t max_body;
+    int64_t max_header;
+    int64_t read_timeout_ms;
+    int64_t idle_timeout_ms;
+    int64_t max_conns;
+    int64_t dedupe_ms;
+    int64_t refresh_ms;
+    int64_t redis_timeout_ms;
+    char *master_key;
+    char *google_client_id;
+    char *google_auth_url;
+    int64_t oauth_state_ttl_ms;
+};
+
+/* The daemon's one context: main() owns the storage, the hooks get it as arg. */
+struct ingest_state {
+    struct ingest_cfg cfg;
+    struct ingest_http_cfg http_cfg;
+    char *public_url;   /* owned: cfg.public_url or derived from listen */
+    char *redirect_uri; /* owned: public_url + /oauth/google/callback */
+    struct tn_keyring *keys;
+    struct tn_redis *redis; /* the request path's own connection */
+    struct ingest_routes *routes;
+    struct ingest_http *http;
+    struct tn_httpd_stats last; /* for counter deltas */
+};
+
+/* The hooks of struct tn_daemon (ingest_daemon.c). arg is the struct
+ * ingest_state; rt borrowed from the skeleton. All run on the loop. */
+
+/* ingest_init - keys, Redis, routing cache, listener. Errors: TN_EINVAL
+ * (bad configuration, or the listen address cannot be bound; logged). */
+enum tn_err ingest_init(struct tn_rt *rt, void *arg);
+
+/* ingest_drain - stop accepting and refreshing. */
+void ingest_drain(struct tn_rt *rt, void *arg);
+
+/* ingest_busy - requests or a routing refresh still in flight. */
+bool ingest_busy(void *arg);
+
+/* ingest_fini - close and release everything ingest_init opened (any of
+ * it may be missing after a failed init). */
+void ingest_fini(struct tn_rt *rt, void *arg);
+
+/* ingest_ready - routes loaded and the enqueue connection up; else *why is
+ * set (static text). */
+bool ingest_ready(void *arg, const char **why);
+
+/* ingest_heartbeat - export the server's gauges and limit counters. */
+void ingest_heartbeat(struct tn_rt *rt, void *arg);
 
 #endif
