@@ -41,12 +41,17 @@
  *	tern:sched, tern:sched:<tenant>: the schedule (ZSETs).
  * DATABASE
  *	outbound_messages (insert, read, update); contacts, channels (with
- *	the sealed secrets), suppressions, messages, conversations (read).
+ *	the sealed secrets), suppressions, messages, conversations (read);
+ *	channels.secrets_sealed/secrets_key_id (update: a refreshed Gmail
+ *	access token, proto/sql/0020_sender_gmail_refresh.sql).
  * ENVIRONMENT
  *	The shared variables of tn_daemon.h (TN_ADMIN_LISTEN 127.0.0.1:9104);
  *	TN_MASTER_KEY(_FILE) (required); TN_WHATSAPP_API_BASE,
  *	TN_WHATSAPP_API_VERSION, TN_TWILIO_API_BASE, TN_TELEGRAM_API_BASE,
- *	TN_GMAIL_API_BASE, TN_SENDER_TWILIO_STATUS_URL; TN_SENDER_* below (limits, retries,
+ *	TN_GMAIL_API_BASE, TN_SENDER_TWILIO_STATUS_URL; TN_GOOGLE_CLIENT_ID,
+ *	TN_GOOGLE_CLIENT_SECRET[_FILE], TN_GOOGLE_TOKEN_URL (Gmail access
+ *	tokens refreshed from a channel's refresh_token, sender_gmail.c; the
+ *	same names as tern-calsync's); TN_SENDER_* below (limits, retries,
  *	rates per second per identity: WhatsApp 80 per phone number, Twilio 10
  *	per sender, Telegram 30 per bot and 1 per chat; email none),
  *	TN_SENDER_SMTP_CONCURRENCY (SMTP sends at once on the threadpool),
@@ -57,6 +62,9 @@
  *	The only daemon that holds provider send credentials: they are opened
  *	per send on the threadpool, wiped after use where we own the memory,
  *	and never logged (no URL is logged: Telegram's carries the token).
+ *	With TN_GOOGLE_CLIENT_SECRET it also holds the Google OAuth client's
+ *	secret and uses email channels' refresh tokens (never logged, never
+ *	in a stream; the token endpoint's answers are size-capped).
  *	An email channel's smtp_url is a tenant's input: only smtp:// and
  *	smtps:// are followed. Email headers are built from hostile input
  *	(the lead's address, earlier Message-IDs): sender_mime.c refuses or
@@ -79,6 +87,9 @@ static const struct tn_env_spec sender_env[] = {
     TN_ENV_STR("TN_TWILIO_API_BASE", "https://api.twilio.com", C, twilio_base),
     TN_ENV_STR("TN_TELEGRAM_API_BASE", "https://api.telegram.org", C, telegram_base),
     TN_ENV_STR("TN_GMAIL_API_BASE", "https://gmail.googleapis.com", C, gmail_base),
+    TN_ENV_STR("TN_GOOGLE_CLIENT_ID", "", C, google_client_id),
+    TN_ENV_SECRET("TN_GOOGLE_CLIENT_SECRET", "", C, google_client_secret),
+    TN_ENV_STR("TN_GOOGLE_TOKEN_URL", "https://oauth2.googleapis.com/token", C, google_token_url),
     TN_ENV_STR("TN_SENDER_TWILIO_STATUS_URL", "", C, twilio_status_url),
     TN_ENV_INT("TN_SENDER_CONCURRENCY", "64", 1, 4096, C, concurrency),
     TN_ENV_INT("TN_SENDER_PG_POOL", "4", 1, 64, C, pg_pool),

@@ -35,6 +35,7 @@ struct tn_redis;
 struct tn_rt;
 struct sender_rate;
 struct sender_batch;
+struct sender_gtoken;
 
 #define SENDER_UUID_LEN 36
 #define SENDER_SCHED_INDEX "tern:sched"   /* ZSET: tenant -> its earliest due ms */
@@ -50,6 +51,9 @@ struct sender_cfg {
     char *twilio_base;
     char *telegram_base;
     char *gmail_base;
+    char *google_client_id;     /* Gmail token refresh (sender_gmail.c); "": none */
+    char *google_client_secret; /* secret */
+    char *google_token_url;
     char *twilio_status_url;
     int64_t concurrency;
     int64_t pg_pool;
@@ -128,11 +132,12 @@ struct sender_ctx {
         size_t inflight;                /* SMTP sends on the threadpool */
     } smtp;
     struct sender_metrics m;
-    size_t jobs;               /* send jobs in flight */
-    size_t claimed;            /* of which started by a claim of the schedule */
-    int64_t intake_starved_ms; /* when intake last found no free job slot */
-    size_t handlers;           /* stream handlers in flight */
-    bool claiming;             /* a claim is on the wire */
+    struct sender_gtoken *gtokens; /* Gmail channels' token state (sender_gmail.c) */
+    size_t jobs;                   /* send jobs in flight */
+    size_t claimed;                /* of which started by a claim of the schedule */
+    int64_t intake_starved_ms;     /* when intake last found no free job slot */
+    size_t handlers;               /* stream handlers in flight */
+    bool claiming;                 /* a claim is on the wire */
     bool draining;
     bool curl_inited;
 };
@@ -168,6 +173,11 @@ struct sender_req {
     bool smtp;
     bool smtp_tls_required; /* STARTTLS required, not merely tried */
     char *mail_from, *rcpt_to, *message_id;
+    /* Gmail: the access token in headers[0], the channel's refresh token
+     * (NULL: none) and the access token's expiry (epoch s, 0: unknown);
+     * secrets, wiped by sender_req_free */
+    char *gm_access, *gm_refresh;
+    int64_t gm_exp_s;
 };
 
 enum sender_verdict {
@@ -220,6 +230,29 @@ struct sender_mime {
  * addr-spec ("email.address_invalid"), no text ("text.missing"). */
 enum tn_err sender_mime_build(const struct sender_mime *in, int64_t now_ms, char **msg,
                               char **msgid, const char **why);
+
+/* sender_gmail_set_token - put token (borrowed, copied) into r's
+ * Authorization header and gm_access, wiping the old ones. */
+void sender_gmail_set_token(struct sender_req *r, const char *token);
+
+/* sender_token_fn - a job's Gmail token is settled: ok, the request holds a
+ * fresh token (call again); else job->res says why not (final
+ * "gmail_reauth", or a retry). Runs on: loop. */
+typedef void sender_token_fn(struct sender_job *job, bool ok);
+
+/* sender_gmail_token - a fresh access token for job's Gmail request, when
+ * its token is known expired (expires_at within a minute) or Gmail refused
+ * it (rejected: a 401), once per job: a newer token this process already
+ * has, else one refresh of the channel's refresh token at a time (the
+ * other jobs of the channel wait for it), stored sealed in the channel's
+ * secrets. Returns true when then(job, ok) will run exactly once (maybe
+ * before this returns); false when there is nothing to do (not Gmail, no
+ * refresh token or client credentials, already done): go on as before.
+ * Runs on: loop. */
+bool sender_gmail_token(struct sender_job *job, bool rejected, sender_token_fn *then);
+
+/* sender_gmail_free_all - release the token state (at fini). */
+void sender_gmail_free_all(struct sender_ctx *ctx);
 
 /* sender_smtp_result - classify a finished SMTP transfer: curl_rc (a
  * CURLcode) and the last SMTP reply code; msgid (borrowed) becomes the
@@ -352,6 +385,11 @@ struct sender_job {
     enum tn_err err;                /* the batched step's outcome for this job */
     struct sender_job *smtp_next;   /* ctx->smtp's waiting list */
     bool claimed;                   /* counted in ctx->claimed */
+    /* Gmail token refresh (sender_gmail.c): done once per job; the
+     * channel's waiting list and what to do when the token is settled */
+    bool token_renewed;
+    struct sender_job *token_next;
+    sender_token_fn *token_then;
 };
 
 /* sender_store_prepare - for every job of a struct sender_batch: load the

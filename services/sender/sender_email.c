@@ -14,10 +14,11 @@
  *	    flagged smtp and sender_smtp.c sends it;
  *	  else "access_token": Gmail users.messages.send, POST
  *	    TN_GMAIL_API_BASE/gmail/v1/users/me/messages/send, Bearer, JSON
- *	    {"raw": base64url(message), "threadId"?}.
- *	XXX: the Gmail access token is used as stored; refreshing it from an
- *	OAuth refresh token (tern-calsync's tn_oauth) is not built, so an
- *	expired token fails the message (401, final).
+ *	    {"raw": base64url(message), "threadId"?}. The request also
+ *	    carries the channel's "refresh_token" (if any) and "expires_at"
+ *	    (epoch seconds, a decimal string or a JSON integer; absent:
+ *	    unknown), with which sender_gmail.c refreshes a token that is
+ *	    known expired or that Gmail answers 401.
  *
  *	The message (sender_mime.c): Subject is the producer's (the entry's
  *	"subject"), else "Re: " and the subject of the lead's last inbound
@@ -31,11 +32,13 @@
  *
  *	Answers (Gmail): 200 with "id" is accepted (the Gmail message id is the
  *	provider id); 429 and 5xx retry (Retry-After honoured); other errors
- *	are final with "http_<status>". SMTP answers: sender_smtp.c.
+ *	are final with "http_<status>" (a 401 only once sender_gmail.c could
+ *	not get a fresh token: sender_send.c asks it first). SMTP answers: sender_smtp.c.
  * RUNS ON
  *	any thread (pure).
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -139,6 +142,35 @@ static char *bearer(const char *token)
     return h;
 }
 
+/* expires_s - the secret "expires_at" in epoch seconds, 0 when absent or unreadable */
+static int64_t expires_s(const json_t *secrets)
+{
+    const json_t *v = json_object_get(secrets, "expires_at");
+    const char *s = json_string_value(v);
+    char *end = NULL;
+    long long n;
+
+    if (json_is_integer(v))
+        return json_integer_value(v) > 0 ? (int64_t)json_integer_value(v) : 0;
+    if (s == NULL)
+        return 0;
+    n = strtoll(s, &end, 10);
+    return end != s && *end == '\0' && n > 0 ? (int64_t)n : 0;
+}
+
+/* sender_gmail_set_token - see sender.h */
+void sender_gmail_set_token(struct sender_req *r, const char *token)
+{
+    if (r->headers[0] != NULL)
+        memset(r->headers[0], 0, strlen(r->headers[0]));
+    tn_free(r->headers[0]);
+    r->headers[0] = bearer(token);
+    if (r->gm_access != NULL)
+        memset(r->gm_access, 0, strlen(r->gm_access));
+    tn_free(r->gm_access);
+    r->gm_access = tn_xstrdup(token);
+}
+
 /* build_gmail - POST .../users/me/messages/send {"raw","threadId"?} */
 static enum tn_err build_gmail(const struct sender_cfg *cfg, const struct sender_msg *m,
                                const char *token, struct sender_req *out, const char **why)
@@ -160,8 +192,11 @@ static enum tn_err build_gmail(const struct sender_cfg *cfg, const struct sender
     n = strlen(cfg->gmail_base) + 40;
     out->url = tn_xmalloc(n);
     snprintf(out->url, n, "%s/gmail/v1/users/me/messages/send", cfg->gmail_base);
-    out->headers[0] = bearer(token);
+    sender_gmail_set_token(out, token);
     out->headers[1] = tn_xstrdup("Content-Type: application/json");
+    if (sender_secret(m->secrets, "refresh_token") != NULL)
+        out->gm_refresh = tn_xstrdup(sender_secret(m->secrets, "refresh_token"));
+    out->gm_exp_s = expires_s(m->secrets);
     out->message_id = msgid;
     json_decref(b);
     tn_free(text);

@@ -173,6 +173,7 @@ void sender_fini(struct tn_rt *rt, void *arg)
         if (tn_pg_free(ctx->pg) != TN_OK)
             tn_log_warn(NULL, "sender.pg_busy_at_exit");
     }
+    sender_gmail_free_all(ctx);
     sender_rate_free(ctx->rate);
     tn_keyring_free(ctx->keys);
     if (ctx->curl_inited)

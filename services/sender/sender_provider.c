@@ -43,6 +43,14 @@ const struct sender_provider *sender_provider_of(const char *channel_kind)
     return NULL;
 }
 
+/* wipe_free - zero a secret string, then free it (NULL-safe) */
+static void wipe_free(char *s)
+{
+    if (s != NULL)
+        memset(s, 0, strlen(s));
+    tn_free(s);
+}
+
 /* sender_req_free - release a request's members */
 void sender_req_free(struct sender_req *r)
 {
@@ -56,6 +64,8 @@ void sender_req_free(struct sender_req *r)
     tn_free(r->mail_from);
     tn_free(r->rcpt_to);
     tn_free(r->message_id);
+    wipe_free(r->gm_access); /* Gmail tokens */
+    wipe_free(r->gm_refresh);
     memset(r, 0, sizeof(*r));
 }
 
@@ -148,4 +158,3 @@ const char *sender_status_next(const char *cur, const char *st)
         return rank(to) >= rank("delivered") ? to : NULL;
     return rank(to) > rank(cur) ? to : NULL;
 }
-

@@ -11,7 +11,9 @@
  *	  prepare (sender_store.c, batched with the other jobs of the loop
  *	    iteration: sender_batch.c): state, consent, window, credentials,
  *	    request, 'sending' recorded;
- *	  the provider call (tn_http on the loop; SMTP: sender_smtp.c);
+ *	  the provider call (tn_http on the loop; SMTP: sender_smtp.c); a
+ *	    Gmail token known expired, or answered 401, is refreshed first and
+ *	    the same job calls again (sender_gmail.c);
  *	  record (sender_record.c, batched): sent / failed / retry / dead;
  *	  the schedule: removed when done, re-scored for a retry, and the
  *	    message written to tern:out:dead when it died.
@@ -33,8 +35,8 @@
 
 #include <jansson.h>
 
-#include <tn/tn_id.h>
 #include <tn/tn_http.h>
+#include <tn/tn_id.h>
 #include <tn/tn_log.h>
 #include <tn/tn_mem.h>
 #include <tn/tn_metrics.h>
@@ -110,11 +112,28 @@ static void record_done_cb(enum tn_err err, void *arg)
     finish(job);
 }
 
+static void call(struct sender_job *job);
+
+/* token_cb - the Gmail token is settled (sender_gmail.c): send again with
+ * the fresh one, or record job->res */
+static void token_cb(struct sender_job *job, bool ok)
+{
+    if (ok) {
+        call(job);
+        return;
+    }
+    sender_req_free(&job->req);
+    sender_queue_push(job->ctx, &job->ctx->record, job);
+}
+
 /* http_done_cb - the provider answered (or not): queue the record step */
 static void http_done_cb(const struct tn_http_response *resp, enum tn_err err, void *arg)
 {
     struct sender_job *job = arg;
 
+    /* a 401 is no acceptance: with a fresh token the same job sends again */
+    if (err == TN_OK && resp->status == 401 && sender_gmail_token(job, true, token_cb))
+        return;
     if (err == TN_OK)
         job->prov->parse(resp->status, resp->body, resp->body_len,
                          tn_http_response_header(resp, "Retry-After"), &job->res);
@@ -143,6 +162,8 @@ static void call(struct sender_job *job)
         sender_smtp_send(job->ctx, job);
         return;
     }
+    if (sender_gmail_token(job, false, token_cb)) /* known expired: refresh first */
+        return;
     job->t0_ms = tn_mono_ms();
     if (tn_http_send(job->ctx->http, &rq, http_done_cb, job) != TN_OK) {
         sender_transport_result(TN_EUNAVAIL, &job->res);

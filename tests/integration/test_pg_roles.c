@@ -59,6 +59,10 @@ static const struct rcase {
     {"SENDER", "DELETE FROM outbound_messages WHERE false", false, TN_EDENIED},
     {"SENDER", "UPDATE contacts SET opted_out_at = now() WHERE false", false, TN_EDENIED},
     {"SENDER", "SELECT secrets_sealed FROM channels", false, TN_OK},
+    /* a refreshed Gmail token is sealed back (0020), nothing else of a channel */
+    {"SENDER", "UPDATE channels SET secrets_sealed = secrets_sealed WHERE false", false, TN_OK},
+    {"SENDER", "UPDATE channels SET enabled = false WHERE false", false, TN_EDENIED},
+    {"SENDER", "UPDATE channels SET external_address = 'x' WHERE false", false, TN_EDENIED},
     {"SENDER", "UPDATE outbound_messages SET state = 'sent' WHERE false", false, TN_OK},
     {"SENDER", "SELECT count(*) FROM suppressions", false, TN_OK},
     /* calsync: calendars and bookings only */

@@ -2,7 +2,11 @@
 // {"raw": base64url RFC 822, "threadId"?} (or the /upload/ form with a
 // message/rfc822 body). The record gets the decoded message as `decoded`.
 // Errors are Google's {"error":{code,message,errors[],status}}.
+// Bearer tokens: an access token that google.mjs's token endpoint issued is
+// accepted until it expires (then 401); any other token must be in the
+// configured gmail_tokens list (with no list, any non-empty token passes).
 import { bearer, contentType, faultAnswer, hex, parseJson, scripted } from './common.mjs';
+import { issuedToken } from './google.mjs';
 import { credentialOk, takeFault, takeScript } from './record.mjs';
 
 const STATUS_NAMES = { 400: 'INVALID_ARGUMENT', 401: 'UNAUTHENTICATED', 403: 'PERMISSION_DENIED', 404: 'NOT_FOUND',
@@ -30,7 +34,10 @@ function auth(ctx) {
         a.headers = { 'www-authenticate': 'Bearer realm="https://accounts.google.com/"' };
         return a;
     }
-    if (!credentialOk(ctx.st, 'gmail', token))
+    // a token of the Google fake's token endpoint passes until it expires;
+    // any other token must pass credentialOk (gmail_tokens, else any)
+    const issued = issuedToken(ctx.st, token);
+    if (issued === 'expired' || (issued === null && !credentialOk(ctx.st, 'gmail', token)))
         return googleError(401, 'Request had invalid authentication credentials. Expected OAuth 2 access token, ' +
             'login cookie or other valid authentication credential.', 'authError');
     return null;

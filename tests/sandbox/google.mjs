@@ -164,6 +164,16 @@ function revoke(ctx) {
     return { status: 200, body: {} };
 }
 
+// issuedToken - whether this sandbox's token endpoint issued the access
+// token t: 'valid', 'expired' (its expires_in has passed, clock_offset_s
+// counted), or null (never issued, or revoked). gmail.mjs checks its
+// Bearer tokens with it.
+export function issuedToken(st, t) {
+    const a = t ? state(st).access.get(t) : null;
+    if (!a) return null;
+    return a.exp <= nowS(st) ? 'expired' : 'valid';
+}
+
 // access - the grant of the request's Bearer token, or a 401 answer.
 function access(ctx, provider) {
     const t = bearer(ctx.req);

@@ -1,0 +1,21 @@
+-- 0020_sender_gmail_refresh.sql - tern-sender stores refreshed Gmail access
+-- tokens in the channel's sealed secrets.
+--
+-- Applied by `ternctl migrate` after the earlier files (same rules: one
+-- transaction, never edited once applied).
+--
+-- A Gmail channel's secrets (channels.secrets_sealed, sealed by ternctl with
+-- aad "channel:<tenant>:<channel>") hold "access_token" and may hold
+-- "refresh_token" and "expires_at". Google access tokens last about an hour;
+-- tern-sender refreshes them (services/sender/sender_gmail.c) and writes the
+-- new access token and expires_at back, sealed, so that the next send reads
+-- it instead of refreshing again. It re-seals the whole object, hence the
+-- key id column too; it locks the row while it does (SELECT ... FOR UPDATE
+-- needs an UPDATE privilege on the table).
+--
+-- Exactly these two columns: tern-sender still cannot enable, disable,
+-- re-address or create channels. Row-level security is unchanged: the
+-- tenant_isolation policy of 0001 (FORCE'd) limits the update to the
+-- tenant the transaction is bound to.
+
+GRANT UPDATE (secrets_sealed, secrets_key_id) ON channels TO tern_sender;
