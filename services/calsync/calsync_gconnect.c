@@ -35,10 +35,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <curl/curl.h>
 #include <jansson.h>
 
-#include <tn/tn_buf.h>
 #include <tn/tn_consumer.h>
 #include <tn/tn_crypto.h>
 #include <tn/tn_http.h>
@@ -346,29 +344,12 @@ static void on_token(const struct tn_http_response *resp, enum tn_err err, void 
     json_decref(b);
 }
 
-/* form_add - "&name=<escaped value>", the escaped copy wiped */
-static void form_add(struct tn_buf *b, const char *name, const char *value)
-{
-    char *esc = curl_easy_escape(NULL, value, 0);
-
-    tn_buf_printf(b, "%s%s=%s", b->len ? "&" : "", name, esc != NULL ? esc : "");
-    if (esc != NULL)
-        memset(esc, 0, strlen(esc));
-    curl_free(esc);
-}
-
 /* exchange - open the code and POST it to the token endpoint */
 static void exchange(struct calsync_job *j)
 {
-    static const char *const hdr[] = {"Content-Type: application/x-www-form-urlencoded", NULL};
     struct calsync_cfg *cfg = &j->ctx->cfg;
     struct calsync_connect *cn = j->conn;
-    struct tn_http_request rq = {.method = "POST",
-                                 .url = cfg->google_token_url,
-                                 .headers = hdr,
-                                 .max_response = CONNECT_MAX_RESPONSE};
     char *code = NULL, *verifier = NULL;
-    struct tn_buf b;
     enum tn_err err;
 
     if (j->ctx->keys == NULL || tn_oauth_code_open(j->ctx->keys, j->tenant, cn->request_id,
@@ -376,21 +357,14 @@ static void exchange(struct calsync_job *j)
         fail(j, TN_EDENIED, "code_does_not_open");
         return;
     }
-    tn_buf_init(&b, 0);
-    form_add(&b, "grant_type", "authorization_code");
-    form_add(&b, "code", code);
-    form_add(&b, "redirect_uri", cn->redirect_uri);
-    form_add(&b, "client_id", cfg->google_client_id);
-    form_add(&b, "client_secret", cfg->google_client_secret);
-    if (verifier != NULL && *verifier != '\0')
-        form_add(&b, "code_verifier", verifier);
+    err = tn_http_form_post(
+        j->ctx->http, cfg->google_token_url,
+        (const char *const[]){"grant_type", "authorization_code", "code", code, "redirect_uri",
+                              cn->redirect_uri, "client_id", cfg->google_client_id, "client_secret",
+                              cfg->google_client_secret, "code_verifier", verifier, NULL},
+        0, CONNECT_MAX_RESPONSE, on_token, j);
     calsync_free_secret(code);
     calsync_free_secret(verifier);
-    rq.body = b.data;
-    rq.body_len = b.len;
-    err = tn_http_send(j->ctx->http, &rq, on_token, j);
-    memset(b.data, 0, b.len);
-    tn_buf_free(&b);
     if (err != TN_OK)
         fail(j, TN_EUNAVAIL, "google_token_unavailable");
 }

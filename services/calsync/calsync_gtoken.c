@@ -36,10 +36,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <curl/curl.h>
 #include <jansson.h>
 
-#include <tn/tn_buf.h>
 #include <tn/tn_crypto.h>
 #include <tn/tn_http.h>
 #include <tn/tn_log.h>
@@ -309,41 +307,17 @@ static void on_token(const struct tn_http_response *resp, enum tn_err err, void 
     json_decref(b);
 }
 
-/* form_add - "&name=<escaped value>" */
-static void form_add(struct tn_buf *b, const char *name, const char *value)
-{
-    char *esc = curl_easy_escape(NULL, value, 0);
-
-    tn_buf_printf(b, "%s%s=%s", b->len ? "&" : "", name, esc != NULL ? esc : "");
-    if (esc != NULL)
-        memset(esc, 0, strlen(esc));
-    curl_free(esc);
-}
-
 /* start_refresh - POST grant_type=refresh_token for e with refresh */
 static void start_refresh(struct calsync_gtoken *e, const char *refresh)
 {
-    static const char *const hdr[] = {"Content-Type: application/x-www-form-urlencoded", NULL};
     struct calsync_cfg *cfg = &e->ctx->cfg;
-    struct tn_buf b;
-    struct tn_http_request rq = {.method = "POST",
-                                 .url = cfg->google_token_url,
-                                 .headers = hdr,
-                                 .max_response = TOKEN_MAX_RESPONSE};
-    enum tn_err err;
 
     e->refreshing = true;
-    tn_buf_init(&b, 0);
-    form_add(&b, "grant_type", "refresh_token");
-    form_add(&b, "refresh_token", refresh);
-    form_add(&b, "client_id", cfg->google_client_id);
-    form_add(&b, "client_secret", cfg->google_client_secret);
-    rq.body = b.data;
-    rq.body_len = b.len;
-    err = tn_http_send(e->ctx->http, &rq, on_token, e);
-    memset(b.data, 0, b.len);
-    tn_buf_free(&b);
-    if (err != TN_OK)
+    if (tn_http_form_post(e->ctx->http, cfg->google_token_url,
+                          (const char *const[]){"grant_type", "refresh_token", "refresh_token",
+                                                refresh, "client_id", cfg->google_client_id,
+                                                "client_secret", cfg->google_client_secret, NULL},
+                          0, TOKEN_MAX_RESPONSE, on_token, e) != TN_OK)
         refresh_failed(e, TN_EUNAVAIL, "google_token_unavailable", 0);
 }
 

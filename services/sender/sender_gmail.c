@@ -49,10 +49,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <curl/curl.h>
 #include <jansson.h>
 
-#include <tn/tn_buf.h>
 #include <tn/tn_crypto.h>
 #include <tn/tn_http.h>
 #include <tn/tn_log.h>
@@ -289,42 +287,19 @@ static void on_token(const struct tn_http_response *resp, enum tn_err err, void 
     json_decref(b);
 }
 
-/* form_add - "&name=<escaped value>" (the copy curl made is wiped) */
-static void form_add(struct tn_buf *b, const char *name, const char *value)
-{
-    char *esc = curl_easy_escape(NULL, value, 0);
-
-    tn_buf_printf(b, "%s%s=%s", b->len ? "&" : "", name, esc != NULL ? esc : "");
-    if (esc != NULL)
-        memset(esc, 0, strlen(esc));
-    curl_free(esc);
-}
-
 /* start_refresh - POST grant_type=refresh_token with refresh (borrowed) */
 static void start_refresh(struct sender_gtoken *e, const char *refresh)
 {
-    static const char *const hdr[] = {"Content-Type: application/x-www-form-urlencoded", NULL};
     const struct sender_cfg *cfg = &e->ctx->cfg;
-    struct tn_http_request rq = {.method = "POST",
-                                 .url = cfg->google_token_url,
-                                 .headers = hdr,
-                                 .timeout_ms = (uint32_t)cfg->http_timeout_ms,
-                                 .max_response = TOKEN_MAX_RESPONSE};
-    struct tn_buf b;
     enum tn_err err;
 
     e->refreshing = true;
     e->refresh = tn_xstrdup(refresh);
-    tn_buf_init(&b, 0);
-    form_add(&b, "grant_type", "refresh_token");
-    form_add(&b, "refresh_token", refresh);
-    form_add(&b, "client_id", cfg->google_client_id);
-    form_add(&b, "client_secret", cfg->google_client_secret);
-    rq.body = b.data;
-    rq.body_len = b.len;
-    err = tn_http_send(e->ctx->http, &rq, on_token, e);
-    memset(b.data, 0, b.len);
-    tn_buf_free(&b);
+    err = tn_http_form_post(e->ctx->http, cfg->google_token_url,
+                            (const char *const[]){"grant_type", "refresh_token", "refresh_token",
+                                                  refresh, "client_id", cfg->google_client_id,
+                                                  "client_secret", cfg->google_client_secret, NULL},
+                            (uint32_t)cfg->http_timeout_ms, TOKEN_MAX_RESPONSE, on_token, e);
     if (err != TN_OK)
         failed(e, "gmail_token_unavailable", 0, err);
 }

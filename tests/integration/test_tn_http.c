@@ -242,6 +242,27 @@ static void test_large_post_and_auth(void **state)
     assert_string_equal(r.body, "Basic dXNlcjpwdw==");
 }
 
+/* test_form_post - pairs form-encoded in order, empty and NULL values left out */
+static void test_form_post(void **state)
+{
+    struct fx *f = *state;
+    struct result r = {0};
+    char url[128];
+
+    snprintf(url, sizeof(url), "%s/echo", f->base);
+    assert_int_equal(
+        tn_http_form_post(f->http, url,
+                          (const char *const[]){"grant_type", "refresh_token", "none", NULL,
+                                                "empty", "", "token", "1//a b&c=d+é", NULL},
+                          0, 0, done_cb, &r),
+        TN_OK);
+    for (int64_t t0 = tn_mono_ms(); r.calls == 0 && tn_mono_ms() - t0 < 5000;)
+        uv_run(&f->loop, UV_RUN_ONCE);
+    assert_int_equal(r.err, TN_OK);
+    assert_string_equal(
+        r.body, "POST /echo [] grant_type=refresh_token&token=1%2F%2Fa%20b%26c%3Dd%2B%C3%A9");
+}
+
 static void test_error_status_is_not_transport_error(void **state)
 {
     struct fx *f = *state;
@@ -526,6 +547,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_get_post, setup, teardown),
         cmocka_unit_test_setup_teardown(test_large_post_and_auth, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_form_post, setup, teardown),
         cmocka_unit_test_setup_teardown(test_error_status_is_not_transport_error, setup, teardown),
         cmocka_unit_test_setup_teardown(test_timeout, setup, teardown),
         cmocka_unit_test_setup_teardown(test_max_response, setup, teardown),

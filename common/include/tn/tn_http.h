@@ -78,6 +78,17 @@ struct tn_http *tn_http_new(struct uv_loop_s *loop, const struct tn_http_opts *o
 enum tn_err tn_http_send(struct tn_http *h, const struct tn_http_request *rq, tn_http_done_fn *done,
                          void *arg);
 
+/* tn_http_form_post - tn_http_send of a POST whose body is the pairs of
+ * fields (name, value, name, value, ..., NULL) form-encoded
+ * (application/x-www-form-urlencoded; a NULL or empty value leaves its pair
+ * out). The body is wiped once curl has its copy: OAuth token requests
+ * carry secrets. fields is borrowed for the call; timeout_ms and
+ * max_response as in tn_http_request. Returns and calls done as
+ * tn_http_send. Runs on: loop. */
+enum tn_err tn_http_form_post(struct tn_http *h, const char *url, const char *const *fields,
+                              uint32_t timeout_ms, size_t max_response, tn_http_done_fn *done,
+                              void *arg);
+
 /* tn_http_response_header - value of the response header name (any case),
  * the first one if repeated, from the final response (not a 100 Continue). Returns: borrowed, valid
  * until the next lookup or the end of the done callback; NULL if absent. */

@@ -324,6 +324,42 @@ out:
     return err;
 }
 
+enum tn_err tn_http_form_post(struct tn_http *h, const char *url, const char *const *fields,
+                              uint32_t timeout_ms, size_t max_response, tn_http_done_fn *done,
+                              void *arg)
+{
+    static const char *const hdr[] = {"Content-Type: application/x-www-form-urlencoded", NULL};
+    struct tn_buf b;
+    enum tn_err err;
+
+    tn_buf_init(&b, 0);
+    tn_buf_adds(&b, "");
+    for (size_t i = 0; fields[i] != NULL; i += 2) {
+        char *esc;
+
+        if (fields[i + 1] == NULL || fields[i + 1][0] == '\0')
+            continue;
+        esc = curl_easy_escape(NULL, fields[i + 1], 0);
+        if (esc == NULL)
+            tn_fatal("mem.exhausted", TN_KV_STR("what", "curl_easy_escape"));
+        tn_buf_printf(&b, "%s%s=%s", b.len > 0 ? "&" : "", fields[i], esc);
+        memset(esc, 0, strlen(esc));
+        curl_free(esc);
+    }
+    err = tn_http_send(h,
+                       &(struct tn_http_request){.method = "POST",
+                                                 .url = url,
+                                                 .headers = hdr,
+                                                 .body = b.data,
+                                                 .body_len = b.len,
+                                                 .timeout_ms = timeout_ms,
+                                                 .max_response = max_response},
+                       done, arg);
+    memset(b.data, 0, b.len);
+    tn_buf_free(&b);
+    return err;
+}
+
 const char *tn_http_response_header(const struct tn_http_response *resp, const char *name)
 {
     struct curl_header *hd = NULL;
