@@ -96,13 +96,20 @@ sandbox_requests telegram | jq -e --arg tok "$SND_TG_TOKEN" --arg x "tg-$id" '[.
 [[ "$(snd_row "$id" provider_message_id)" == 987654321:* ]] || snd_fail "telegram id not stored"
 echo "telegram ok"
 
-# --- consent at send time: opted out, erased, suppressed: failed with the reason, nothing sent
+# --- consent at send time: opted out, restricted, erased, suppressed: failed with the reason, nothing sent
 snd_sql "UPDATE contacts SET opted_out_at = now() WHERE id = '$CT_SMS'" >/dev/null
 id=$(snd_uuid)
 snd_out "$id" "$CH_SMS" "$CT_SMS" text "nope"
 snd_wait_state "$id" failed 5
 [ "$(snd_row "$id" last_error_code)" = opted_out ] || snd_fail "opt-out reason"
-snd_sql "UPDATE contacts SET opted_out_at = NULL WHERE id = '$CT_SMS';
+# restricted (GDPR art. 18: processing restricted on the person's request)
+snd_sql "UPDATE contacts SET opted_out_at = NULL, restricted_at = now() WHERE id = '$CT_SMS'" >/dev/null
+idr=$(snd_uuid)
+snd_out "$idr" "$CH_SMS" "$CT_SMS" text "nope"
+snd_wait_state "$idr" failed 5
+[ "$(snd_row "$idr" last_error_code)" = restricted ] ||
+    snd_fail "restriction reason: $(snd_row "$idr" last_error_code)"
+snd_sql "UPDATE contacts SET restricted_at = NULL WHERE id = '$CT_SMS';
          INSERT INTO suppressions (tenant_id, address_hash, kind)
          VALUES ('$T', encode(hmac(convert_to('+4915111111111', 'UTF8'),
                  convert_to('$SND_SUPPRESSION_KEY', 'UTF8'), 'sha256'), 'hex'), 'erased')" >/dev/null
@@ -110,7 +117,8 @@ id2=$(snd_uuid)
 snd_out "$id2" "$CH_SMS" "$CT_SMS" text "nope"
 snd_wait_state "$id2" failed 5
 [ "$(snd_row "$id2" last_error_code)" = suppressed ] || snd_fail "suppression reason"
-[ "$(snd_count twilio "$id")$(snd_count twilio "$id2")" = 00 ] || snd_fail "sent despite consent"
+[ "$(snd_count twilio "$id")$(snd_count twilio "$idr")$(snd_count twilio "$id2")" = 000 ] ||
+    snd_fail "sent despite consent"
 echo "consent ok"
 
 # --- scheduled: held until not_before, then released within a second; canceled: never sent
