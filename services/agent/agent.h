@@ -82,6 +82,7 @@ struct agent_cfg {
     char *whatsapp_base, *whatsapp_version, *twilio_base, *telegram_base;
     int64_t media_timeout_ms; /* each provider request of a media fetch */
     int64_t media_max;        /* bytes of one voice note at most */
+    bool mark_read; /* TN_AGENT_MARK_READ: outbound.read for new inbound WhatsApp messages */
 };
 
 struct agent_turn;
@@ -197,7 +198,7 @@ struct agent_intake {
     struct tn_entry *e;
     json_t *data; /* owned */
     const char *tenant, *channel, *pmid, *sender, *sender_name, *body, *mtype, *media_ref;
-    const char *transport, *trace;
+    const char *transport, *trace, *provider;
     char *raw; /* owned: JSON text of data.raw */
     char stream_pos[24];
     enum agent_keyword keyword;
@@ -482,6 +483,14 @@ enum tn_err agent_booking_notices(struct tn_pgconn *c, const struct agent_cfg *c
 /* agent_publish - XADD o to tern:out, then record enqueued_at. Steals o.
  * Failures are logged; the scan republishes. Runs on: loop. */
 void agent_publish(struct agent_ctx *ctx, struct agent_out *o);
+
+/* agent_publish_read - XADD an outbound.read entry (dedupe "read:<wamid>")
+ * asking tern-sender to mark the inbound WhatsApp message pmid read. All
+ * strings borrowed (copied into the command); trace NULL: a new one. Best
+ * effort: a failure is logged (agent.read_publish_failed), never retried.
+ * Runs on: loop. */
+void agent_publish_read(struct agent_ctx *ctx, const char *tenant, const char *channel,
+                        const char *pmid, const char *trace);
 /* agent_out_provider - provider and transport of a channel kind. */
 void agent_out_provider(const char *kind, const char **provider, const char **transport);
 

@@ -15,6 +15,11 @@
  *	the commit never loses a message; the turn that answers it is driven
  *	by the conversation row, not by the entry.
  *
+ *	With TN_AGENT_MARK_READ on, a WhatsApp message this intake stored
+ *	(not a redelivery) is then marked read at WhatsApp: an outbound.read
+ *	entry on tern:out for tern-sender, which holds the credentials
+ *	(agent_publish_read; best effort, after the commit).
+ *
  *	Opt-out and opt-in keywords (TN_AGENT_OPTOUT_WORDS, TN_AGENT_OPTIN_WORDS,
  *	and Twilio's OptOutType) are decided here, before any turn, so that a
  *	STOP takes effect at once; the confirmation (SMS only: carriers
@@ -163,8 +168,9 @@ static const char *parse(struct agent_intake *in)
     in->sender_name = str(in->data, "sender_name");
     in->mtype = str(in->data, "message_type");
     in->transport = str(in->data, "transport");
-    if (!tn_uuid_valid(in->tenant) || !tn_uuid_valid(in->channel) || in->pmid == NULL || in->mtype == NULL ||
-        in->transport == NULL || str(in->data, "tenant") == NULL ||
+    in->provider = str(in->data, "provider");
+    if (!tn_uuid_valid(in->tenant) || !tn_uuid_valid(in->channel) || in->pmid == NULL ||
+        in->mtype == NULL || in->transport == NULL || str(in->data, "tenant") == NULL ||
         strcmp(str(in->data, "tenant"), in->tenant) != 0)
         return "schema.invalid";
     body_of(in);
@@ -206,6 +212,10 @@ void agent_intake_finish(enum tn_err err, void *arg)
             tn_log_info(&lc, in->keyword == AGENT_KW_OPTOUT ? "agent.opt_out" : "agent.opt_in");
         if (in->wake && !ctx->draining)
             agent_turn_wake(ctx, in->tenant, in->conv, in->trace);
+        /* only a message this intake stored: a redelivery marks nothing again */
+        if (in->inserted && ctx->cfg.mark_read && !ctx->closing && in->provider != NULL &&
+            strcmp(in->provider, TN_PROVIDER_WHATSAPP) == 0)
+            agent_publish_read(ctx, in->tenant, in->channel, in->pmid, in->trace);
         if (in->confirm != NULL && !ctx->closing) {
             agent_publish(ctx, in->confirm);
             in->confirm = NULL;

@@ -14,6 +14,12 @@
  *and the scan publishes it again after TN_AGENT_REPUBLISH_MS. A repeat reaches the sender with the
  *same outbound id, which is its idempotency key. RUNS ON loop; the enqueued_at update on the
  *threadpool. DIAGNOSTICS agent.publish_failed.
+ *
+ *	agent_publish_read XADDs an outbound.read entry (proto/streams/
+ *	outbound.read.v1.json; dedupe "read:<wamid>") for a WhatsApp message
+ *	intake just stored, when TN_AGENT_MARK_READ is on. It has no row and is
+ *	not republished: a marker lost to a crash or a Redis failure is only
+ *	logged (agent.read_publish_failed); the message is still answered.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -232,4 +238,71 @@ void agent_publish(struct agent_ctx *ctx, struct agent_out *o)
                     TN_KV_STR("outbound", o->id), TN_KV_ERR(err));
         pub_free(p);
     }
+}
+
+/* A read marker on its way to tern:out. */
+struct read_pub {
+    struct agent_ctx *ctx;
+    char tenant[AGENT_UUID_LEN + 1];
+};
+
+/* read_xadd_cb - log a lost marker; nothing retries it (best effort) */
+static void read_xadd_cb(struct tn_redis *r, struct redisReply *reply, enum tn_err err, void *arg)
+{
+    struct read_pub *p = arg;
+
+    (void)r;
+    if (err == TN_OK && reply->type == REDIS_REPLY_ERROR)
+        err = TN_EUNAVAIL;
+    if (err != TN_OK)
+        tn_log_warn(&(struct tn_log_ctx){.tenant_id = p->tenant}, "agent.read_publish_failed",
+                    TN_KV_ERR(err));
+    p->ctx->publishes--;
+    tn_free(p);
+}
+
+/* agent_publish_read - XADD the outbound.read entry */
+void agent_publish_read(struct agent_ctx *ctx, const char *tenant, const char *channel,
+                        const char *pmid, const char *trace)
+{
+    struct read_pub *p = tn_xcalloc(1, sizeof(*p));
+    char *dedupe = NULL, *data = NULL, *fresh = NULL;
+    json_t *d = json_pack("{s:s,s:s,s:s,s:s}", "tenant", tenant, "channel", channel, "provider",
+                          TN_PROVIDER_WHATSAPP, "provider_message_id", pmid);
+    enum tn_err err = TN_EUNAVAIL;
+    size_t n;
+
+    p->ctx = ctx;
+    snprintf(p->tenant, sizeof(p->tenant), "%s", tenant);
+    if (trace == NULL)
+        trace = fresh = new_trace();
+    n = strlen(pmid) + 6;
+    dedupe = tn_xmalloc(n);
+    snprintf(dedupe, n, "read:%s", pmid);
+    data = agent_json_dump(d);
+    ctx->publishes++; /* counted from here: drain waits for the reply */
+    if (d != NULL && ctx->rt->redis != NULL) {
+        const char *f[] = {TN_F_TYPE,     TN_TYPE_OUTBOUND_READ,
+                           TN_F_V,        TN_V_OUTBOUND_READ,
+                           TN_F_TENANT,   tenant,
+                           TN_F_TRACE,    trace,
+                           TN_F_CHANNEL,  channel,
+                           TN_F_PROVIDER, TN_PROVIDER_WHATSAPP,
+                           TN_F_PMID,     pmid,
+                           TN_F_DEDUPE,   dedupe,
+                           TN_F_DATA,     data};
+
+        err = tn_redis_xadd(ctx->rt->redis, TN_STREAM_OUT, f, NULL, sizeof(f) / sizeof(f[0]),
+                            read_xadd_cb, p);
+    }
+    if (err != TN_OK) { /* read_xadd_cb will not run */
+        tn_log_warn(&(struct tn_log_ctx){.tenant_id = tenant}, "agent.read_publish_failed",
+                    TN_KV_ERR(err));
+        ctx->publishes--;
+        tn_free(p);
+    }
+    json_decref(d);
+    tn_free(data);
+    tn_free(dedupe);
+    tn_free(fresh);
 }

@@ -20,6 +20,10 @@
  *	type, v, tenant, trace, request, dedupe ("cal:<request id>"), data
  *	(tenant, request_id, op book | reschedule | cancel, booking_id,
  *	requested_at).
+ *	tern:out: outbound.read v1 when TN_AGENT_MARK_READ is on - type, v,
+ *	tenant, trace, channel, provider "whatsapp", pmid (the wamid), dedupe
+ *	("read:<wamid>"), data (tenant, channel, provider,
+ *	provider_message_id).
  * DATABASE
  *	Reads tenants, channels (and, for voice notes, their sealed secrets),
  *	agent_profiles, services, business hours and
@@ -47,6 +51,8 @@
  *	are answered as "could not be transcribed"), TN_WHATSAPP_API_BASE,
  *	TN_WHATSAPP_API_VERSION, TN_TWILIO_API_BASE, TN_TELEGRAM_API_BASE,
  *	TN_AGENT_MEDIA_TIMEOUT_MS, TN_AGENT_VOICE_MAX_BYTES.
+ *	TN_AGENT_MARK_READ (boolean, default off): mark each newly stored
+ *	inbound WhatsApp message read (an outbound.read entry on tern:out).
  * SECURITY
  *	Holds the LLM API key, and only this daemon does; it goes only into
  *	the Authorization header and is never logged. Opens a channel's
@@ -116,6 +122,7 @@ static const struct tn_env_spec agent_env[] = {
     TN_ENV_STR("TN_TELEGRAM_API_BASE", "https://api.telegram.org", struct agent_cfg, telegram_base),
     TN_ENV_MS("TN_AGENT_MEDIA_TIMEOUT_MS", "15s", 100, 600000, struct agent_cfg, media_timeout_ms),
     TN_ENV_INT("TN_AGENT_VOICE_MAX_BYTES", "16777216", 1024, 26214400, struct agent_cfg, media_max),
+    TN_ENV_BOOL("TN_AGENT_MARK_READ", "0", struct agent_cfg, mark_read),
     TN_ENV_END,
 };
 

@@ -32,7 +32,9 @@
  *	same Message-ID, so mail systems and readers see one message.
  * STREAMS IN
  *	tern:out (group sender): outbound.message (type, v, tenant, trace,
- *	channel, provider, outbound, dedupe, data)
+ *	channel, provider, outbound, dedupe, data); outbound.read (tenant,
+ *	channel, provider, pmid: mark an inbound WhatsApp message read,
+ *	sender_read.c)
  *	tern:status (group sender): delivery.status (tenant, channel, pmid,
  *	status, outbound?, data.errors)
  * STREAMS OUT

@@ -137,6 +137,7 @@ struct sender_ctx {
     size_t claimed;                /* of which started by a claim of the schedule */
     int64_t intake_starved_ms;     /* when intake last found no free job slot */
     size_t handlers;               /* stream handlers in flight */
+    size_t reads;                  /* read markers in flight (sender_read.c) */
     bool claiming;                 /* a claim is on the wire */
     bool draining;
     bool curl_inited;
@@ -222,6 +223,15 @@ struct sender_mime {
     const char *outbound_id; /* makes the Message-ID */
     const char *text;        /* UTF-8 body */
 };
+
+/* sender_whatsapp_read_build - the Cloud API request that marks the inbound
+ * message wamid (borrowed) read: POST <base>/<ver>/<from>/messages
+ * {"messaging_product":"whatsapp","status":"read","message_id":wamid} with
+ * the channel's access_token (secrets borrowed). out: every member new
+ * (sender_req_free). Errors: TN_EINVAL with *why "credentials.missing". */
+enum tn_err sender_whatsapp_read_build(const struct sender_cfg *cfg, const char *from,
+                                       const struct json_t *secrets, const char *wamid,
+                                       struct sender_req *out, const char **why);
 
 /* sender_mime_build - an RFC 5322 message (CRLF, text/plain UTF-8, base64
  * body) with a Message-ID fixed by the outbound id, so that a resend is the
@@ -559,6 +569,11 @@ void sender_send_recorded(struct sender_batch *b, enum tn_err err);
 
 /* sender_out_entry - tern:out handler (tn_consumer_entry_fn). Runs on: loop. */
 void sender_out_entry(struct tn_consumer *c, struct tn_entry *e, void *arg);
+
+/* sender_read_entry - an outbound.read entry of tern:out (sender_out_entry
+ * hands it over): mark the inbound message read at the provider; no
+ * outbound_messages row. Must call tn_consumer_done once. Runs on: loop. */
+void sender_read_entry(struct tn_consumer *c, struct tn_entry *e, void *arg);
 
 /* sender_status_entry - tern:status handler (tn_consumer_entry_fn). Runs on: loop. */
 void sender_status_entry(struct tn_consumer *c, struct tn_entry *e, void *arg);

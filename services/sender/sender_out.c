@@ -44,6 +44,9 @@
  *	unacknowledged stream entries still in the handler, so the consumer
  *	reads no more while they wait (back-pressure, bounded by the wait).
  *
+ *	An outbound.read entry (mark an inbound message read) is no message:
+ *	it goes to sender_read.c and never becomes a row.
+ *
  *	Email entries may carry "subject" (kept in the template column with
  *	the template, which email does not use) and "in_reply_to" (the lead's
  *	Message-ID; stored as reply_to when reply_to is absent).
@@ -499,8 +502,14 @@ static void reserve(struct sender_out_job *job, int64_t since)
 void sender_out_entry(struct tn_consumer *c, struct tn_entry *e, void *arg)
 {
     struct sender_ctx *ctx = arg;
-    struct sender_out_job *job = tn_xcalloc(1, sizeof(*job));
+    const char *type = tn_entry_field(e, TN_F_TYPE, NULL);
+    struct sender_out_job *job;
 
+    if (type != NULL && strcmp(type, TN_TYPE_OUTBOUND_READ) == 0) {
+        sender_read_entry(c, e, arg); /* a read marker: no row, no schedule */
+        return;
+    }
+    job = tn_xcalloc(1, sizeof(*job));
     job->ctx = ctx;
     job->c = c;
     job->e = e;

@@ -12,6 +12,10 @@
  *	biz_opaque_callback_data, which Meta echoes in its statuses, so that a
  *	send whose answer was lost can be recognised (DESIGN.md, provider edge).
  *
+ *	The read marker of an inbound message (sender_read.c) is the same
+ *	request with {"status":"read","message_id":<wamid>}
+ *	(sender_whatsapp_read_build); Meta answers {"success":true}.
+ *
  *	Answers: 200 with messages[0].id is accepted. Errors are classified by
  *	error.code, not the HTTP status (protocols.md 1.9, 1.12): throughput and
  *	pair limits (130429, 131056, 80007, 4), temporary errors (1, 2, 131000)
@@ -97,24 +101,18 @@ static json_t *body_json(const struct sender_msg *m)
     return b;
 }
 
-/* build - POST <base>/<ver>/<phone_number_id>/messages, Bearer */
-static enum tn_err build(const struct sender_cfg *cfg, const struct sender_msg *m,
-                         struct sender_req *out, const char **why)
+/* request - POST <base>/<ver>/<phone_number_id>/messages with body b,
+ * Bearer token (both borrowed) */
+static void request(const struct sender_cfg *cfg, const char *from, const char *token,
+                    const json_t *b, struct sender_req *out)
 {
-    const char *token = sender_secret(m->secrets, "access_token");
-    json_t *b = NULL;
-    char *text = NULL, *auth = NULL;
+    char *text, *auth;
     size_t n;
 
     memset(out, 0, sizeof(*out));
-    if (token == NULL) {
-        *why = "credentials.missing";
-        return TN_EINVAL;
-    }
-    n = strlen(cfg->whatsapp_base) + strlen(cfg->whatsapp_version) + strlen(m->from) + 16;
+    n = strlen(cfg->whatsapp_base) + strlen(cfg->whatsapp_version) + strlen(from) + 16;
     out->url = tn_xmalloc(n);
-    snprintf(out->url, n, "%s/%s/%s/messages", cfg->whatsapp_base, cfg->whatsapp_version, m->from);
-    b = body_json(m);
+    snprintf(out->url, n, "%s/%s/%s/messages", cfg->whatsapp_base, cfg->whatsapp_version, from);
     text = sender_json_text(b);
     tn_buf_init(&out->body, 0);
     tn_buf_adds(&out->body, text);
@@ -125,8 +123,44 @@ static enum tn_err build(const struct sender_cfg *cfg, const struct sender_msg *
     out->headers[1] = header("Content-Type", "application/json");
     memset(auth, 0, strlen(auth));
     tn_free(auth);
-    json_decref(b);
     tn_free(text);
+}
+
+/* build - the send request for m */
+static enum tn_err build(const struct sender_cfg *cfg, const struct sender_msg *m,
+                         struct sender_req *out, const char **why)
+{
+    const char *token = sender_secret(m->secrets, "access_token");
+    json_t *b;
+
+    memset(out, 0, sizeof(*out));
+    if (token == NULL) {
+        *why = "credentials.missing";
+        return TN_EINVAL;
+    }
+    b = body_json(m);
+    request(cfg, m->from, token, b, out);
+    json_decref(b);
+    return TN_OK;
+}
+
+/* sender_whatsapp_read_build - the read marker for wamid */
+enum tn_err sender_whatsapp_read_build(const struct sender_cfg *cfg, const char *from,
+                                       const struct json_t *secrets, const char *wamid,
+                                       struct sender_req *out, const char **why)
+{
+    const char *token = sender_secret(secrets, "access_token");
+    json_t *b;
+
+    memset(out, 0, sizeof(*out));
+    if (token == NULL) {
+        *why = "credentials.missing";
+        return TN_EINVAL;
+    }
+    b = json_pack("{ssssss}", "messaging_product", "whatsapp", "status", "read", "message_id",
+                  wamid);
+    request(cfg, from, token, b, out);
+    json_decref(b);
     return TN_OK;
 }
 

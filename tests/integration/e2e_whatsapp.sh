@@ -33,6 +33,8 @@ until_ok() {
     while [ "$(date +%s)" -le "$end" ]; do "$@" && return 0; sleep 0.2; done
     return 1
 }
+# row_is STATE - the outbound row is in STATE now (read again on every call)
+row_is() { [ "$(row)" = "$1" ]; }
 
 # --- a tenant whose WhatsApp number can receive (app secret) and send (token)
 ingest_setup_tenant || { echo "FAIL: setup" >&2; exit 1; }
@@ -95,7 +97,7 @@ sleep 2
 # --- Meta reports delivered, then read, through tern-ingest
 obid=$(jq -r '.json.biz_opaque_callback_data' <<<"$req")
 row() { sql "SELECT state FROM outbound_messages WHERE tenant_id = '$tid' AND id::text = '$obid'"; }
-until_ok 5 test "$(row)" = sent && ok || bad "outbound row is '$(row)', want sent"
+until_ok 5 row_is sent && ok || bad "outbound row is '$(row)', want sent"
 wamid=$(sql "SELECT provider_message_id FROM outbound_messages WHERE tenant_id = '$tid' AND id::text = '$obid'")
 status_json() { # STATUS
     jq -n --arg pn "$wa_pnid" --arg id "$wamid" --arg st "$1" --arg ob "$obid" --arg ts "$(date +%s)" '{
@@ -107,10 +109,10 @@ status_json() { # STATUS
 }
 status_json delivered
 want 200 "$(emit "$dir/st.json")" "delivered status accepted"
-until_ok 5 test "$(row)" = delivered && ok || bad "row is '$(row)' after delivered"
+until_ok 5 row_is delivered && ok || bad "row is '$(row)' after delivered"
 status_json read
 want 200 "$(emit "$dir/st.json")" "read status accepted"
-until_ok 5 test "$(row)" = read && ok || bad "row is '$(row)' after read"
+until_ok 5 row_is read && ok || bad "row is '$(row)' after read"
 
 # --- the conversation is stored: the lead's message and our reply
 n=$(sql "SELECT count(*) FROM messages m JOIN conversations c ON c.tenant_id = m.tenant_id

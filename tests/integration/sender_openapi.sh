@@ -4,7 +4,8 @@
 # (--errors) sits between tern-sender and the sandbox, so a request the spec
 # refuses (path, method, auth, headers, content type, body) gets 422 and never
 # reaches the sandbox, and the message fails instead of being sent. Covered:
-# WhatsApp Cloud text and template (window closed), Twilio SMS text and
+# WhatsApp Cloud text and template (window closed), the read marker of an
+# inbound message (outbound.read), Twilio SMS text and
 # WhatsApp ContentSid template, Telegram sendMessage. One deliberately
 # malformed request per provider proves the proxies do refuse.
 set -euo pipefail
@@ -63,6 +64,12 @@ snd_out "$sms" "$CH_SMS" "$CT_SMS" text "See you at 10:00"
 snd_out "$twa_tpl" "$CH_TWA" "$CT_TWA" template "" \
     '{"template":{"content_sid":"HX0123456789abcdef0123456789abcdef","variables":["Sam","10:00"]}}'
 snd_out "$tg" "$CH_TG" "$CT_TG" text "Telegram reply"
+wa_read="wamid.HBgLMTY1MDU1NTEyMzQVAgASGBQzQTdE$(snd_uuid | tr -d - | cut -c1-12)"
+snd_redis XADD tern:out '*' type outbound.read v 1 tenant "$T" \
+    trace "00-$(snd_uuid | tr -d -)-$(snd_uuid | tr -d - | cut -c1-16)-01" channel "$CH_WA" \
+    provider whatsapp pmid "$wa_read" dedupe "read:$wa_read" \
+    data "$(jq -cn --arg t "$T" --arg c "$CH_WA" --arg w "$wa_read" \
+        '{tenant:$t, channel:$c, provider:"whatsapp", provider_message_id:$w}')" >/dev/null
 for id in "$wa_text" "$wa_tpl" "$sms" "$twa_tpl" "$tg"; do
     end=$((SECONDS + 20))
     while [ "$(snd_state "$id")" != sent ] && [ $SECONDS -le $end ]; do sleep 0.2; done
@@ -77,6 +84,12 @@ done
 sandbox_requests whatsapp | jq -e --arg o "$wa_tpl" \
     '[.[] | select(.json.biz_opaque_callback_data == $o)][0].json.type == "template"' >/dev/null ||
     snd_fail "window closed: not sent as the template"
+end=$((SECONDS + 20))
+while [ "$(snd_count whatsapp "$wa_read")" = 0 ] && [ $SECONDS -le $end ]; do sleep 0.2; done
+[ "$(snd_count whatsapp "$wa_read")" = 1 ] || {
+    refused whatsapp | tail -5 >&2
+    snd_fail "WhatsApp read marker did not reach the sandbox once through the validating proxy"
+}
 [ "$(snd_count twilio "$sms")" = 1 ] || snd_fail "Twilio SMS did not reach the sandbox once"
 [ "$(snd_count twilio "$twa_tpl")" = 1 ] || snd_fail "Twilio ContentSid did not reach the sandbox once"
 [ "$(sandbox_requests telegram | jq '[.[] | select(.path | endswith("/sendMessage"))] | length')" = 1 ] ||
@@ -84,7 +97,7 @@ sandbox_requests whatsapp | jq -e --arg o "$wa_tpl" \
 for n in whatsapp twilio telegram; do
     [ -z "$(refused "$n")" ] || snd_fail "prism $n refused a tern-sender request: $(refused "$n" | head -3)"
 done
-echo "tern-sender requests valid: WhatsApp text + template, Twilio SMS + ContentSid, Telegram"
+echo "tern-sender requests valid: WhatsApp text + template + read marker, Twilio SMS + ContentSid, Telegram"
 
 # --- a malformed request is refused (422) and never reaches the sandbox
 before=$(sandbox_requests "" | jq length)

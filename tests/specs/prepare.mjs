@@ -47,11 +47,26 @@ function load(name) {
 //    message schema, which are closed (additionalProperties: false);
 //  - a button component's index is 0-9; the file's pattern "^[2-6, 11-14]$"
 //    is a broken character class that refuses "0".
+//  - marking an incoming message read is a POST to the same path with
+//    {"messaging_product":"whatsapp","status":"read","message_id":<wamid>}
+//    (Meta's "Mark messages as read" guide); the file describes only sends,
+//    so the request body is either a send (Message) or that (MarkRead).
 function whatsapp() {
     const s = load('whatsapp-business-messaging-api_v23.0.yaml');
     const c = s.components.schemas;
     c.BaseMessageProperties.properties.biz_opaque_callback_data = { type: 'string', maxLength: 512 };
     c.TemplateComponent.properties.index.pattern = '^[0-9]$';
+    c.MarkRead = {
+        type: 'object', additionalProperties: false,
+        required: ['messaging_product', 'status', 'message_id'],
+        properties: {
+            messaging_product: { type: 'string', enum: ['whatsapp'] },
+            status: { type: 'string', enum: ['read'] },
+            message_id: { type: 'string', minLength: 1 },
+        },
+    };
+    const body = s.paths['/{Version}/{Phone-Number-ID}/messages'].post.requestBody.content['application/json'];
+    body.schema = { oneOf: [{ $ref: '#/components/schemas/Message' }, { $ref: '#/components/schemas/MarkRead' }] };
     return s;
 }
 

@@ -13,7 +13,7 @@
 
 /* Streams. Every stream S has a dead-letter stream S ":dead". */
 #define TN_STREAM_IN "tern:in"           /* inbound.message; producer ingest */
-#define TN_STREAM_OUT "tern:out"         /* outbound.message; producer agent, sweeper */
+#define TN_STREAM_OUT "tern:out"         /* outbound.message, outbound.read; producer agent, ... */
 #define TN_STREAM_STATUS "tern:status"   /* delivery.status; producer ingest */
 #define TN_STREAM_CAL "tern:cal"         /* cal.request; producer agent, ingest, ctl */
 #define TN_STREAM_PRIVACY "tern:privacy" /* privacy.request; producer ctl, agent */
@@ -57,11 +57,13 @@
 #define TN_TYPE_INBOUND_MESSAGE "inbound.message"
 #define TN_TYPE_DELIVERY_STATUS "delivery.status"
 #define TN_TYPE_OUTBOUND_MESSAGE "outbound.message"
+#define TN_TYPE_OUTBOUND_READ "outbound.read" /* mark an inbound message read (tern:out) */
 #define TN_TYPE_CAL_REQUEST "cal.request"
 #define TN_TYPE_PRIVACY_REQUEST "privacy.request"
 #define TN_V_INBOUND_MESSAGE "1"
 #define TN_V_DELIVERY_STATUS "1"
 #define TN_V_OUTBOUND_MESSAGE "1"
+#define TN_V_OUTBOUND_READ "1"
 #define TN_V_CAL_REQUEST "1"
 #define TN_V_PRIVACY_REQUEST "1"
 
