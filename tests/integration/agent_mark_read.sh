@@ -37,16 +37,7 @@ until_ok() {
 }
 
 # --- a tenant whose WhatsApp number can receive (app secret) and send (token)
-ingest_setup_tenant || { echo "FAIL: setup" >&2; exit 1; }
-wa_token="EAAG$(openssl rand -hex 16)"
-wa_ch=$(sql "SELECT id FROM channels WHERE tenant_id = '$tid' AND kind = 'whatsapp'")
-TN_PG_DSN=$TN_TEST_PG_ADMIN_DSN TN_MASTER_KEY=$master "$TN_BIN_DIR/ternctl" channel remove \
-    --tenant "$tid" --id "$wa_ch" >/dev/null
-wa_ch=$(TN_PG_DSN=$TN_TEST_PG_ADMIN_DSN TN_MASTER_KEY=$master "$TN_BIN_DIR/ternctl" channel add \
-    --tenant "$tid" --kind whatsapp --address "$wa_pnid" --secret "app_secret=$wa_secret" \
-    --secret "verify_token=$wa_verify" --secret "access_token=$wa_token")
-sql "INSERT INTO agent_profiles (tenant_id, business_name, offer, hours_text)
-     VALUES ('$tid', 'Lisbon Plumbing', 'Emergency and planned plumbing', 'Mon-Fri 8-18')" >/dev/null
+ingest_setup_wa_sender || { echo "FAIL: setup" >&2; exit 1; }
 
 ingest_start || exit 1
 sandbox_start "$dir" --quiet --ingest-url "$base"

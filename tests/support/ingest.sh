@@ -34,6 +34,24 @@ ingest_setup_tenant() {
     unset TN_PG_DSN TN_MASTER_KEY
 }
 
+# ingest_setup_wa_sender - ingest_setup_tenant, then the WhatsApp number can
+# also send (its channel re-added with an access token) and the tenant has an
+# agent profile; sets wa_token and wa_ch besides ingest_setup_tenant's.
+ingest_setup_wa_sender() {
+    local q="psql $TN_TEST_PG_ADMIN_DSN -XAtq -v ON_ERROR_STOP=1 -c"
+    ingest_setup_tenant || return 1
+    wa_token="EAAG$(openssl rand -hex 16)"
+    wa_ch=$($q "SELECT id FROM channels WHERE tenant_id = '$tid' AND kind = 'whatsapp'") || return 1
+    TN_PG_DSN=$TN_TEST_PG_ADMIN_DSN TN_MASTER_KEY=$master "$TN_BIN_DIR/ternctl" channel remove \
+        --tenant "$tid" --id "$wa_ch" >/dev/null || return 1
+    wa_ch=$(TN_PG_DSN=$TN_TEST_PG_ADMIN_DSN TN_MASTER_KEY=$master "$TN_BIN_DIR/ternctl" channel add \
+        --tenant "$tid" --kind whatsapp --address "$wa_pnid" --secret "app_secret=$wa_secret" \
+        --secret "verify_token=$wa_verify" --secret "access_token=$wa_token") || return 1
+    $q "INSERT INTO agent_profiles (tenant_id, business_name, offer, hours_text)
+        VALUES ('$tid', 'Lisbon Plumbing', 'Emergency and planned plumbing', 'Mon-Fri 8-18')" \
+        >/dev/null
+}
+
 # ingest_start [VAR=VALUE...] - start tern-ingest; sets ipid, iport, aport, base.
 ingest_start() {
     iport=$(tn_free_port)
