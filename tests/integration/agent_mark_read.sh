@@ -28,13 +28,6 @@ ipid=""
 trap cleanup EXIT
 sql() { psql "$TN_TEST_PG_ADMIN_DSN" -XAtq -v ON_ERROR_STOP=1 -c "$1"; }
 rcli() { redis-cli -u "$TN_TEST_REDIS_URL_ADMIN" --no-auth-warning "$@"; }
-# until_ok SECONDS CMD... - retry CMD every 0.2 s
-until_ok() {
-    local end=$(($(date +%s) + $1))
-    shift
-    while [ "$(date +%s)" -le "$end" ]; do "$@" && return 0; sleep 0.2; done
-    return 1
-}
 
 # --- a tenant whose WhatsApp number can receive (app secret) and send (token)
 ingest_setup_wa_sender || { echo "FAIL: setup" >&2; exit 1; }
@@ -42,13 +35,7 @@ ingest_setup_wa_sender || { echo "FAIL: setup" >&2; exit 1; }
 ingest_start || exit 1
 sandbox_start "$dir" --quiet --ingest-url "$base"
 echo sk-e2e >"$dir/llm.key"
-start() { # NAME VAR=VALUE... - a daemon on its own admin port
-    local name=$1
-    shift
-    env TN_ADMIN_LISTEN="127.0.0.1:$(tn_free_port)" TN_ALLOW_ROOT=1 TN_DRAIN_TIMEOUT=2s \
-        TN_MASTER_KEY="$master" "$@" "$TN_BIN_DIR/tern-$name" >>"$dir/$name.log" 2>&1 &
-    dpid[$name]=$!
-}
+start() { ingest_daemon "$@"; } # NAME VAR=VALUE... (tests/support/ingest.sh)
 start_agent() { # VAR=VALUE...
     start agent TN_REDIS_URL="$TN_TEST_REDIS_URL_AGENT" TN_PG_DSN="$TN_TEST_PG_DSN_AGENT" \
         TN_LLM_BASE_URL="$SANDBOX_URL/openai/v1" TN_LLM_API_KEY_FILE="$dir/llm.key" \

@@ -70,19 +70,10 @@ wait_sql() {
     bad "$1: timed out"
     return 1
 }
-# wait_for SECONDS CMD... - until CMD succeeds
-wait_for() {
-    local end=$(($(date +%s) + $1))
-    shift
-    while [ "$(date +%s)" -le "$end" ]; do "$@" && return 0; sleep 0.2; done
-    return 1
-}
-start() { # NAME VAR=VALUE... - a daemon on its own admin port
+start() { # NAME VAR=VALUE... (tests/support/ingest.sh), with a longer drain
     local name=$1
     shift
-    env TN_ADMIN_LISTEN="127.0.0.1:$(tn_free_port)" TN_ALLOW_ROOT=1 TN_DRAIN_TIMEOUT=3s \
-        TN_MASTER_KEY="$master" "$@" "$TN_BIN_DIR/tern-$name" >>"$dir/$name.log" 2>&1 &
-    dpid[$name]=$!
+    ingest_daemon "$name" TN_DRAIN_TIMEOUT=3s "$@"
 }
 # at MIN [z] - the instant O + MIN minutes, RFC 3339 (+00:00, or Z with z)
 at() {
@@ -238,7 +229,7 @@ sandbox_script openai "[{\"tool_calls\":[{\"name\":\"find_slots\",\"arguments\":
   {\"tool_calls\":[{\"name\":\"book\",\"arguments\":{\"service\":\"Visit\",\"start\":\"$(at 20)\"}}]},
   {\"reply\":\"You are booked.\"}]"
 inbound "a visit today please"
-wait_for 20 wa_has '. == "You are booked."' && ok || bad "book: reply not delivered"
+until_ok 20 wa_has '. == "You are booked."' && ok || bad "book: reply not delivered"
 contact=$(sql "SELECT id FROM contacts WHERE tenant_id = '$tid' AND address = '$lead'")
 A=$(sql "SELECT id FROM bookings WHERE tenant_id = '$tid' AND contact_id = '$contact'
          AND status = 'confirmed'")
@@ -253,7 +244,7 @@ o = int(sys.argv[2])
 got = {int(datetime.datetime.fromisoformat(s["start"]).timestamp()) for s in r["slots"]}
 assert o + 1800 not in got and {o, o + 1200, o + 2400} <= got, sorted(got)
 EOF
-wait_for 10 wa_has 'startswith("Your Visit is booked for ")' && ok || bad "book: confirmation not delivered"
+until_ok 10 wa_has 'startswith("Your Visit is booked for ")' && ok || bad "book: confirmation not delivered"
 want "$((oe + 1200 - 120)) $((oe + 1200 - 60))" "$(reminders "$A" queued)" "book: reminders at -2 / -1 min"
 synced "$A" 1
 gcal GET "/calendars/primary/events/$(evid "$A")" >"$dir/a.json"
@@ -265,8 +256,8 @@ foreign_same book
 sandbox_script openai "[{\"tool_calls\":[{\"name\":\"reschedule\",\"arguments\":
     {\"booking_id\":\"$A\",\"start\":\"$(at 0)\"}}]}, {\"reply\":\"Moved it.\"}]"
 inbound "can we make it earlier?"
-wait_for 20 wa_has '. == "Moved it."' && ok || bad "reschedule: reply not delivered"
-wait_for 10 wa_has 'startswith("Your Visit has been moved to ")' && ok || bad "reschedule: notice not delivered"
+until_ok 20 wa_has '. == "Moved it."' && ok || bad "reschedule: reply not delivered"
+until_ok 10 wa_has 'startswith("Your Visit has been moved to ")' && ok || bad "reschedule: notice not delivered"
 want t "$(sql "SELECT lower(during) = to_timestamp($oe) FROM bookings WHERE id = '$A'")" "reschedule: A at O"
 want "$((oe + 1200 - 120)) $((oe + 1200 - 60))" "$(reminders "$A" canceled)" "reschedule: old reminders canceled"
 want "$((oe - 120)) $((oe - 60))" "$(reminders "$A" queued)" "reschedule: reminders at O-2 / O-1"
@@ -285,7 +276,7 @@ gcal DELETE "/calendars/primary/events/$(evid "$B")" >/dev/null
 want 204 "$gstatus" "owner deletes B's event"
 wait_sql "deleted: B cancelled" "SELECT status = 'cancelled' AND sync_version = synced_version
     AND external_event_id IS NULL FROM bookings WHERE id = '$B'"
-wait_for 10 wa_has 'startswith("Your Visit on ") and contains("has been cancelled by the business")' \
+until_ok 10 wa_has 'startswith("Your Visit on ") and contains("has been cancelled by the business")' \
     && ok || bad "deleted: the lead was not told"
 want "" "$(reminders "$B" queued)" "deleted: no reminder of B left queued"
 want 1 "$(sql "SELECT count(*) FROM outbound_messages WHERE booking_id = '$B' AND producer = 'calsync'
@@ -307,7 +298,7 @@ want 200 "$gstatus" "owner moves C's event"
 wait_sql "moved: C follows" "SELECT lower(during) = to_timestamp($oe + 6000)
     AND upper(during) = to_timestamp($oe + 6600) AND status = 'confirmed'
     AND sync_version = 2 AND synced_version = 2 FROM bookings WHERE id = '$C'"
-wait_for 10 wa_has 'startswith("Your Visit has been moved to ")' "$((nmoved + 1))" \
+until_ok 10 wa_has 'startswith("Your Visit has been moved to ")' "$((nmoved + 1))" \
     && ok || bad "moved: the lead was not told"
 want "$((oe + 6000 - 120)) $((oe + 6000 - 60))" "$(reminders "$C" queued)" "moved: reminders follow"
 foreign_same "the owner's changes"
@@ -317,7 +308,7 @@ i=0
 for off in 120 60; do
     nb=$(((oe - off) * 1000))
     left=$((oe - off - $(date +%s) + 30))
-    if wait_for $((left > 5 ? left : 5)) wa_has 'startswith("Reminder: your Visit is on ")' \
+    if until_ok $((left > 5 ? left : 5)) wa_has 'startswith("Reminder: your Visit is on ")' \
         $((i + 1)); then ok; else bad "reminder $off s before: not delivered"; fi
     ts=$(sandbox_requests whatsapp | jq "[.[] | select(.json.text.body // \"\" |
         startswith(\"Reminder: your Visit is on \")) | .ts_ms] | sort | .[$i] // 0")
@@ -331,7 +322,7 @@ want 2 "$(wa_count 'startswith("Reminder: ")')" "exactly A's two new reminders w
 sandbox_script openai "[{\"tool_calls\":[{\"name\":\"cancel\",\"arguments\":{\"booking_id\":\"$A\"}}]},
   {\"reply\":\"Cancelled.\"}]"
 inbound "please cancel"
-wait_for 20 wa_has '. == "Cancelled."' && ok || bad "cancel: reply not delivered"
+until_ok 20 wa_has '. == "Cancelled."' && ok || bad "cancel: reply not delivered"
 want cancelled "$(sql "SELECT status FROM bookings WHERE id = '$A'")" "cancel: A cancelled"
 synced "$A" 3
 want cancelled "$(gcal GET "/calendars/primary/events/$(evid "$A")" | jq -r .status)" \
@@ -357,13 +348,13 @@ TN_PG_DSN=$TN_TEST_PG_ADMIN_DSN TN_MASTER_KEY=$master TN_REDIS_URL=$TN_TEST_REDI
     >/dev/null && ok || bad "disconnect"
 want "t" "$(sql "SELECT access_token_sealed IS NULL AND refresh_token_sealed IS NULL
     AND disconnected_at IS NOT NULL FROM oauth_accounts WHERE id = '$acct'")" "disconnect: tokens gone"
-wait_for 10 test "$(google_count google-oauth 0 '.path == "/google/revoke"')" -ge 1 \
+until_ok 10 test "$(google_count google-oauth 0 '.path == "/google/revoke"')" -ge 1 \
     && ok || bad "disconnect: no revoke seen"
 s=$(google_seq)
 sandbox_script openai "[{\"tool_calls\":[{\"name\":\"book\",\"arguments\":{\"service\":\"Visit\",
     \"start\":\"$(at 120)\"}}]}, {\"reply\":\"Booked again.\"}]"
 inbound "one more visit please"
-wait_for 20 wa_has '. == "Booked again."' && ok || bad "after disconnect: reply not delivered"
+until_ok 20 wa_has '. == "Booked again."' && ok || bad "after disconnect: reply not delivered"
 D=$(sql "SELECT id FROM bookings WHERE tenant_id = '$tid' AND status = 'confirmed'
          AND lower(during) = to_timestamp($oe + 7200)")
 [ -n "$D" ] && ok || bad "after disconnect: no booking"

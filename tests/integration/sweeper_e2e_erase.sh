@@ -49,35 +49,15 @@ fail_logs() {
     for f in "$dir"/*.log; do echo "--- $(basename "$f")" >&2; { grep -v '"lvl":"info"' "$f" || true; } | tail -6 >&2; done
     sw_fail "$@"
 }
-# until_ok SECONDS CMD... - retry CMD every 0.2 s
-until_ok() {
-    local end=$(($(date +%s) + $1))
-    shift
-    while [ "$(date +%s)" -le "$end" ]; do "$@" && return 0; sleep 0.2; done
-    return 1
-}
 
-# --- a tenant whose WhatsApp number can receive and send (as e2e_whatsapp.sh)
-ingest_setup_tenant || sw_fail "tenant setup"
+# --- a tenant whose WhatsApp number can receive and send
+ingest_setup_wa_sender "Harbour Physio" Physiotherapy || sw_fail "tenant setup"
 export TN_PG_DSN="$TN_TEST_PG_ADMIN_DSN" TN_MASTER_KEY="$master" TN_REDIS_URL="$TN_TEST_REDIS_URL_CTL"
-wa_token="EAAG$(openssl rand -hex 16)"
-wa_ch=$(sql "SELECT id FROM channels WHERE tenant_id = '$tid' AND kind = 'whatsapp'")
-"$ctl" channel remove --tenant "$tid" --id "$wa_ch" >/dev/null
-wa_ch=$("$ctl" channel add --tenant "$tid" --kind whatsapp --address "$wa_pnid" \
-    --secret "app_secret=$wa_secret" --secret "verify_token=$wa_verify" --secret "access_token=$wa_token")
-sql "INSERT INTO agent_profiles (tenant_id, business_name, offer, hours_text)
-     VALUES ('$tid', 'Harbour Physio', 'Physiotherapy', 'Mon-Fri 8-18')" >/dev/null
 
 ingest_start || sw_fail "tern-ingest did not start"
 sandbox_start "$dir" --quiet --ingest-url "$base" || sw_fail "sandbox did not start"
 echo sk-erase >"$dir/llm.key"
-start() { # NAME VAR=VALUE... - a daemon on its own admin port
-    local name=$1
-    shift
-    env TN_ADMIN_LISTEN="127.0.0.1:$(tn_free_port)" TN_ALLOW_ROOT=1 TN_DRAIN_TIMEOUT=2s \
-        TN_MASTER_KEY="$master" "$@" "$TN_BIN_DIR/tern-$name" >>"$dir/$name.log" 2>&1 &
-    dpid[$name]=$!
-}
+start() { ingest_daemon "$@"; } # NAME VAR=VALUE... (tests/support/ingest.sh)
 start agent TN_REDIS_URL="$TN_TEST_REDIS_URL_AGENT" TN_PG_DSN="$TN_TEST_PG_DSN_AGENT" \
     TN_LLM_BASE_URL="$SANDBOX_URL/openai/v1" TN_LLM_API_KEY_FILE="$dir/llm.key" \
     TN_LLM_MODEL=erase-model TN_AGENT_QUIET_MS=200 TN_AGENT_SCAN_MS=200

@@ -34,11 +34,13 @@ ingest_setup_tenant() {
     unset TN_PG_DSN TN_MASTER_KEY
 }
 
-# ingest_setup_wa_sender - ingest_setup_tenant, then the WhatsApp number can
-# also send (its channel re-added with an access token) and the tenant has an
-# agent profile; sets wa_token and wa_ch besides ingest_setup_tenant's.
+# ingest_setup_wa_sender [BUSINESS OFFER] - ingest_setup_tenant, then the
+# WhatsApp number can also send (its channel re-added with an access token)
+# and the tenant has an agent profile (default: Lisbon Plumbing); sets
+# wa_token and wa_ch besides ingest_setup_tenant's.
 ingest_setup_wa_sender() {
     local q="psql $TN_TEST_PG_ADMIN_DSN -XAtq -v ON_ERROR_STOP=1 -c"
+    local business=${1:-Lisbon Plumbing} offer=${2:-Emergency and planned plumbing}
     ingest_setup_tenant || return 1
     wa_token="EAAG$(openssl rand -hex 16)"
     wa_ch=$($q "SELECT id FROM channels WHERE tenant_id = '$tid' AND kind = 'whatsapp'") || return 1
@@ -48,8 +50,27 @@ ingest_setup_wa_sender() {
         --tenant "$tid" --kind whatsapp --address "$wa_pnid" --secret "app_secret=$wa_secret" \
         --secret "verify_token=$wa_verify" --secret "access_token=$wa_token") || return 1
     $q "INSERT INTO agent_profiles (tenant_id, business_name, offer, hours_text)
-        VALUES ('$tid', 'Lisbon Plumbing', 'Emergency and planned plumbing', 'Mon-Fri 8-18')" \
-        >/dev/null
+        VALUES ('$tid', '$business', '$offer', 'Mon-Fri 8-18')" >/dev/null
+}
+
+# until_ok SECONDS CMD... - retry CMD every 0.2 s until it succeeds
+until_ok() {
+    local end=$(($(date +%s) + $1))
+    shift
+    while [ "$(date +%s)" -le "$end" ]; do "$@" && return 0; sleep 0.2; done
+    return 1
+}
+
+# ingest_daemon NAME [VAR=VALUE...] - start tern-NAME on its own admin port
+# with the tenant's master key, logging to $dir/NAME.log; its pid goes to
+# dpid[NAME] (the caller declares: declare -A dpid=()). VAR=VALUE may
+# override the defaults (TN_DRAIN_TIMEOUT=2s).
+ingest_daemon() {
+    local name=$1
+    shift
+    env TN_ADMIN_LISTEN="127.0.0.1:$(tn_free_port)" TN_ALLOW_ROOT=1 TN_DRAIN_TIMEOUT=2s \
+        TN_MASTER_KEY="$master" "$@" "$TN_BIN_DIR/tern-$name" >>"$dir/$name.log" 2>&1 &
+    dpid[$name]=$!
 }
 
 # ingest_start [VAR=VALUE...] - start tern-ingest; sets ipid, iport, aport, base.
