@@ -7,6 +7,8 @@
  * by the associated data "channel:<tenant>:<channel>". ternctl seals; the
  * daemons that need a credential open.
  */
+#include <stddef.h>
+
 struct json_t;
 struct tn_keyring;
 
@@ -21,7 +23,16 @@ char *tn_secrets_seal_hex(const struct tn_keyring *k, const char *tenant, const 
  * NULL when hex or k is NULL, the hex is malformed, no key of the ring opens
  * it (wrong key, other channel, tampered) or it holds no JSON object. The
  * plaintext is wiped before return. Runs on: any thread. */
-struct json_t *tn_secrets_open(const struct tn_keyring *k, const char *tenant,
-                               const char *channel, const char *hex);
+struct json_t *tn_secrets_open(const struct tn_keyring *k, const char *tenant, const char *channel,
+                               const char *hex);
+
+/* tn_secrets_open_object - open sealed (slen bytes, borrowed) under the
+ * associated data aad (aad_len bytes) and parse the plaintext as a JSON
+ * object: the step tn_secrets_open and tn_oauth's tokens share. Returns: a
+ * new JSON object (json_decref), or NULL when no key opens it or it holds
+ * no JSON object. The plaintext is wiped before return. Runs on: any
+ * thread. */
+struct json_t *tn_secrets_open_object(const struct tn_keyring *k, const char *aad, size_t aad_len,
+                                      const unsigned char *sealed, size_t slen);
 
 #endif

@@ -15,6 +15,7 @@
 #include <tn/tn_id.h>
 #include <tn/tn_mem.h>
 #include <tn/tn_oauth.h>
+#include <tn/tn_secrets.h>
 
 #define AAD_LINK "tern-oauth-link"
 #define AAD_STATE "tern-oauth-state"
@@ -40,25 +41,13 @@ static char *seal_json(const struct tn_keyring *k, const char *aad, json_t *obj)
 /* open_json - the JSON object inside a token, or NULL */
 static json_t *open_json(const struct tn_keyring *k, const char *aad, const char *token)
 {
-    unsigned char *sealed = NULL, *pt = NULL;
-    size_t slen = 0, plen = 0;
+    unsigned char *sealed = NULL;
+    size_t slen = 0;
     json_t *obj = NULL;
 
-    if (token == NULL || strlen(token) > 4096 ||
-        tn_base64_decode(token, strlen(token), true, &sealed, &slen) != TN_OK)
-        goto out;
-    if (tn_open(k, aad, strlen(aad), sealed, slen, &pt, &plen) != TN_OK)
-        goto out;
-    obj = json_loadb((const char *)pt, plen, 0, NULL);
-    if (obj != NULL && !json_is_object(obj)) {
-        json_decref(obj);
-        obj = NULL;
-    }
-out:
-    if (pt != NULL) {
-        memset(pt, 0, plen);
-        tn_free(pt);
-    }
+    if (token != NULL && strlen(token) <= 4096 &&
+        tn_base64_decode(token, strlen(token), true, &sealed, &slen) == TN_OK)
+        obj = tn_secrets_open_object(k, aad, strlen(aad), sealed, slen);
     tn_free(sealed);
     return obj;
 }
@@ -97,7 +86,8 @@ out:
 char *tn_oauth_link_seal(const struct tn_keyring *k, const char *tenant, const char *resource,
                          int64_t exp_s)
 {
-    if (!tn_uuid_valid(tenant) || (resource != NULL && *resource != '\0' && !tn_uuid_valid(resource)))
+    if (!tn_uuid_valid(tenant) ||
+        (resource != NULL && *resource != '\0' && !tn_uuid_valid(resource)))
         return NULL;
     return seal_json(k, AAD_LINK,
                      json_pack("{s:s, s:s, s:I}", "t", tenant, "r", resource ? resource : "", "x",

@@ -40,27 +40,35 @@ char *tn_secrets_seal_hex(const struct tn_keyring *k, const char *tenant, const 
     return hex;
 }
 
-json_t *tn_secrets_open(const struct tn_keyring *k, const char *tenant, const char *channel,
-                        const char *hex)
+json_t *tn_secrets_open_object(const struct tn_keyring *k, const char *aad, size_t aad_len,
+                               const unsigned char *sealed, size_t slen)
 {
-    char aad[160];
-    size_t n = aad_of(aad, tenant, channel), slen = 0, plen = 0;
-    unsigned char *sealed = NULL, *pt = NULL;
+    unsigned char *pt = NULL;
+    size_t plen = 0;
     json_t *obj = NULL;
 
-    if (hex == NULL || k == NULL || tn_hex_decode(hex, strlen(hex), &sealed, &slen) != TN_OK)
-        goto out;
-    if (tn_open(k, aad, n, sealed, slen, &pt, &plen) != TN_OK)
-        goto out;
+    if (tn_open(k, aad, aad_len, sealed, slen, &pt, &plen) != TN_OK)
+        return NULL;
     obj = json_loadb((const char *)pt, plen, 0, NULL);
     if (obj != NULL && !json_is_object(obj)) {
         json_decref(obj);
         obj = NULL;
     }
-out:
-    if (pt != NULL)
-        memset(pt, 0, plen);
+    memset(pt, 0, plen);
     tn_free(pt);
+    return obj;
+}
+
+json_t *tn_secrets_open(const struct tn_keyring *k, const char *tenant, const char *channel,
+                        const char *hex)
+{
+    char aad[160];
+    size_t n = aad_of(aad, tenant, channel), slen = 0;
+    unsigned char *sealed = NULL;
+    json_t *obj = NULL;
+
+    if (hex != NULL && k != NULL && tn_hex_decode(hex, strlen(hex), &sealed, &slen) == TN_OK)
+        obj = tn_secrets_open_object(k, aad, n, sealed, slen);
     tn_free(sealed);
     return obj;
 }
