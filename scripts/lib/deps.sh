@@ -2,7 +2,8 @@
 # tn_deps_install - install the Debian packages Tern needs, quietly and only
 # those missing. Idempotent: prints nothing when everything is present.
 TN_DEPS_BUILD="cmake make gcc clang pkg-config libuv1-dev libhiredis-dev libpq-dev
- libcurl4-openssl-dev libjansson-dev libssl-dev libcmocka-dev libh2o-dev libical-dev libxml2-dev"
+ libcurl4-openssl-dev libjansson-dev libssl-dev libcmocka-dev libh2o-dev libical-dev libxml2-dev
+ libjemalloc-dev"
 TN_DEPS_RUN="redis-server redis-tools postgresql curl jq openssl radicale"
 # Tools a machine may already have from elsewhere (a newer Node.js, say):
 # installed from Debian only when the command is missing, never over it.

@@ -46,6 +46,12 @@ static void metrics(struct sender_ctx *ctx, struct tn_metrics *m)
                                          "provider call latency", NULL);
 }
 
+/* out_count - tern:out's read size: 256, or one entry a job slot */
+static uint32_t out_count(const struct sender_ctx *ctx)
+{
+    return ctx->cfg.concurrency > 256 ? (uint32_t)ctx->cfg.concurrency : 256;
+}
+
 /* consumer - one of the two stream consumers */
 static struct tn_consumer *consumer(struct sender_ctx *ctx, struct tn_rt *rt, const char *stream,
                                     tn_consumer_entry_fn *fn)
@@ -54,8 +60,10 @@ static struct tn_consumer *consumer(struct sender_ctx *ctx, struct tn_rt *rt, co
         .stream = stream,
         .group = TN_GROUP_SENDER,
         .name = strcmp(stream, TN_STREAM_OUT) == 0 ? "tern-sender-out" : "tern-sender-status",
-        /* tern:out: a read's entries become one intake batch (sender_batch.c) */
-        .count = strcmp(stream, TN_STREAM_OUT) == 0 ? 256 : 64,
+        /* tern:out: a read's entries become one intake batch (sender_batch.c),
+         * and entries waiting for a job slot stay in the handler: at least
+         * one entry a slot, or reads, not slots, set the pace */
+        .count = strcmp(stream, TN_STREAM_OUT) == 0 ? out_count(ctx) : 64,
         .visibility_ms = (uint32_t)ctx->cfg.visibility_ms,
         .retry_base_ms = 500,
         .retry_cap_ms = 30000,
