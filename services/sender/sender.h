@@ -111,6 +111,10 @@ struct sender_unsched {
     size_t n, cap;
 };
 
+/* HTTP clients at most; one per SENDER_HTTP_SHARD_CONNS job slots */
+#define SENDER_HTTP_SHARDS 16
+#define SENDER_HTTP_SHARD_CONNS 64
+
 /* The daemon's one context (STYLE.md R7). */
 struct sender_ctx {
     struct sender_cfg cfg;
@@ -118,7 +122,8 @@ struct sender_ctx {
     struct tn_keyring *keys;
     struct tn_redis *redis; /* schedule, dead letters: the skeleton's connection */
     struct tn_pg *pg;
-    struct tn_http *http;
+    struct tn_http *http[SENDER_HTTP_SHARDS]; /* nhttp of them: sender_http() */
+    unsigned nhttp, http_next;
     struct tn_consumer *out;    /* tern:out */
     struct tn_consumer *status; /* tern:status */
     struct sender_rate *rate;
@@ -581,6 +586,10 @@ void sender_status_entry(struct tn_consumer *c, struct tn_entry *e, void *arg);
 /* ------------------------------------------------------------------ lifecycle */
 
 enum tn_err sender_init(struct tn_rt *rt, void *arg);
+
+/* sender_http - the next HTTP client, round robin (NULL: none, closing).
+ * Borrowed: owned by ctx until sender_fini. Runs on: loop. */
+struct tn_http *sender_http(struct sender_ctx *ctx);
 void sender_drain(struct tn_rt *rt, void *arg);
 bool sender_busy(void *arg);
 void sender_fini(struct tn_rt *rt, void *arg);

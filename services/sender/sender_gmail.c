@@ -291,15 +291,19 @@ static void on_token(const struct tn_http_response *resp, enum tn_err err, void 
 static void start_refresh(struct sender_gtoken *e, const char *refresh)
 {
     const struct sender_cfg *cfg = &e->ctx->cfg;
+    struct tn_http *h;
     enum tn_err err;
 
     e->refreshing = true;
     e->refresh = tn_xstrdup(refresh);
-    err = tn_http_form_post(e->ctx->http, cfg->google_token_url,
-                            (const char *const[]){"grant_type", "refresh_token", "refresh_token",
-                                                  refresh, "client_id", cfg->google_client_id,
-                                                  "client_secret", cfg->google_client_secret, NULL},
-                            (uint32_t)cfg->http_timeout_ms, TOKEN_MAX_RESPONSE, on_token, e);
+    h = sender_http(e->ctx);
+    err = h == NULL ? TN_ECANCELED
+                    : tn_http_form_post(
+                          h, cfg->google_token_url,
+                          (const char *const[]){"grant_type", "refresh_token", "refresh_token",
+                                                refresh, "client_id", cfg->google_client_id,
+                                                "client_secret", cfg->google_client_secret, NULL},
+                          (uint32_t)cfg->http_timeout_ms, TOKEN_MAX_RESPONSE, on_token, e);
     if (err != TN_OK)
         failed(e, "gmail_token_unavailable", 0, err);
 }

@@ -52,6 +52,40 @@ static uint32_t out_count(const struct sender_ctx *ctx)
     return ctx->cfg.concurrency > 256 ? (uint32_t)ctx->cfg.concurrency : 256;
 }
 
+/* http_start - one HTTP client per SENDER_HTTP_SHARD_CONNS job slots (at
+ * most SENDER_HTTP_SHARDS), used round robin (sender_http). libcurl 7.88
+ * walks every connection of a client when a transfer starts (the reuse
+ * search) and when one ends: with a thousand connections on one client,
+ * that walk was a quarter of tern-sender's CPU. Each keeps one idle
+ * connection per job slot it serves, so bursts reuse them (keep-alive). */
+static enum tn_err http_start(struct sender_ctx *ctx)
+{
+    int64_t per = SENDER_HTTP_SHARD_CONNS;
+    int64_t n = (ctx->cfg.concurrency + per - 1) / per;
+
+    n = n < 1 ? 1 : n > SENDER_HTTP_SHARDS ? SENDER_HTTP_SHARDS : n;
+    for (unsigned i = 0; i < (unsigned)n; i++) {
+        ctx->http[i] = tn_http_new(
+            ctx->loop, &(struct tn_http_opts){
+                           .user_agent = "tern-sender/1.0.0",
+                           .default_timeout_ms = (uint32_t)ctx->cfg.http_timeout_ms,
+                           .max_idle_conns = (uint32_t)((ctx->cfg.concurrency + n - 1) / n),
+                       });
+        if (ctx->http[i] == NULL)
+            return TN_EUNAVAIL;
+        ctx->nhttp = i + 1;
+    }
+    return TN_OK;
+}
+
+struct tn_http *sender_http(struct sender_ctx *ctx)
+{
+    if (ctx->nhttp == 0)
+        return NULL;
+    ctx->http_next = (ctx->http_next + 1) % ctx->nhttp;
+    return ctx->http[ctx->http_next];
+}
+
 /* consumer - one of the two stream consumers */
 static struct tn_consumer *consumer(struct sender_ctx *ctx, struct tn_rt *rt, const char *stream,
                                     tn_consumer_entry_fn *fn)
@@ -96,12 +130,8 @@ enum tn_err sender_init(struct tn_rt *rt, void *arg)
     ctx->rate = sender_rate_new();
     ctx->pg = tn_pg_new(rt->loop, rt->base->pg_dsn, (int)ctx->cfg.pg_pool);
     sender_batch_start(ctx);
-    ctx->http = tn_http_new(rt->loop, &(struct tn_http_opts){
-                                          .user_agent = "tern-sender/1.0.0",
-                                          .default_timeout_ms = (uint32_t)ctx->cfg.http_timeout_ms,
-                                          /* keep-alive across bursts: one connection a job */
-                                          .max_idle_conns = (uint32_t)ctx->cfg.concurrency,
-                                      });
+    if (http_start(ctx) != TN_OK)
+        return TN_EINVAL;
     ctx->status = consumer(ctx, rt, TN_STREAM_STATUS, sender_status_entry);
     if (ctx->status == NULL)
         return TN_EINVAL;
@@ -172,9 +202,11 @@ void sender_fini(struct tn_rt *rt, void *arg)
     sender_sched_stop(ctx);
     if (ctx->pg != NULL)
         tn_pg_cancel(ctx->pg); /* first: cancelled sends then record nothing */
-    tn_http_free(ctx->http);   /* in-flight sends end with TN_ECANCELED */
-    sender_smtp_stop(ctx);     /* SMTP sends still waiting for a thread end unsent */
-    sender_batch_stop(ctx);    /* what the queues still hold ends (entries: RETRY) */
+    for (unsigned i = 0; i < ctx->nhttp; i++)
+        tn_http_free(ctx->http[i]); /* in-flight sends end with TN_ECANCELED */
+    ctx->nhttp = 0;
+    sender_smtp_stop(ctx);  /* SMTP sends still waiting for a thread end unsent */
+    sender_batch_stop(ctx); /* what the queues still hold ends (entries: RETRY) */
     tn_consumer_free(ctx->out);
     tn_consumer_free(ctx->status);
     if (ctx->pg != NULL) {

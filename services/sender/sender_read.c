@@ -167,6 +167,7 @@ static void load_done_cb(enum tn_err err, void *arg)
         .timeout_ms = (uint32_t)ctx->cfg.http_timeout_ms,
         .max_response = 64 * 1024,
     };
+    struct tn_http *h;
 
     if (err != TN_OK) {
         bool again = tn_err_retryable(err) || err == TN_ECANCELED;
@@ -187,7 +188,8 @@ static void load_done_cb(enum tn_err err, void *arg)
         finish(job, TN_DISP_RETRY, "read.rate_limited");
         return;
     }
-    if (ctx->http == NULL || tn_http_send(ctx->http, &rq, http_done_cb, job) != TN_OK)
+    h = sender_http(ctx);
+    if (h == NULL || tn_http_send(h, &rq, http_done_cb, job) != TN_OK)
         finish(job, TN_DISP_RETRY, "read.retry:network");
 }
 

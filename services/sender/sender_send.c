@@ -157,6 +157,7 @@ static void call(struct sender_job *job)
         .max_response = 256 * 1024,
         .userpwd = job->req.userpwd,
     };
+    struct tn_http *h;
 
     if (job->req.smtp) { /* not HTTP: a curl easy transfer on the threadpool */
         sender_smtp_send(job->ctx, job);
@@ -165,7 +166,8 @@ static void call(struct sender_job *job)
     if (sender_gmail_token(job, false, token_cb)) /* known expired: refresh first */
         return;
     job->t0_ms = tn_mono_ms();
-    if (tn_http_send(job->ctx->http, &rq, http_done_cb, job) != TN_OK) {
+    h = sender_http(job->ctx);
+    if (h == NULL || tn_http_send(h, &rq, http_done_cb, job) != TN_OK) {
         sender_transport_result(TN_EUNAVAIL, &job->res);
         sender_req_free(&job->req);
         sender_queue_push(job->ctx, &job->ctx->record, job);
