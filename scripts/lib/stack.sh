@@ -67,7 +67,7 @@ EOS
     [ "$(id -u)" -eq 0 ] && chown -R postgres "$dir/pg" && chmod 755 "$dir"
     tn_as_pg "$bin/initdb" -D "$dir/pg/data" -A trust -U postgres -E UTF8 >/dev/null
     tn_as_pg "$bin/pg_ctl" -D "$dir/pg/data" -l "$dir/pg/log" -w \
-        -o "-p $pport -k $dir/pg -c listen_addresses=127.0.0.1 -c fsync=off" start >/dev/null \
+        -o "-p $pport -k $dir/pg -c listen_addresses=127.0.0.1 -c fsync=off ${TN_STACK_PG_OPTS:-}" start >/dev/null \
         3>&- 4>&- 5>&- 6>&- 7>&- 8>&- 9>&- # as Redis: none of our descriptors
     tn_as_pg "$bin/createdb" -h 127.0.0.1 -p "$pport" -U postgres tern
 

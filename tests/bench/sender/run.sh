@@ -17,6 +17,8 @@ N=${1:-50000}
 tmp=$(mktemp -d /tmp/tern-bench-sender.XXXXXX)
 cleanup() { snd_cleanup 2>/dev/null || true; tn_stack_stop "$tmp"; rm -rf "$tmp"; }
 trap cleanup EXIT
+# BENCH_PG_STATS=1: Postgres' execution time per statement, printed at the end
+[ -n "${BENCH_PG_STATS:-}" ] && export TN_STACK_PG_OPTS="-c shared_preload_libraries=pg_stat_statements"
 tn_stack_start "$tmp" "$root" >/dev/null
 . "$tmp/env"
 export TN_BIN_DIR=${TN_BUILD_DIR:-$root/build}/services TN_SRC_DIR=$root TN_ALLOW_ROOT=1
@@ -47,6 +49,8 @@ echo "queued $N messages"
 
 . "$root/tests/bench/cpu.sh"
 redis_pid=$(cat "$TN_TEST_REDIS_PIDFILE")
+[ -n "${BENCH_PG_STATS:-}" ] && psql "$TN_TEST_PG_ADMIN_DSN" -XAtq \
+    -c "CREATE EXTENSION IF NOT EXISTS pg_stat_statements" -c "SELECT pg_stat_statements_reset()" >/dev/null
 base_pg=$(cpu_ms $(pg_pids "$tmp/pg/data")) base_redis=$(cpu_ms "$redis_pid") base_sbx=$(cpu_ms "$SANDBOX_PID")
 
 # The tests' 3 s HTTP timeout would turn a sandbox stall on this shared
@@ -108,3 +112,8 @@ echo "sent $N in $ms ms: $((N * 1000 / ms)) messages/s; tern-sender CPU ${cpu} m
 echo "CPU per message: tern-sender $((cpu * 1000 / N)) us, postgres $((pg * 1000 / N)) us," \
     "redis $((rd * 1000 / N)) us, sandbox (node) $((sbx * 1000 / N)) us;" \
     "all $(((cpu + pg + rd + sbx) * 1000 / N)) us on $(nproc) cores"
+if [ -n "${BENCH_PG_STATS:-}" ]; then
+    psql "$TN_TEST_PG_ADMIN_DSN" -XAq -F ' | ' -c "SELECT round((total_exec_time * 1000 / $N)::numeric, 1)
+        AS us_per_message, calls, rows, left(regexp_replace(query, '\s+', ' ', 'g'), 90) AS statement
+        FROM pg_stat_statements ORDER BY total_exec_time DESC LIMIT 10"
+fi
