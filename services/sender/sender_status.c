@@ -6,7 +6,11 @@
  * DESCRIPTION
  *	A delivery.status entry names the message by the provider's id (pmid,
  *	within its channel) and, when the provider echoes it, by our outbound
- *	id. The row found (locked) moves to the furthest state
+ *	id. The row is looked up by the outbound id first (the primary key;
+ *	WhatsApp and Twilio echo it for every message Tern sends), then by the
+ *	provider id among the channel's messages of the last 30 days (that
+ *	column has no index: 0022_outbound_hot.sql). The row found (locked)
+ *	moves to the furthest state
  *	(sender_status_next: never backwards, duplicates change nothing);
  *	failed records the provider's first error code. A status that names a
  *	row still in 'sending' by its outbound id is the echo that proves a
@@ -37,10 +41,19 @@
 
 #define STATUS_UNMATCHED_TRIES 3
 
-static const char sql_find[] =
+/* by the outbound id the provider echoed: the primary key */
+static const char sql_find_id[] =
+    "SELECT id, state FROM outbound_messages WHERE tenant_id = $1 AND id = $2::uuid FOR UPDATE";
+
+/* by the provider's id: not indexed (0022: an index on it kept every update
+ * of the row from being HOT), so among the channel's messages of the last
+ * STATUS_PMID_DAYS days, through (tenant_id, created_at) */
+#define STATUS_PMID_DAYS "30"
+static const char sql_find_pmid[] =
     "SELECT id, state FROM outbound_messages WHERE tenant_id = $1"
-    " AND ((channel_id = $2::uuid AND provider_message_id = $3) OR id = $4::uuid)"
-    " ORDER BY provider_message_id IS NOT DISTINCT FROM $3 DESC LIMIT 1 FOR UPDATE";
+    " AND created_at > now() - interval '" STATUS_PMID_DAYS " days'"
+    " AND channel_id = $2::uuid AND provider_message_id = $3"
+    " ORDER BY created_at DESC LIMIT 1 FOR UPDATE";
 
 static const char sql_update[] =
     "UPDATE outbound_messages SET state = $3, provider_message_id = COALESCE(provider_message_id,"
@@ -73,6 +86,31 @@ static void error_code(struct status_job *job)
     json_decref(d);
 }
 
+/* find - the status' row, locked: by the echoed outbound id, else by the
+ * provider's id. *res: new, one row (TN_ENOTFOUND: none). */
+static enum tn_err find(struct tn_pgconn *c, struct status_job *job, struct pg_result **res)
+{
+    enum tn_err err = TN_ENOTFOUND;
+
+    if (job->outbound != NULL && tn_uuid_valid(job->outbound)) {
+        err = tn_pgconn_query(c, sql_find_id, 2, (const char *const[]){job->tenant, job->outbound},
+                              res);
+        if (err == TN_OK && tn_pg_result_rows(*res) == 1)
+            return TN_OK;
+        tn_pg_result_free(*res);
+        *res = NULL;
+        if (err != TN_OK)
+            return err;
+    }
+    if (job->pmid != NULL && job->channel != NULL && tn_uuid_valid(job->channel)) {
+        err = tn_pgconn_query(c, sql_find_pmid, 3,
+                              (const char *const[]){job->tenant, job->channel, job->pmid}, res);
+        if (err == TN_OK && tn_pg_result_rows(*res) != 1)
+            err = TN_ENOTFOUND;
+    }
+    return err;
+}
+
 /* status_work - find, lock and move the row. Runs on: threadpool. */
 static enum tn_err status_work(struct tn_pgconn *c, void *arg)
 {
@@ -83,11 +121,7 @@ static enum tn_err status_work(struct tn_pgconn *c, void *arg)
 
     if (err != TN_OK)
         return err;
-    err = tn_pgconn_query(
-        c, sql_find, 4, (const char *const[]){job->tenant, job->channel, job->pmid, job->outbound},
-        &res);
-    if (err == TN_OK && tn_pg_result_rows(res) != 1)
-        err = TN_ENOTFOUND;
+    err = find(c, job, &res);
     if (err != TN_OK)
         goto out;
     id = tn_pg_result_value(res, 0, 0);

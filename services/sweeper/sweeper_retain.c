@@ -49,7 +49,9 @@ static const struct {
      PICK("messages", "raw IS NOT NULL AND created_at < " CUTOFF)},
     {"statuses", 2,
      "DELETE FROM outbound_messages WHERE "
-     PICK("outbound_messages", "state NOT IN ('queued', 'sending') AND updated_at < " CUTOFF)},
+     /* created_at: implied (updated_at >= created_at); outbound_created's key */
+     PICK("outbound_messages", "state NOT IN ('queued', 'sending') AND updated_at < " CUTOFF
+                               " AND created_at < " CUTOFF)},
     {"conversations", 3,
      "DELETE FROM conversations WHERE "
      PICK("conversations v", "COALESCE(v.last_inbound_at, v.created_at) < " CUTOFF

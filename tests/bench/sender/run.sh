@@ -112,6 +112,9 @@ echo "sent $N in $ms ms: $((N * 1000 / ms)) messages/s; tern-sender CPU ${cpu} m
 echo "CPU per message: tern-sender $((cpu * 1000 / N)) us, postgres $((pg * 1000 / N)) us," \
     "redis $((rd * 1000 / N)) us, sandbox (node) $((sbx * 1000 / N)) us;" \
     "all $(((cpu + pg + rd + sbx) * 1000 / N)) us on $(nproc) cores"
+# updates that stayed on their page without new index entries (0022_outbound_hot.sql)
+snd_sql "SELECT 'outbound_messages updates: ' || n_tup_upd || ', HOT: ' || n_tup_hot_upd
+         FROM pg_stat_user_tables WHERE relname = 'outbound_messages'"
 if [ -n "${BENCH_PG_STATS:-}" ]; then
     psql "$TN_TEST_PG_ADMIN_DSN" -XAq -F ' | ' -c "SELECT round((total_exec_time * 1000 / $N)::numeric, 1)
         AS us_per_message, calls, rows, left(regexp_replace(query, '\s+', ' ', 'g'), 90) AS statement
