@@ -12,7 +12,7 @@ import { randomBytes } from 'node:crypto';
 const POOL = 4096;
 let pool = Buffer.alloc(0);
 let used = 0;
-function random(n) {
+export function random(n) {
     if (n > POOL) return randomBytes(n);
     if (used + n > pool.length) {
         pool = randomBytes(POOL);
@@ -28,6 +28,15 @@ export function hex(n) {
 
 export function b64id(n) {
     return random(n).toString('base64url');
+}
+
+// JsonText - an answer body that is JSON text already (sent as JSON, like
+// an object body): a hot answer written directly costs less than
+// JSON.stringify of the object.
+export class JsonText {
+    constructor(text) {
+        this.text = text;
+    }
 }
 
 export function parseJson(buf) {
@@ -80,9 +89,18 @@ export function parseMultipart(req, buf) {
     return parts;
 }
 
+// bearer - the token of "Authorization: Bearer T", or null. A client sends
+// the same header request after request: the last answer is kept.
+let lastAuth = null;
+let lastToken = null;
 export function bearer(req) {
-    const m = /^Bearer\s+(\S+)\s*$/i.exec(req.headers.authorization || '');
-    return m ? m[1] : null;
+    const h = req.headers.authorization || '';
+    if (h !== lastAuth) {
+        const m = /^Bearer\s+(\S+)\s*$/i.exec(h);
+        lastAuth = h;
+        lastToken = m ? m[1] : null;
+    }
+    return lastToken;
 }
 
 export function basic(req) {
@@ -103,7 +121,8 @@ export function scripted(r, ok, error) {
     else if (r.body !== undefined) a = { status: r.status || 200, body: r.body };
     else if (r.status >= 400) a = error(r);
     else a = ok(r);
-    a.headers = { ...(a.headers || {}), ...(r.headers || {}) };
+    // most answers have no headers of their own: none is made for them
+    if (a.headers || r.headers || a.status === 429) a.headers = { ...(a.headers || {}), ...(r.headers || {}) };
     if (a.status === 429 && !Object.keys(a.headers).some((h) => h.toLowerCase() === 'retry-after'))
         a.headers['retry-after'] = String(r.retry_after ?? 1);
     if (r.delay_ms !== undefined) a.delay_ms = r.delay_ms;

@@ -11,6 +11,7 @@
 // so thousands of requests can be held in flight cheaply.
 import { renameSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
+import { JsonText } from './common.mjs';
 import { control } from './control.mjs';
 import * as gmail from './gmail.mjs';
 import * as google from './google.mjs';
@@ -67,62 +68,131 @@ const ROUTES = [
     ['/telegram', telegram, () => 'telegram'],
     ['/gmail', gmail, () => 'gmail'],
     ['/google', google, google.provider],
-];
+].map(([prefix, mod, name]) => ({ prefix, under: prefix + '/', mod, name }));
 
 function route(path) {
-    for (const [prefix, mod, name] of ROUTES) {
-        if (path === prefix || path.startsWith(prefix + '/')) {
-            const rest = path.slice(prefix.length);
-            return { mod, provider: name(rest), rest };
+    for (const r of ROUTES) {
+        if (path === r.prefix || path.startsWith(r.under)) {
+            const rest = path.slice(r.prefix.length);
+            return { mod: r.mod, provider: r.name(rest), rest };
         }
     }
     return null;
 }
 
-// send - write an answer {status, body, headers}; objects go out as JSON.
+// PLAIN - a request target that URL would hand back unchanged as its
+// pathname with no query: segments of unreserved characters, none empty
+// but the last, none starting with a dot (no "." or ".." to resolve).
+const PLAIN = /^(?:\/(?![./])[\w\-.~]*)+$/;
+
+// plain - {path, r: its route} for a plain target, null for one that needs
+// URL. Each target seen is kept (a client posts to a few URLs over and
+// over): URL, the test and the route cost more than the lookup.
+const plainTargets = new Map();
+function plain(url) {
+    let t = plainTargets.get(url);
+    if (t === undefined) {
+        if (!PLAIN.test(url)) return null;
+        t = { path: url, r: route(url) };
+        if (plainTargets.size >= 1024) plainTargets.clear();
+        plainTargets.set(url, t);
+    }
+    return t;
+}
+
+const JSON_TYPE = 'application/json; charset=utf-8';
+const TEXT_TYPE = 'text/plain; charset=utf-8';
+
+// send - write an answer {status, body, headers}; objects go out as JSON,
+// and so does a JsonText (JSON the handler wrote itself).
 function send(res, a) {
     if (res.destroyed || res.writableEnded) return;
-    const headers = { ...(a.headers || {}) };
     let body = a.body ?? '';
-    if (!Buffer.isBuffer(body) && typeof body !== 'string') {
+    let type = null;
+    if (typeof body === 'string') type = TEXT_TYPE;
+    else if (body instanceof JsonText) {
+        body = body.text;
+        type = JSON_TYPE;
+    } else if (!Buffer.isBuffer(body)) {
         body = JSON.stringify(body);
-        headers['content-type'] ??= 'application/json; charset=utf-8';
-    } else if (typeof body === 'string') {
-        headers['content-type'] ??= 'text/plain; charset=utf-8';
+        type = JSON_TYPE;
     }
-    headers['content-length'] = Buffer.byteLength(body);
-    res.writeHead(a.status || 200, headers);
+    const length = Buffer.byteLength(body);
+    res.writeHead(a.status || 200, isEmpty(a.headers) ? baseHeaders(type, length) : withHeaders(a.headers, type, length));
     res.end(body);
+}
+
+function isEmpty(headers) {
+    for (const _ in headers) return false;
+    return true;
+}
+
+// baseHeaders - the headers of an answer that brings none: a fresh object
+// of one shape rather than a spread of an empty one.
+function baseHeaders(type, length) {
+    return type === null ? { 'content-length': length } : { 'content-type': type, 'content-length': length };
+}
+
+// withHeaders - the answer's own headers first, in their order, then ours.
+function withHeaders(own, type, length) {
+    const headers = { ...own };
+    if (type !== null) headers['content-type'] ??= type;
+    headers['content-length'] = length;
+    return headers;
 }
 
 // logPath - the path without query and without a Telegram bot token.
 const logPath = (p) => p.replace(/\/bot[^/]+/, '/bot***');
 
-async function onRequest(req, res, body) {
-    const url = new URL(req.url, 'http://127.0.0.1');
-    const path = url.pathname;
-    if (path === '/_sandbox' || path.startsWith('/_sandbox/')) {
-        let a;
-        try {
-            a = await control(st, opts, req, path, url, body);
-        } catch (e) {
-            a = { status: 500, body: { error: String(e?.stack || e) } };
-        }
-        send(res, a);
-        log({ event: 'sandbox.control', method: req.method, path, status: a.status });
+// onRequest - one whole request: control API or a provider. The query of
+// a plain target is empty.
+function onRequest(req, res, body) {
+    const t = plain(req.url);
+    if (t !== null) {
+        if (isControl(t.path)) onControl(req, res, t.path, body);
+        else onProvider(req, res, t.path, t.r, {}, body);
         return;
     }
-    const started = Date.now();
-    const r = route(path);
+    const url = new URL(req.url, 'http://127.0.0.1');
+    const path = url.pathname;
+    if (isControl(path)) onControl(req, res, path, body);
+    else onProvider(req, res, path, route(path), Object.fromEntries(url.searchParams), body);
+}
+
+const isControl = (path) => path === '/_sandbox' || path.startsWith('/_sandbox/');
+
+async function onControl(req, res, path, body) {
+    const url = new URL(req.url, 'http://127.0.0.1');
+    let a;
+    try {
+        a = await control(st, opts, req, path, url, body);
+    } catch (e) {
+        a = { status: 500, body: { error: String(e?.stack || e) } };
+    }
+    send(res, a);
+    log({ event: 'sandbox.control', method: req.method, path, status: a.status });
+}
+
+// logRequests - whether request lines are written at all: with --quiet
+// neither the line nor its timing is made.
+const logRequests = !opts.quiet;
+const kProvider = Symbol('provider');
+
+// onClose - a provider request's response is done or its connection gone.
+function onClose() {
+    st.inflight--;
+    st.inflightBy[this[kProvider]]--;
+    st.hanging.delete(this);
+}
+
+function onProvider(req, res, path, r, query, body) {
+    const started = logRequests ? Date.now() : 0;
     const provider = r ? r.provider : 'unknown';
-    const rec = record(st, provider, req, path, Object.fromEntries(url.searchParams), body, null);
+    const rec = record(st, provider, req, path, query, body, null);
     st.inflight++;
     st.inflightBy[provider] = (st.inflightBy[provider] || 0) + 1;
-    res.on('close', () => {
-        st.inflight--;
-        st.inflightBy[provider]--;
-        st.hanging.delete(res);
-    });
+    res[kProvider] = provider;
+    res.on('close', onClose);
     let a;
     try {
         a = r ? r.mod.handle({ st, req, path: r.rest, query: rec.query, body, rec, origin }) :
@@ -130,19 +200,22 @@ async function onRequest(req, res, body) {
     } catch (e) {
         a = { status: 500, body: { error: `sandbox bug: ${e?.stack || e}` } };
     }
-    const done = () => {
-        send(res, a);
-        log({ event: 'sandbox.request', seq: rec.seq, provider, method: req.method, path: logPath(path),
-            status: a.status || 200, ms: Date.now() - started });
-    };
     if (a.hang) {
         st.hanging.add(res);
-        log({ event: 'sandbox.request', seq: rec.seq, provider, method: req.method, path: logPath(path), status: 'hang' });
+        if (logRequests)
+            log({ event: 'sandbox.request', seq: rec.seq, provider, method: req.method, path: logPath(path), status: 'hang' });
         return;
     }
     const delay = a.delay_ms ?? st.config.latency[provider] ?? 0;
-    if (delay > 0) setTimeout(done, delay);
-    else done();
+    if (delay > 0) setTimeout(answer, delay, req, res, a, rec.seq, provider, path, started);
+    else answer(req, res, a, rec.seq, provider, path, started);
+}
+
+function answer(req, res, a, seq, provider, path, started) {
+    send(res, a);
+    if (logRequests)
+        log({ event: 'sandbox.request', seq, provider, method: req.method, path: logPath(path),
+            status: a.status || 200, ms: Date.now() - started });
 }
 
 const server = http.createServer({ keepAlive: true, requestTimeout: 0, headersTimeout: 120000 }, (req, res) => {
@@ -157,8 +230,9 @@ const server = http.createServer({ keepAlive: true, requestTimeout: 0, headersTi
         }
         chunks.push(c);
     });
+    // a body that came in one chunk is that chunk (the parser's own copy)
     req.on('end', () => {
-        if (size <= MAX_BODY) onRequest(req, res, Buffer.concat(chunks));
+        if (size <= MAX_BODY) onRequest(req, res, chunks.length === 1 ? chunks[0] : Buffer.concat(chunks));
     });
     req.on('error', () => {});
 });
