@@ -1,14 +1,24 @@
 #!/usr/bin/env bash
 # tests/bench/sender/run.sh [N] - tern-sender throughput through the provider
 # sandbox (not a ctest). Starts its own Redis and Postgres (scripts/lib),
-# queues N WhatsApp messages (default 50000) on tern:out, starts tern-sender
-# with rate limits lifted, and prints messages/s (first entry read to last
-# row sent), tern-sender's CPU time per message, how many messages intake
-# sent itself (services/sender/README.md, "Sent at intake"), and the CPU per
-# message of Postgres, Redis and the sandbox in the same run (who limits the
-# rate). The sandbox runs with --no-record (counters only).
-#   TN_BENCH_CONCURRENCY  TN_SENDER_CONCURRENCY for the run (default 256)
+# queues N WhatsApp messages (default 50000) on tern:out for a running
+# tern-sender with rate limits lifted, and prints messages/s (first entry
+# read to last row sent, on the database's clock), tern-sender's CPU time per
+# message, how many messages intake sent itself (services/sender/README.md,
+# "Sent at intake"), and the CPU per message of Postgres, Redis and the
+# sandbox in the same run (who limits the rate). The sandbox runs with
+# --no-record (counters only).
+#
+# Warm-up: a provider is a server that has been running, and so is a
+# deployed tern-sender. First BENCH_WARMUP messages (default 5000) go
+# through the same path, unmeasured: Node compiles the sandbox's request
+# path (its first thousands of requests cost it twice as much CPU), the
+# table has rows and statistics, the connections are open. Then the N
+# measured messages are queued at once. BENCH_WARMUP=0 measures the cold
+# start instead: tern-sender started on a full stream, the sandbox fresh.
+#   TN_BENCH_CONCURRENCY  TN_SENDER_CONCURRENCY for the run (default 1024)
 #   TN_BENCH_ANALYZE      1 (default): ANALYZE the table once; poll: every poll; 0: never
+#   BENCH_PG_STATS=1      Postgres' execution time per statement and message
 #   TN_BUILD_DIR  build directory (default build)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../../.." && pwd)
@@ -28,7 +38,9 @@ TN_PG_DSN=$TN_TEST_PG_ADMIN_DSN "$TN_BIN_DIR/ternctl" migrate >/dev/null
 # them to look at; here they would only cost memory and copies).
 SND_SANDBOX_ARGS=--no-record snd_setup "$tmp/scratch"
 
-python3 - "$T" "$CH_WA" "$CT_WA" "$N" >"$tmp/burst.resp" <<'EOF'
+# gen COUNT FILE - COUNT WhatsApp messages for tern:out as Redis commands
+gen() {
+    python3 - "$T" "$CH_WA" "$CT_WA" "$1" >"$2" <<'PY'
 import json, sys, uuid
 t, ch, ct, n = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
 w = sys.stdout.write
@@ -43,52 +55,93 @@ for i in range(n):
     w("*%d\r\n" % len(args))
     for a in args:
         w("$%d\r\n%s\r\n" % (len(a.encode()), a))
-EOF
-snd_redis --pipe <"$tmp/burst.resp" >/dev/null
-echo "queued $N messages"
-
-. "$root/tests/bench/cpu.sh"
-redis_pid=$(cat "$TN_TEST_REDIS_PIDFILE")
-[ -n "${BENCH_PG_STATS:-}" ] && psql "$TN_TEST_PG_ADMIN_DSN" -XAtq \
-    -c "CREATE EXTENSION IF NOT EXISTS pg_stat_statements" -c "SELECT pg_stat_statements_reset()" >/dev/null
-base_pg=$(cpu_ms $(pg_pids "$tmp/pg/data")) base_redis=$(cpu_ms "$redis_pid") base_sbx=$(cpu_ms "$SANDBOX_PID")
+PY
+}
 
 # The tests' 3 s HTTP timeout would turn a sandbox stall on this shared
 # machine into ambiguous answers, each resent only after the echo wait (5 min):
 # the benchmark uses the production default.
-snd_start TN_SENDER_RATE_WHATSAPP=0 TN_SENDER_CONCURRENCY=${TN_BENCH_CONCURRENCY:-256} \
-    TN_SENDER_PG_POOL=4 TN_SENDER_TENANT_BATCH=${TN_BENCH_CONCURRENCY:-256} TN_LOG_LEVEL=warn \
-    TN_SENDER_HTTP_TIMEOUT=10s
+start_sender() {
+    snd_start TN_SENDER_RATE_WHATSAPP=0 TN_SENDER_CONCURRENCY=${TN_BENCH_CONCURRENCY:-1024} \
+        TN_SENDER_PG_POOL=4 TN_SENDER_TENANT_BATCH=${TN_BENCH_CONCURRENCY:-1024} TN_LOG_LEVEL=warn \
+        TN_SENDER_HTTP_TIMEOUT=10s
+}
+
 # progress from tern-sender's own counter (a psql and a count(*) at every
 # poll would take CPU from the run and add to Postgres' figure)
 sent_total() {
     curl -s "http://$SND_ADMIN/metrics" | awk '/^tern_sender_sent_total/ { s += $NF } END { print s + 0 }'
 }
+# wait_sent TOTAL - until tern-sender has sent TOTAL messages since it started
 analyzed=0
-while :; do
-    n=$(sent_total)
-    [ "$n" -ge "$N" ] && break
-    # The table grows from empty to N rows within seconds, faster than
-    # autovacuum (1-minute naptime) re-analyzes it; with the empty table's
-    # statistics the planner walks a whole (tenant, contact) index per batch.
-    # A long-running system has statistics for a table that is not empty:
-    # stand in for autovacuum once, when the table holds a first few
-    # thousand rows (the planner scales the row count by the table's current
-    # size, so later growth does not need a new ANALYZE). Its CPU is counted
-    # in Postgres' figure. TN_BENCH_ANALYZE=poll analyzes at every poll (the
-    # figures before issue 5 were taken so), 0 never (the cold start).
-    case ${TN_BENCH_ANALYZE:-1} in
-    poll) snd_sql "ANALYZE outbound_messages" >/dev/null ;;
-    1) if [ $analyzed = 0 ] && [ "$n" -ge 2000 ]; then
-        snd_sql "ANALYZE outbound_messages" >/dev/null
-        analyzed=1
-    fi ;;
-    esac
-    sleep 0.2
-done
+wait_sent() {
+    local n
+    while :; do
+        n=$(sent_total)
+        [ "$n" -ge "$1" ] && break
+        # The table grows from empty to N rows within seconds, faster than
+        # autovacuum (1-minute naptime) re-analyzes it; with the empty
+        # table's statistics the planner walks a whole (tenant, contact)
+        # index per batch. A long-running system has statistics for a table
+        # that is not empty: stand in for autovacuum once, when the table
+        # holds a first few thousand rows (the planner scales the row count
+        # by the table's current size, so later growth does not need a new
+        # ANALYZE). With the warm-up, the warm-up's end does it.
+        # TN_BENCH_ANALYZE=poll analyzes at every poll, 0 never.
+        case ${TN_BENCH_ANALYZE:-1} in
+        poll) snd_sql "ANALYZE outbound_messages" >/dev/null ;;
+        1) if [ $analyzed = 0 ] && [ "$n" -ge 2000 ]; then
+            snd_sql "ANALYZE outbound_messages" >/dev/null
+            analyzed=1
+        fi ;;
+        esac
+        sleep 0.2
+    done
+}
+
+. "$root/tests/bench/cpu.sh"
+W=${BENCH_WARMUP:-5000}
+if [ "$W" -gt 0 ]; then
+    gen "$W" "$tmp/warm.resp"
+    r0=$(cpu_ms "$(cat "$TN_TEST_REDIS_PIDFILE")")
+    snd_redis --pipe <"$tmp/warm.resp" >/dev/null
+    xadd_ms=$(($(cpu_ms "$(cat "$TN_TEST_REDIS_PIDFILE")") - r0))
+    start_sender
+    wait_sent "$W"
+    # what autovacuum does on a running system (here it would start during
+    # the measured run and hold off the ANALYZE above: a cold plan for it all)
+    snd_sql "VACUUM ANALYZE outbound_messages" >/dev/null
+    analyzed=1
+    echo "warm-up: $W messages sent"
+fi
+# the measured rows: inserted after this point
+t0=$(snd_sql "SELECT clock_timestamp()")
+gen "$N" "$tmp/burst.resp"
+[ -n "${BENCH_PG_STATS:-}" ] && psql "$TN_TEST_PG_ADMIN_DSN" -XAtq \
+    -c "CREATE EXTENSION IF NOT EXISTS pg_stat_statements" -c "SELECT pg_stat_statements_reset()" >/dev/null
+upd0=$(snd_sql "SELECT n_tup_upd || ' ' || n_tup_hot_upd FROM pg_stat_user_tables
+                WHERE relname = 'outbound_messages'")
+redis_pid=$(cat "$TN_TEST_REDIS_PIDFILE")
+base_pg=$(cpu_ms $(pg_pids "$tmp/pg/data")) base_redis=$(cpu_ms "$redis_pid") base_sbx=$(cpu_ms "$SANDBOX_PID")
+base_snd=0
+[ "$W" -gt 0 ] && base_snd=$(cpu_ms "$SENDER_PID")
+snd_redis --pipe <"$tmp/burst.resp" >/dev/null
+# Redis' figure leaves out the producer's N XADDs (not the sender's work):
+# without the warm-up they are added before tern-sender starts; with it,
+# while it runs, so their cost is measured on the warm-up's XADDs (added
+# before tern-sender started) and taken off
+if [ "$W" -eq 0 ]; then
+    base_redis=$(cpu_ms "$redis_pid")
+else
+    base_redis=$((base_redis + xadd_ms * N / W))
+fi
+echo "queued $N messages"
+[ "$W" -gt 0 ] || start_sender
+wait_sent $((W + N))
 # the counter moves when the provider accepted; the row's 'sent' follows
+measured="tenant_id = '$T' AND created_at > '$t0'"
 for _ in $(seq 1 100); do
-    n=$(snd_sql "SELECT count(*) FROM outbound_messages WHERE tenant_id = '$T' AND state = 'sent'")
+    n=$(snd_sql "SELECT count(*) FROM outbound_messages WHERE $measured AND state = 'sent'")
     [ "$n" -ge "$N" ] && break
     sleep 0.1
 done
@@ -97,23 +150,26 @@ done
 # transaction (the first entry read) to the last 'sent' update, not from
 # this loop's polls.
 ms=$(snd_sql "SELECT ceil(extract(epoch FROM max(sent_at) - min(created_at)) * 1000)::bigint
-              FROM outbound_messages WHERE tenant_id = '$T'")
-cpu=$(cpu_ms "$SENDER_PID")
+              FROM outbound_messages WHERE $measured")
+cpu=$(($(cpu_ms "$SENDER_PID") - base_snd))
 # postgres backends that exited (a reconnect) are not counted: a lower bound
 pg=$(($(cpu_ms $(pg_pids "$tmp/pg/data")) - base_pg)) rd=$(($(cpu_ms "$redis_pid") - base_redis))
 sbx=$(($(cpu_ms "$SANDBOX_PID") - base_sbx))
-got=$(curl -s "$SANDBOX_URL/_sandbox/stats" | jq '.requests.whatsapp')
+got=$(($(curl -s "$SANDBOX_URL/_sandbox/stats" | jq '.requests.whatsapp') - W))
 # decided and recorded 'sending' by intake itself (sender_out.c): the row's
 # first 'sending' is its INSERT's transaction; the rest went through the
 # schedule's claim and prepare
-direct=$(snd_sql "SELECT count(*) FROM outbound_messages WHERE tenant_id = '$T' AND sending_at = created_at")
+direct=$(snd_sql "SELECT count(*) FROM outbound_messages WHERE $measured AND sending_at = created_at")
 echo "sent $N in $ms ms: $((N * 1000 / ms)) messages/s; tern-sender CPU ${cpu} ms" \
     "= $((cpu * 1000 / N)) us/message; sandbox saw $got requests; $direct sent from intake"
 echo "CPU per message: tern-sender $((cpu * 1000 / N)) us, postgres $((pg * 1000 / N)) us," \
     "redis $((rd * 1000 / N)) us, sandbox (node) $((sbx * 1000 / N)) us;" \
     "all $(((cpu + pg + rd + sbx) * 1000 / N)) us on $(nproc) cores"
-# updates that stayed on their page without new index entries (0022_outbound_hot.sql)
-snd_sql "SELECT 'outbound_messages updates: ' || n_tup_upd || ', HOT: ' || n_tup_hot_upd
+# updates that stayed on their page without new index entries
+# (0022_outbound_hot.sql); the statistics arrive within a second
+sleep 1
+read -r u0 h0 <<<"$upd0"
+snd_sql "SELECT 'outbound_messages updates: ' || n_tup_upd - $u0 || ', HOT: ' || n_tup_hot_upd - $h0
          FROM pg_stat_user_tables WHERE relname = 'outbound_messages'"
 if [ -n "${BENCH_PG_STATS:-}" ]; then
     psql "$TN_TEST_PG_ADMIN_DSN" -XAq -F ' | ' -c "SELECT round((total_exec_time * 1000 / $N)::numeric, 1)
