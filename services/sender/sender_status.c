@@ -9,7 +9,9 @@
  *	id. The row is looked up by the outbound id first (the primary key;
  *	WhatsApp and Twilio echo it for every message Tern sends), then by the
  *	provider id among the channel's messages of the last 30 days (that
- *	column has no index: 0022_outbound_hot.sql). The row found (locked)
+ *	column has no index: 0022_outbound_hot.sql). A WhatsApp status without
+ *	our id is another sender's (a shared number): acknowledged and logged,
+ *	not looked up. The row found (locked)
  *	moves to the furthest state
  *	(sender_status_next: never backwards, duplicates change nothing);
  *	failed records the provider's first error code. A status that names a
@@ -180,6 +182,7 @@ void sender_status_entry(struct tn_consumer *c, struct tn_entry *e, void *arg)
     const char *type = tn_entry_field(e, TN_F_TYPE, NULL);
     const char *out = tn_entry_field(e, TN_F_OUTBOUND, NULL);
     const char *ch = tn_entry_field(e, TN_F_CHANNEL, NULL);
+    const char *prov;
 
     job->ctx = ctx;
     job->c = c;
@@ -190,11 +193,20 @@ void sender_status_entry(struct tn_consumer *c, struct tn_entry *e, void *arg)
     job->status = tn_entry_field(e, TN_F_STATUS, NULL);
     job->channel = ch != NULL && tn_uuid_valid(ch) ? ch : NULL;
     job->outbound = out != NULL && tn_uuid_valid(out) ? out : NULL;
+    prov = tn_entry_field(e, TN_F_PROVIDER, NULL);
     job->log =
         (struct tn_log_ctx){.tenant_id = job->tenant, .entry_id = e->id, .stream = e->stream};
     if (type == NULL || strcmp(type, TN_TYPE_DELIVERY_STATUS) != 0 || job->tenant == NULL ||
         !tn_uuid_valid(job->tenant) || job->pmid == NULL || job->status == NULL) {
         finish(job, TN_DISP_DEAD, "schema.invalid");
+        return;
+    }
+    if (job->outbound == NULL && prov != NULL && strcmp(prov, TN_PROVIDER_WHATSAPP) == 0) {
+        /* Tern names every WhatsApp message it sends (biz_opaque_callback_data):
+         * a status without that name is another sender's, on a shared number.
+         * No lookup (provider ids are not indexed) and no retries. */
+        tn_log_info(&job->log, "sender.status_foreign", TN_KV_STR("status", job->status));
+        finish(job, TN_DISP_ACK, NULL);
         return;
     }
     error_code(job);

@@ -28,17 +28,36 @@ pmid=$(snd_row "$id" provider_message_id)
 [[ "$pmid" == wamid.* ]] || snd_fail "provider id not stored: $pmid"
 echo "whatsapp text ok"
 
-# statuses: delivered, read; then a late 'sent' and a duplicate 'delivered' change nothing
-snd_status "$pmid" delivered
+# statuses (named by the outbound id WhatsApp echoes): delivered, read; then
+# a late 'sent' and a duplicate 'delivered' change nothing
+snd_status "$pmid" delivered "$id"
 snd_wait_state "$id" delivered 5
-snd_status "$pmid" read
+snd_status "$pmid" read "$id"
 snd_wait_state "$id" read 5
-snd_status "$pmid" sent
-snd_status "$pmid" delivered
-snd_status "$pmid" failed "" "$CH_WA" 131026
+snd_status "$pmid" sent "$id"
+snd_status "$pmid" delivered "$id"
+snd_status "$pmid" failed "$id" "$CH_WA" 131026
 sleep 0.5
 [ "$(snd_state "$id")" = read ] || snd_fail "status went backwards: $(snd_state "$id")"
 echo "statuses ok"
+
+# A WhatsApp status without our id is another sender's on the same number
+# (Tern names every message it sends): acknowledged and logged, never applied,
+# even when the provider id is one of ours.
+id2=$(snd_uuid)
+snd_out "$id2" "$CH_WA" "$CT_WA" text "second"
+snd_wait_state "$id2" sent 10
+pmid2=$(snd_row "$id2" provider_message_id)
+snd_status "$pmid2" read
+for _ in $(seq 1 50); do
+    grep -q '"sender.status_foreign"' "$dir/sender.log" && break
+    sleep 0.1
+done
+grep -q '"sender.status_foreign"' "$dir/sender.log" || snd_fail "foreign status not logged"
+sleep 1 # a retry would come after 0.5 s and log it again
+[ "$(grep -c '"sender.status_foreign"' "$dir/sender.log")" = 1 ] || snd_fail "foreign status retried"
+[ "$(snd_state "$id2")" = sent ] || snd_fail "a status without our id moved the row: $(snd_state "$id2")"
+echo "foreign status ok"
 
 # a redelivered entry for a sent message sends nothing
 snd_out "$id" "$CH_WA" "$CT_WA" text "Tue 10:00 or 14:00?"
