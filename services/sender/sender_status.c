@@ -31,8 +31,8 @@
 
 #include <jansson.h>
 
-#include <tn/tn_id.h>
 #include <tn/tn_consumer.h>
+#include <tn/tn_id.h>
 #include <tn/tn_log.h>
 #include <tn/tn_mem.h>
 #include <tn/tn_metrics.h>
@@ -51,11 +51,10 @@ static const char sql_find_id[] =
  * of the row from being HOT), so among the channel's messages of the last
  * STATUS_PMID_DAYS days, through (tenant_id, created_at) */
 #define STATUS_PMID_DAYS "30"
-static const char sql_find_pmid[] =
-    "SELECT id, state FROM outbound_messages WHERE tenant_id = $1"
-    " AND created_at > now() - interval '" STATUS_PMID_DAYS " days'"
-    " AND channel_id = $2::uuid AND provider_message_id = $3"
-    " ORDER BY created_at DESC LIMIT 1 FOR UPDATE";
+static const char sql_find_pmid[] = "SELECT id, state FROM outbound_messages WHERE tenant_id = $1"
+                                    " AND created_at > now() - interval '" STATUS_PMID_DAYS " days'"
+                                    " AND channel_id = $2::uuid AND provider_message_id = $3"
+                                    " ORDER BY created_at DESC LIMIT 1 FOR UPDATE";
 
 static const char sql_update[] =
     "UPDATE outbound_messages SET state = $3, provider_message_id = COALESCE(provider_message_id,"
