@@ -36,7 +36,8 @@
  *	channel, provider, pmid: mark an inbound WhatsApp message read,
  *	sender_read.c)
  *	tern:status (group sender): delivery.status (tenant, channel, pmid,
- *	status, outbound?, data.errors)
+ *	status, outbound?, data.errors); matched by outbound, else by pmid
+ *	within 30 days; a WhatsApp status without outbound is not Tern's
  * STREAMS OUT
  *	tern:out:dead, tern:status:dead: dead letters (the original fields
  *	plus dead_reason, dead_from_id, dead_deliveries, dead_at).
