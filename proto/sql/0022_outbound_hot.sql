@@ -45,7 +45,13 @@
 --
 --   fillfactor 50: an INSERT leaves half of each page free, so the updates
 --   of a row find room on its own page (a HOT update needs that). The table
---   takes up to twice the pages; retention bounds it.
+--   takes up to twice the pages; retention bounds it. Pages written before
+--   this migration keep their old fill until retention deletes their rows.
+--
+-- Deploying: the migration runs in one transaction, so building
+-- outbound_created holds writes to outbound_messages for as long as the
+-- build takes (seconds per million rows). On a large table, apply it while
+-- tern-sender is scaled to zero (tern:out waits in Redis meanwhile).
 
 DROP INDEX IF EXISTS outbound_updated;
 CREATE INDEX IF NOT EXISTS outbound_created ON outbound_messages (tenant_id, created_at);
