@@ -159,6 +159,10 @@ echo "sent $N in $ms ms: $((N * 1000 / ms)) messages/s; tern-sender CPU ${cpu} m
 echo "CPU per message: tern-sender $((cpu * 1000 / N)) us, postgres $((pg * 1000 / N)) us," \
     "redis $((rd * 1000 / N)) us, sandbox (node) $((sbx * 1000 / N)) us;" \
     "all $(((cpu + pg + rd + sbx) * 1000 / N)) us on $(nproc) cores"
+# how busy those four kept the cores over the window (the rest: idle, the
+# kernel's own threads, this script)
+awk -v c=$((cpu + pg + rd + sbx)) -v ms="$ms" -v n="$(nproc)" \
+    'BEGIN { printf "cores busy with them: %.2f of %d\n", c / ms, n }'
 echo "tern-sender peak RSS: $(($(awk '/VmHWM/ {print $2}' "/proc/$SENDER_PID/status") / 1024)) MB"
 # updates that stayed on their page without new index entries
 # (0022_outbound_hot.sql); the statistics arrive within a second
