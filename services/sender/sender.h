@@ -18,6 +18,7 @@
 
 #include <tn/tn_buf.h>
 #include <tn/tn_err.h>
+#include <tn/tn_http.h>
 #include <tn/tn_log.h>
 
 struct json_t;
@@ -289,6 +290,13 @@ const struct sender_provider *sender_provider_of(const char *channel_kind);
 
 /* sender_req_free - release a request's members (safe on a zeroed one). */
 void sender_req_free(struct sender_req *r);
+
+/* sender_req_http - r as a POST for tn_http_send, timing out after
+ * timeout_ms and reading at most max_response bytes of the answer.
+ * Returns: a request whose strings are borrowed from r (keep r until
+ * tn_http_send returns; tn_http copies what it keeps). */
+struct tn_http_request sender_req_http(const struct sender_req *r, int64_t timeout_ms,
+                                       size_t max_response);
 
 /* sender_secret - secrets[name] as a string. Returns: borrowed; NULL if absent. */
 const char *sender_secret(const struct json_t *secrets, const char *name);

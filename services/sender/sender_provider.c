@@ -51,6 +51,21 @@ static void wipe_free(char *s)
     tn_free(s);
 }
 
+struct tn_http_request sender_req_http(const struct sender_req *r, int64_t timeout_ms,
+                                       size_t max_response)
+{
+    return (struct tn_http_request){
+        .method = "POST",
+        .url = r->url,
+        .headers = (const char *const *)r->headers,
+        .body = r->body.data,
+        .body_len = r->body.len,
+        .timeout_ms = (uint32_t)timeout_ms,
+        .max_response = max_response,
+        .userpwd = r->userpwd,
+    };
+}
+
 /* sender_req_free - release a request's members */
 void sender_req_free(struct sender_req *r)
 {

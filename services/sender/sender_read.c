@@ -158,15 +158,7 @@ static void load_done_cb(enum tn_err err, void *arg)
 {
     struct read_job *job = arg;
     struct sender_ctx *ctx = job->ctx;
-    struct tn_http_request rq = {
-        .method = "POST",
-        .url = job->req.url,
-        .headers = (const char *const *)job->req.headers,
-        .body = job->req.body.data,
-        .body_len = job->req.body.len,
-        .timeout_ms = (uint32_t)ctx->cfg.http_timeout_ms,
-        .max_response = 64 * 1024,
-    };
+    struct tn_http_request rq = sender_req_http(&job->req, ctx->cfg.http_timeout_ms, 64 * 1024);
     struct tn_http *h;
 
     if (err != TN_OK) {

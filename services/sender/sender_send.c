@@ -147,16 +147,8 @@ static void http_done_cb(const struct tn_http_response *resp, enum tn_err err, v
 /* call - send the built request */
 static void call(struct sender_job *job)
 {
-    struct tn_http_request rq = {
-        .method = "POST",
-        .url = job->req.url,
-        .headers = (const char *const *)job->req.headers,
-        .body = job->req.body.data,
-        .body_len = job->req.body.len,
-        .timeout_ms = (uint32_t)job->ctx->cfg.http_timeout_ms,
-        .max_response = 256 * 1024,
-        .userpwd = job->req.userpwd,
-    };
+    struct tn_http_request rq =
+        sender_req_http(&job->req, job->ctx->cfg.http_timeout_ms, 256 * 1024);
     struct tn_http *h;
 
     if (job->req.smtp) { /* not HTTP: a curl easy transfer on the threadpool */
