@@ -15,17 +15,8 @@ dir=$(mktemp -d "$TN_TEST_TMP/agent_mark_read.XXXXXX")
 . "$TN_SRC_DIR/tests/support/ingest.sh"
 . "$TN_SRC_DIR/tests/sandbox/client.sh"
 declare -A dpid=()
-cleanup() {
-    for p in "${dpid[@]}"; do kill -9 "$p" 2>/dev/null; done
-    kill -9 "$ipid" 2>/dev/null
-    sandbox_stop
-    if [ "$fail" != 0 ]; then
-        for f in "$dir"/*.log; do echo "--- $f" >&2; grep -v '"lvl":"info"' "$f" | tail -8 >&2; done
-    fi
-    rm -rf "$dir"
-}
 ipid=""
-trap cleanup EXIT
+trap ingest_cleanup EXIT
 sql() { psql "$TN_TEST_PG_ADMIN_DSN" -XAtq -v ON_ERROR_STOP=1 -c "$1"; }
 rcli() { redis-cli -u "$TN_TEST_REDIS_URL_ADMIN" --no-auth-warning "$@"; }
 

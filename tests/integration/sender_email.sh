@@ -151,7 +151,5 @@ echo "gmail faults ok"
 for s in "$LEAD" "$LEAD2" "$GLEAD" "$SMTP_PW" "$GM_TOKEN"; do
     grep -qF "$s" "$dir/sender.log" && snd_fail "an address or a secret in the log"
 done
-snd_stop
-grep -qE "AddressSanitizer|LeakSanitizer|runtime error" "$dir/sender.log" &&
-    snd_fail "sanitizer report: $(grep -m3 -E "Sanitizer|runtime error" "$dir/sender.log")"
+snd_stop_checked
 echo ok

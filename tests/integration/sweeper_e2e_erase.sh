@@ -36,9 +36,7 @@ sw_setup sweeper_e2e_erase
 declare -A dpid=()
 ipid=""
 e2e_cleanup() {
-    local p
-    for p in "${dpid[@]}"; do kill -9 "$p" 2>/dev/null; done
-    [ -n "$ipid" ] && kill -9 "$ipid" 2>/dev/null
+    ingest_stop_daemons
     sandbox_stop
     sw_cleanup
 }

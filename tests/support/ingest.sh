@@ -73,6 +73,27 @@ ingest_daemon() {
     dpid[$name]=$!
 }
 
+# ingest_stop_daemons - kill -9 what ingest_daemon and ingest_start started
+ingest_stop_daemons() {
+    local p
+    for p in "${dpid[@]}"; do kill -9 "$p" 2>/dev/null; done
+    [ -n "${ipid:-}" ] && kill -9 "$ipid" 2>/dev/null
+    return 0
+}
+
+# ingest_cleanup - an EXIT trap for a test with daemons and the sandbox
+# (tests/sandbox/client.sh): stop them, show the logs' last non-info lines
+# when a check failed, remove $dir
+ingest_cleanup() {
+    local f
+    ingest_stop_daemons
+    sandbox_stop
+    if [ "$fail" != 0 ]; then
+        for f in "$dir"/*.log; do echo "--- $f" >&2; grep -v '"lvl":"info"' "$f" | tail -8 >&2; done
+    fi
+    rm -rf "$dir"
+}
+
 # ingest_start [VAR=VALUE...] - start tern-ingest; sets ipid, iport, aport, base.
 ingest_start() {
     iport=$(tn_free_port)

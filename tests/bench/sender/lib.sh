@@ -5,7 +5,7 @@
 #   snd_setup DIR      sandbox + tenant + one channel per kind (sealed
 #                      credentials) + contacts; exports T, CH_*, CT_*, KEY
 #   snd_start [ENV=V ...]  start tern-sender on the sandbox (SENDER_PID)
-#   snd_kill9 / snd_stop   kill -9 / SIGTERM it
+#   snd_kill9 / snd_stop   kill -9 / SIGTERM it; snd_stop_checked: and no sanitizer report
 #   snd_out ID CHANNEL CONTACT KIND TEXT [EXTRA_JSON]  XADD an outbound.message
 #   snd_status PMID STATUS [OUTBOUND] [CHANNEL] [CODE]  XADD a delivery.status
 #   snd_state ID / snd_row ID COLS / snd_wait_state ID STATE SECONDS
@@ -104,6 +104,15 @@ snd_stop() {
     kill -TERM "$SENDER_PID" 2>/dev/null || true
     wait "$SENDER_PID" 2>/dev/null || true
     SENDER_PID=
+}
+
+# snd_stop_checked - snd_stop, then fail if the log holds a sanitizer
+# report (ASan and UBSan print theirs at exit)
+snd_stop_checked() {
+    snd_stop
+    grep -qE "AddressSanitizer|LeakSanitizer|runtime error" "$SND_DIR/sender.log" &&
+        snd_fail "sanitizer report: $(grep -m3 -E "Sanitizer|runtime error" "$SND_DIR/sender.log")"
+    return 0
 }
 
 snd_provider() {
