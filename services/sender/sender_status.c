@@ -11,8 +11,7 @@
  *	provider id among the channel's messages of the last 30 days (that
  *	column has no index: 0022_outbound_hot.sql). A WhatsApp status without
  *	our id is another sender's (a shared number): acknowledged and logged,
- *	not looked up. The row found (locked)
- *	moves to the furthest state
+ *	not looked up. The row found (locked) moves to the furthest state
  *	(sender_status_next: never backwards, duplicates change nothing);
  *	failed records the provider's first error code. A status that names a
  *	row still in 'sending' by its outbound id is the echo that proves a
@@ -88,12 +87,13 @@ static void error_code(struct status_job *job)
 }
 
 /* find - the status' row, locked: by the echoed outbound id, else by the
- * provider's id. *res: new, one row (TN_ENOTFOUND: none). */
+ * provider's id (job's outbound and channel are valid uuids or NULL, pmid
+ * is set: sender_status_entry). *res: new, one row (TN_ENOTFOUND: none). */
 static enum tn_err find(struct tn_pgconn *c, struct status_job *job, struct pg_result **res)
 {
     enum tn_err err = TN_ENOTFOUND;
 
-    if (job->outbound != NULL && tn_uuid_valid(job->outbound)) {
+    if (job->outbound != NULL) {
         err = tn_pgconn_query(c, sql_find_id, 2, (const char *const[]){job->tenant, job->outbound},
                               res);
         if (err == TN_OK && tn_pg_result_rows(*res) == 1)
@@ -103,7 +103,7 @@ static enum tn_err find(struct tn_pgconn *c, struct status_job *job, struct pg_r
         if (err != TN_OK)
             return err;
     }
-    if (job->pmid != NULL && job->channel != NULL && tn_uuid_valid(job->channel)) {
+    if (job->channel != NULL) {
         err = tn_pgconn_query(c, sql_find_pmid, 3,
                               (const char *const[]){job->tenant, job->channel, job->pmid}, res);
         if (err == TN_OK && tn_pg_result_rows(*res) != 1)
