@@ -81,8 +81,8 @@ wait_sent() {
         [ "$n" -ge "$1" ] && break
         # The table grows from empty to N rows within seconds, faster than
         # autovacuum (1-minute naptime) re-analyzes it; with the empty
-        # table's statistics the planner walks a whole (tenant, contact)
-        # index per batch. A long-running system has statistics for a table
+        # table's statistics the planner scans all of the tenant's rows
+        # (through an index led by tenant_id) per batch. A long-running system has statistics for a table
         # that is not empty: stand in for autovacuum once, when the table
         # holds a first few thousand rows (the planner scales the row count
         # by the table's current size, so later growth does not need a new
