@@ -338,6 +338,14 @@ int64_t sender_rate_take(struct sender_rate *r, const char *key, double per_s, d
 bool sender_rate_try(struct sender_rate *r, const char *key, double per_s, double burst,
                      int64_t now_ms);
 
+/* sender_rate_hold - remember that member (borrowed, copied) holds the
+ * token sender_rate_take reserved for due_ms. */
+void sender_rate_hold(struct sender_rate *r, const char *member, int64_t due_ms, int64_t now_ms);
+
+/* sender_rate_redeem - spend member's reserved token: true (and forgotten)
+ * when it holds one, false when it must take one. */
+bool sender_rate_redeem(struct sender_rate *r, const char *member);
+
 /* ------------------------------------------------------------------ schedule */
 
 /* sender_sched_add - put member (borrowed) of tenant on the schedule at

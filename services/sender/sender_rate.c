@@ -10,6 +10,15 @@
  *	(the bucket goes negative) and says how long to wait, so that messages
  *	held back keep their order and come back spaced at the rate.
  *
+ *	The caller records the reservation under the message's schedule
+ *	member (sender_rate_hold), and the member's next claim spends it
+ *	(sender_rate_redeem) instead of taking again. Without that, every
+ *	message waiting on a bucket took a second token when it came back, the
+ *	bucket stayed as far below zero as messages waited, and a burst larger
+ *	than the bucket was pushed back again and again and never went out.
+ *	A reservation nobody redeems (the member went to another replica, or
+ *	was canceled) is dropped a minute after its time.
+ *
  *	Identities belong to one tenant, so one tenant's burst only waits on
  *	its own buckets; fairness between tenants at the schedule is
  *	sender_sched.c's claim.
@@ -27,6 +36,14 @@
 #include "sender.h"
 
 #define RATE_SLOTS 1024
+#define HOLD_TTL_MS 60000 /* an unredeemed reservation lasts this long after its time */
+
+/* A reserved token, by schedule member. */
+struct hold {
+    char *member;
+    int64_t due_ms;
+    struct hold *next;
+};
 
 struct bucket {
     char *key;
@@ -37,6 +54,9 @@ struct bucket {
 
 struct sender_rate {
     struct bucket *slots[RATE_SLOTS];
+    struct hold *holds[RATE_SLOTS];
+    size_t nholds;
+    size_t prune_at; /* prune the holds when there are this many */
 };
 
 /* hash - FNV-1a */
@@ -54,7 +74,10 @@ static uint32_t hash(const char *s)
 /* sender_rate_new - empty buckets */
 struct sender_rate *sender_rate_new(void)
 {
-    return tn_xcalloc(1, sizeof(struct sender_rate));
+    struct sender_rate *r = tn_xcalloc(1, sizeof(*r));
+
+    r->prune_at = RATE_SLOTS;
+    return r;
 }
 
 /* sender_rate_free - release every bucket */
@@ -70,6 +93,11 @@ void sender_rate_free(struct sender_rate *r)
             tn_free(b->key);
             tn_free(b);
             b = next;
+        }
+        for (struct hold *h = r->holds[i], *hn; h != NULL; h = hn) {
+            hn = h->next;
+            tn_free(h->member);
+            tn_free(h);
         }
     }
     tn_free(r);
@@ -133,4 +161,65 @@ bool sender_rate_try(struct sender_rate *r, const char *key, double per_s, doubl
         return false;
     b->tokens -= 1.0;
     return true;
+}
+
+/* prune - drop the holds whose time passed HOLD_TTL_MS ago */
+static void prune(struct sender_rate *r, int64_t now_ms)
+{
+    for (size_t i = 0; i < RATE_SLOTS; i++) {
+        for (struct hold **hp = &r->holds[i]; *hp != NULL;) {
+            struct hold *h = *hp;
+
+            if (h->due_ms + HOLD_TTL_MS >= now_ms) {
+                hp = &h->next;
+                continue;
+            }
+            *hp = h->next;
+            tn_free(h->member);
+            tn_free(h);
+            r->nholds--;
+        }
+    }
+    r->prune_at = r->nholds * 2 > RATE_SLOTS ? r->nholds * 2 : RATE_SLOTS;
+}
+
+/* sender_rate_hold - see sender.h */
+void sender_rate_hold(struct sender_rate *r, const char *member, int64_t due_ms, int64_t now_ms)
+{
+    uint32_t i = hash(member) % RATE_SLOTS;
+    struct hold *h;
+
+    for (h = r->holds[i]; h != NULL; h = h->next) {
+        if (strcmp(h->member, member) == 0) {
+            h->due_ms = due_ms;
+            return;
+        }
+    }
+    if (r->nholds >= r->prune_at)
+        prune(r, now_ms);
+    h = tn_xcalloc(1, sizeof(*h));
+    h->member = tn_xstrdup(member);
+    h->due_ms = due_ms;
+    h->next = r->holds[i];
+    r->holds[i] = h;
+    r->nholds++;
+}
+
+/* sender_rate_redeem - see sender.h */
+bool sender_rate_redeem(struct sender_rate *r, const char *member)
+{
+    struct hold **hp = &r->holds[hash(member) % RATE_SLOTS];
+
+    for (; *hp != NULL; hp = &(*hp)->next) {
+        struct hold *h = *hp;
+
+        if (strcmp(h->member, member) == 0) {
+            *hp = h->next;
+            tn_free(h->member);
+            tn_free(h);
+            r->nholds--;
+            return true;
+        }
+    }
+    return false;
 }

@@ -275,11 +275,13 @@ void sender_send_start(struct sender_ctx *ctx, const char *tenant, const char *m
     }
     snprintf(job->tenant, sizeof(job->tenant), "%s", tenant);
     job->log = (struct tn_log_ctx){.tenant_id = job->tenant, .stream = "tern:sched"};
-    wait = rate_wait(ctx, job, prov);
+    /* back for the token reserved when it was held back: spend that one */
+    wait = sender_rate_redeem(ctx->rate, member) ? 0 : rate_wait(ctx, job, prov);
     if (wait > 0) {
         tn_metric_inc(ctx->m.rate_limited);
         job->plan = SENDER_P_LATER;
         job->later_ms = tn_now_ms() + wait;
+        sender_rate_hold(ctx->rate, member, job->later_ms, tn_now_ms());
         finish(job);
         return;
     }

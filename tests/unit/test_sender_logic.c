@@ -195,6 +195,30 @@ static void buckets(void **state)
     sender_rate_free(r);
 }
 
+/* a reserved token is spent once, by its member; unredeemed ones expire */
+static void bucket_holds(void **state)
+{
+    struct sender_rate *r = sender_rate_new();
+    char m[32];
+
+    (void)state;
+    assert_false(sender_rate_redeem(r, "m1"));
+    sender_rate_hold(r, "m1", 1100, 1000);
+    sender_rate_hold(r, "m1", 1200, 1000); /* the same member again: one hold */
+    assert_true(sender_rate_redeem(r, "m1"));
+    assert_false(sender_rate_redeem(r, "m1"));
+    /* many members: the old ones go when the table prunes itself */
+    sender_rate_hold(r, "old", 1000, 1000);
+    for (int i = 0; i < 3000; i++) {
+        snprintf(m, sizeof(m), "m-%d", i);
+        sender_rate_hold(r, m, 200000, 200000);
+    }
+    assert_false(sender_rate_redeem(r, "old")); /* its time + a minute has passed */
+    assert_true(sender_rate_redeem(r, "m-0"));  /* recent: kept */
+    assert_true(sender_rate_redeem(r, "m-2999"));
+    sender_rate_free(r);
+}
+
 /* small_parsers - Retry-After, uuids, providers by channel kind */
 static void small_parsers(void **state)
 {
@@ -457,9 +481,9 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(status_order),   cmocka_unit_test(parse_answers),
         cmocka_unit_test(build_requests), cmocka_unit_test(buckets),
-        cmocka_unit_test(small_parsers),  cmocka_unit_test(pg_arrays),
-        cmocka_unit_test(mime_messages),  cmocka_unit_test(email_requests),
-        cmocka_unit_test(email_answers),
+        cmocka_unit_test(bucket_holds),   cmocka_unit_test(small_parsers),
+        cmocka_unit_test(pg_arrays),      cmocka_unit_test(mime_messages),
+        cmocka_unit_test(email_requests), cmocka_unit_test(email_answers),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
