@@ -32,7 +32,8 @@
  *	Cost: the scripts go by their SHA-1 (tn_script: EVALSHA; on NOSCRIPT, after a
  *	Redis restart, once more as EVAL, which caches them again); additions
  *	come a batch of entries per call, removals the loop iteration's worth
- *	per call (sender_sched_flush).
+ *	per call (sender_sched_flush), and within a call one ZADD or ZREM per
+ *	tenant for all of its members.
  *
  *	XXX: the scripts touch keys they do not declare (a tenant's ZSET), which
  *	is fine on one Redis and not on Redis Cluster; sharding by tenant with
@@ -56,34 +57,33 @@
 
 #include "sender.h"
 
-/* ARGV: nx ("1"/"0"), then tenant, member, due triples */
+/* ARGV: nx ("1"/"0"), then per tenant: the tenant, a count n and n
+ * (due, member) pairs (group()). One variadic ZADD per tenant: a redis.call
+ * per member cost Redis more than the ZADD itself. */
 static const char lua_add[] =
-    "local seen = {}\n"
-    "for i = 2, #ARGV, 3 do\n"
-    "  local t = ARGV[i]\n"
+    "local i = 2\n"
+    "while i <= #ARGV do\n"
+    "  local t, j = ARGV[i], i + 1 + 2 * tonumber(ARGV[i + 1])\n"
     "  local k = 'tern:sched:' .. t\n"
-    "  if ARGV[1] == '1' then redis.call('ZADD', k, 'NX', ARGV[i + 2], ARGV[i + 1])\n"
-    "  else redis.call('ZADD', k, ARGV[i + 2], ARGV[i + 1]) end\n"
-    "  seen[t] = k\n"
-    "end\n"
-    "for t, k in pairs(seen) do\n"
+    "  if ARGV[1] == '1' then redis.call('ZADD', k, 'NX', unpack(ARGV, i + 2, j))\n"
+    "  else redis.call('ZADD', k, unpack(ARGV, i + 2, j)) end\n"
     "  local f = redis.call('ZRANGEBYSCORE', k, '-inf', '+inf', 'WITHSCORES', 'LIMIT', 0, 1)\n"
     "  redis.call('ZADD', 'tern:sched', f[2], t)\n"
+    "  i = j + 1\n"
     "end\n"
     "return 1\n";
 
-/* ARGV: tenant, member pairs */
+/* ARGV: per tenant: the tenant, a count n and n members (group()) */
 static const char lua_done[] =
-    "local seen = {}\n"
-    "for i = 1, #ARGV, 2 do\n"
-    "  local k = 'tern:sched:' .. ARGV[i]\n"
-    "  redis.call('ZREM', k, ARGV[i + 1])\n"
-    "  seen[ARGV[i]] = k\n"
-    "end\n"
-    "for t, k in pairs(seen) do\n"
+    "local i = 1\n"
+    "while i <= #ARGV do\n"
+    "  local t, j = ARGV[i], i + 1 + tonumber(ARGV[i + 1])\n"
+    "  local k = 'tern:sched:' .. t\n"
+    "  redis.call('ZREM', k, unpack(ARGV, i + 2, j))\n"
     "  local f = redis.call('ZRANGEBYSCORE', k, '-inf', '+inf', 'WITHSCORES', 'LIMIT', 0, 1)\n"
     "  if #f == 0 then redis.call('ZREM', 'tern:sched', t)\n"
     "  else redis.call('ZADD', 'tern:sched', f[2], t) end\n"
+    "  i = j + 1\n"
     "end\n"
     "return 1\n";
 
@@ -131,6 +131,62 @@ static enum tn_err eval(struct sender_ctx *ctx, struct tn_script *sc, size_t nar
     return tn_script_call(ctx->redis, sc, 0, nargs, args, NULL, cb, arg);
 }
 
+/* Members per tenant group: Lua's unpack() returns at most a few thousand
+ * values */
+#define GROUP_MAX 512
+
+/* A script's ARGV being built; the strings are borrowed, except the counts. */
+struct grouped {
+    const char **argv;
+    size_t n;
+    char (*count)[24];
+    size_t ncount;
+};
+
+/* group - append n items of `stride` strings each (in[0] the tenant) as
+ * runs of one tenant: the tenant, the run's length, then per item the
+ * strings at offsets pick[0..npick) (at most 2). Consecutive items of one
+ * tenant share a run, up to GROUP_MAX; g is sized by grouped_new. */
+static void group(struct grouped *g, const char *const *in, size_t n, size_t stride,
+                  const size_t *pick, size_t npick)
+{
+    size_t run = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        const char *const *item = in + i * stride;
+
+        if (run == 0 || run == GROUP_MAX || strcmp(item[0], in[(i - 1) * stride]) != 0) {
+            if (run > 0)
+                snprintf(g->count[g->ncount++], 24, "%zu", run);
+            g->argv[g->n++] = item[0];
+            g->argv[g->n++] = g->count[g->ncount]; /* written when the run ends */
+            run = 0;
+        }
+        for (size_t p = 0; p < npick; p++)
+            g->argv[g->n++] = item[pick[p]];
+        run++;
+    }
+    if (run > 0)
+        snprintf(g->count[g->ncount++], 24, "%zu", run);
+}
+
+/* grouped_new - room for `lead` leading strings and n items of npick
+ * strings each, in runs of at most one per item */
+static void grouped_new(struct grouped *g, size_t lead, size_t n, size_t npick)
+{
+    g->argv = tn_xcalloc(lead + n * (2 + npick), sizeof(*g->argv));
+    g->count = tn_xcalloc(n + 1, sizeof(*g->count));
+    g->n = 0;
+    g->ncount = 0;
+}
+
+/* grouped_free - release g's arrays */
+static void grouped_free(struct grouped *g)
+{
+    tn_free(g->argv);
+    tn_free(g->count);
+}
+
 struct add_op {
     void (*done)(enum tn_err, void *);
     void *arg;
@@ -151,22 +207,24 @@ static void add_cb(struct tn_redis *r, redisReply *reply, enum tn_err err, void 
     tn_free(op);
 }
 
-/* add - ZADD n triples (nx or not) in one call */
+/* add - ZADD n (tenant, member, due) triples (nx or not) in one call */
 static enum tn_err add(struct sender_ctx *ctx, bool nx, size_t n, const char *const *triples,
                        void (*done)(enum tn_err, void *), void *arg)
 {
-    const char **args = tn_xcalloc(3 * n + 1, sizeof(*args));
+    static const size_t pick[] = {2, 1}; /* ZADD's order: score, member */
     struct add_op *op = tn_xcalloc(1, sizeof(*op));
+    struct grouped g;
     enum tn_err err;
 
-    args[0] = nx ? "1" : "0";
-    memcpy(args + 1, triples, 3 * n * sizeof(*args));
+    grouped_new(&g, 1, n, 2);
+    g.argv[g.n++] = nx ? "1" : "0";
+    group(&g, triples, n, 3, pick, 2);
     op->done = done;
     op->arg = arg;
-    err = eval(ctx, &s_add, 3 * n + 1, args, add_cb, op);
+    err = eval(ctx, &s_add, g.n, g.argv, add_cb, op);
     if (err != TN_OK)
         tn_free(op);
-    tn_free(args);
+    grouped_free(&g);
     return err;
 }
 
@@ -212,13 +270,19 @@ void sender_sched_done(struct sender_ctx *ctx, const char *tenant, const char *m
 /* sender_sched_flush - send the queued removals, 512 members per call */
 void sender_sched_flush(struct sender_ctx *ctx)
 {
+    static const size_t pick[] = {1};
     struct sender_unsched *u = &ctx->unsched;
+    size_t pairs = u->n / 2;
 
-    for (size_t i = 0; i < u->n; i += 1024) {
-        size_t n = u->n - i < 1024 ? u->n - i : 1024;
+    for (size_t i = 0; i < pairs; i += GROUP_MAX) {
+        size_t n = pairs - i < GROUP_MAX ? pairs - i : GROUP_MAX;
+        struct grouped g;
 
-        if (eval(ctx, &s_done, n, (const char *const *)u->argv + i, done_cb, NULL) != TN_OK)
+        grouped_new(&g, 0, n, 1);
+        group(&g, (const char *const *)u->argv + 2 * i, n, 2, pick, 1);
+        if (eval(ctx, &s_done, g.n, g.argv, done_cb, NULL) != TN_OK)
             tn_log_warn(NULL, "sender.unschedule_failed", TN_KV_ERR(TN_EUNAVAIL));
+        grouped_free(&g);
     }
     for (size_t i = 0; i < u->n; i++)
         tn_free(u->argv[i]);
