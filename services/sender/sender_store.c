@@ -82,6 +82,9 @@
     " ORDER BY m.created_at DESC LIMIT 1) END"
 
 #define TS(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
+/* now() formatted once per statement: a scalar subquery is an InitPlan, where
+ * the bare expression would be formatted again for every row */
+#define NOW_TS "(SELECT " TS("now()") ")"
 
 /* SQL text laid out by clause, not by the formatter */
 /* clang-format off */
@@ -105,9 +108,9 @@ static const char sql_load[] =
  * INSERT ($2 id .. $17 addr, without key and not_before). */
 const char sender_sql_fresh[] =
     "SELECT 'queued', u.kind, u.body, u.tpl::jsonb::text, u.reply_to, u.reason, u.trace, u.src,"
-    " u.conv::text, u.transport, " TS("now()") ", " TS("now()") ", " TS("u.exp") ","
+    " u.conv::text, u.transport, " NOW_TS ", " NOW_TS ", " TS("u.exp") ","
     " ch.kind, ch.external_address, ct.address, 0, NULL::bigint,"
-    " (extract(epoch FROM now()) * 1000)::bigint, u.exp IS NOT NULL AND u.exp < now(),"
+    " (SELECT (extract(epoch FROM now()) * 1000)::bigint), u.exp IS NOT NULL AND u.exp < now(),"
     CONSENT "," WINDOW ", encode(ch.secrets_sealed, 'hex'),"
     " COALESCE(u.id, gen_random_uuid())::text," LAST_EMAIL ", u.i, ct.id::text, ch.id::text"
     " FROM unnest($2::int[], $4::uuid[], $5::uuid[], $6::uuid[], $7::uuid[], $8::text[],"

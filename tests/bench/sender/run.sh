@@ -19,6 +19,7 @@
 #   TN_BENCH_CONCURRENCY  TN_SENDER_CONCURRENCY for the run (default 1024)
 #   TN_BENCH_ANALYZE      1 (default): ANALYZE the table once; poll: every poll; 0: never
 #   BENCH_PG_STATS=1      Postgres' execution time per statement and message
+#   BENCH_REDIS_STATS=1   Redis' calls and microseconds per command (INFO commandstats)
 #   TN_BUILD_DIR  build directory (default build)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../../.." && pwd)
@@ -175,3 +176,5 @@ if [ -n "${BENCH_PG_STATS:-}" ]; then
         AS us_per_message, calls, rows, left(regexp_replace(query, '\s+', ' ', 'g'), 90) AS statement
         FROM pg_stat_statements ORDER BY total_exec_time DESC LIMIT 10"
 fi
+[ -n "${BENCH_REDIS_STATS:-}" ] && snd_redis INFO commandstats | grep -v "^#"
+true
