@@ -11,19 +11,14 @@ dir=$(mktemp -d "$TN_TEST_TMP/sender_fair_tenants.XXXXXX")
 trap snd_cleanup EXIT
 snd_setup "$dir"
 
-A=$T CH_A=$CH_WA CT_A=$CT_WA
-T=$(TN_PG_DSN=$TN_TEST_PG_ADMIN_DSN "$TN_BIN_DIR/ternctl" tenant add --slug "fair-$$-$RANDOM" --name Fair)
-B=$T
-CH_B=$(snd_channel whatsapp "30$RANDOM$RANDOM" --secret access_token="$SND_WA_TOKEN" --secret app_secret=x)
-CT_B=$(snd_contact whatsapp +4915144444444 "$CH_B" '1 hour')
-out() { T=$1 CH_WA=$3 snd_out "$2" "$3" "$4" text "$5"; } # as snd_out, for TENANT
+snd_second_tenant
 
 sandbox_config '{"provider":"whatsapp","latency_ms":200}'
 ids_a=() ids_b=()
 for i in $(seq 1 100); do
     id=$(snd_uuid)
     ids_a+=("$id")
-    out "$A" "$id" "$CH_A" "$CT_A" "burst a $i"
+    snd_out_as "$A" "$id" "$CH_A" "$CT_A" "burst a $i"
 done
 snd_start TN_SENDER_CONCURRENCY=4 TN_SENDER_RATE_WHATSAPP=0
 sleep 0.5 # A's burst is going out
@@ -31,7 +26,7 @@ t0=$(date +%s%3N)
 for i in 1 2 3 4; do
     id=$(snd_uuid)
     ids_b+=("$id")
-    out "$B" "$id" "$CH_B" "$CT_B" "b $i"
+    snd_out_as "$B" "$id" "$CH_B" "$CT_B" "b $i"
 done
 for id in "${ids_b[@]}"; do T=$B snd_wait_state "$id" sent 10; done
 t_b=$(date +%s%3N)

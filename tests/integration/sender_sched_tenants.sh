@@ -12,16 +12,7 @@ dir=$(mktemp -d "$TN_TEST_TMP/sender_sched_tenants.XXXXXX")
 trap snd_cleanup EXIT
 snd_setup "$dir"
 
-# a second tenant with its own WhatsApp channel and contact
-A=$T CH_A=$CH_WA CT_A=$CT_WA
-T=$(TN_PG_DSN=$TN_TEST_PG_ADMIN_DSN "$TN_BIN_DIR/ternctl" tenant add --slug "snd2-$$-$RANDOM" --name Second)
-B=$T
-CH_B=$(snd_channel whatsapp "20$RANDOM$RANDOM" --secret access_token="$SND_WA_TOKEN" --secret app_secret=x)
-CT_B=$(snd_contact whatsapp +4915133333333 "$CH_B" '1 hour')
-
-# out TENANT ID CHANNEL CONTACT TEXT [EXTRA_JSON] - snd_out as TENANT (a
-# WhatsApp channel: snd_provider knows CH_WA)
-out() { T=$1 CH_WA=$3 snd_out "$2" "$3" "$4" text "$5" "${6:-"{}"}"; }
+snd_second_tenant
 
 now_ms=$(date +%s%3N)
 due_a=$((now_ms + 6000)) due_b=$((now_ms + 5000))
@@ -30,14 +21,14 @@ ids_a=() ids_b=() later=()
 for i in $(seq 1 20); do # interleaved: A, B, A, B, ...
     a=$(snd_uuid) b=$(snd_uuid)
     ids_a+=("$a") ids_b+=("$b")
-    out "$A" "$a" "$CH_A" "$CT_A" "a $i"
-    out "$B" "$b" "$CH_B" "$CT_B" "b $i"
+    snd_out_as "$A" "$a" "$CH_A" "$CT_A" "a $i"
+    snd_out_as "$B" "$b" "$CH_B" "$CT_B" "b $i"
 done
 for i in 1 2 3; do # later: each tenant's earliest due time is its index score
     a=$(snd_uuid) b=$(snd_uuid)
     later+=("$a" "$b")
-    out "$A" "$a" "$CH_A" "$CT_A" "later a $i" "{\"not_before\":\"$(iso $((due_a + i * 1000)))\"}"
-    out "$B" "$b" "$CH_B" "$CT_B" "later b $i" "{\"not_before\":\"$(iso $((due_b + i * 1000)))\"}"
+    snd_out_as "$A" "$a" "$CH_A" "$CT_A" "later a $i" "{\"not_before\":\"$(iso $((due_a + i * 1000)))\"}"
+    snd_out_as "$B" "$b" "$CH_B" "$CT_B" "later b $i" "{\"not_before\":\"$(iso $((due_b + i * 1000)))\"}"
 done
 
 snd_start

@@ -75,6 +75,23 @@ snd_setup() {
     export T CH_WA CH_SMS CH_TWA CH_TG CT_WA CT_WA_OLD CT_SMS CT_TWA CT_TG
 }
 
+# snd_second_tenant - after snd_setup: A, CH_A, CT_A name snd_setup's tenant,
+# its WhatsApp channel and contact; B, CH_B, CT_B a second tenant with its
+# own WhatsApp channel (same token) and a contact whose window is open. T is
+# B afterwards.
+snd_second_tenant() {
+    A=$T CH_A=$CH_WA CT_A=$CT_WA
+    T=$(TN_PG_DSN=$TN_TEST_PG_ADMIN_DSN "$TN_BIN_DIR/ternctl" tenant add --slug "snd2-$$-$RANDOM" --name Second)
+    B=$T
+    CH_B=$(snd_channel whatsapp "20$RANDOM$RANDOM" --secret access_token="$SND_WA_TOKEN" --secret app_secret=x)
+    CT_B=$(snd_contact whatsapp +4915133333333 "$CH_B" '1 hour')
+    export A CH_A CT_A B CH_B CT_B
+}
+
+# snd_out_as TENANT ID CHANNEL CONTACT TEXT [EXTRA_JSON] - a text snd_out as
+# TENANT on its WhatsApp CHANNEL
+snd_out_as() { T=$1 CH_WA=$3 snd_out "$2" "$3" "$4" text "$5" "${6:-"{}"}"; }
+
 # snd_start [VAR=VALUE ...] - tern-sender on the sandbox, ready
 snd_start() {
     local port
