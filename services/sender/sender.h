@@ -339,12 +339,14 @@ bool sender_rate_try(struct sender_rate *r, const char *key, double per_s, doubl
                      int64_t now_ms);
 
 /* sender_rate_hold - remember that member (borrowed, copied) holds the
- * token sender_rate_take reserved for due_ms. */
-void sender_rate_hold(struct sender_rate *r, const char *member, int64_t due_ms, int64_t now_ms);
+ * token(s) sender_rate_take reserved for due_ms. Returns false when the
+ * table is full (the member then takes again when it comes back). */
+bool sender_rate_hold(struct sender_rate *r, const char *member, int64_t due_ms, int64_t now_ms);
 
-/* sender_rate_redeem - spend member's reserved token: true (and forgotten)
- * when it holds one, false when it must take one. */
-bool sender_rate_redeem(struct sender_rate *r, const char *member);
+/* sender_rate_redeem - member's held token: -1 when it holds none (take
+ * one), 0 when its time has come (spent and forgotten), else the ms until
+ * its time (kept). */
+int64_t sender_rate_redeem(struct sender_rate *r, const char *member, int64_t now_ms);
 
 /* ------------------------------------------------------------------ schedule */
 

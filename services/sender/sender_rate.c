@@ -12,12 +12,16 @@
  *
  *	The caller records the reservation under the message's schedule
  *	member (sender_rate_hold), and the member's next claim spends it
- *	(sender_rate_redeem) instead of taking again. Without that, every
- *	message waiting on a bucket took a second token when it came back, the
- *	bucket stayed as far below zero as messages waited, and a burst larger
- *	than the bucket was pushed back again and again and never went out.
+ *	(sender_rate_redeem) instead of taking again; a member back before
+ *	its reserved time (its re-score was lost and its lease ended) waits
+ *	for that time again, still holding. Without that, every message
+ *	waiting on a bucket took a second token when it came back, the bucket
+ *	stayed as far below zero as messages waited, and a burst larger than
+ *	the bucket was pushed back again and again and never went out.
  *	A reservation nobody redeems (the member went to another replica, or
- *	was canceled) is dropped a minute after its time.
+ *	was canceled) is dropped a minute after its time. At most HOLD_MAX
+ *	are kept (about 180 bytes each); past that a held-back member takes a
+ *	token again when it comes back, as before.
  *
  *	Identities belong to one tenant, so one tenant's burst only waits on
  *	its own buckets; fairness between tenants at the schedule is
@@ -37,6 +41,7 @@
 
 #define RATE_SLOTS 1024
 #define HOLD_TTL_MS 60000 /* an unredeemed reservation lasts this long after its time */
+#define HOLD_MAX 65536    /* reservations kept at most */
 
 /* A reserved token, by schedule member. */
 struct hold {
@@ -56,7 +61,8 @@ struct sender_rate {
     struct bucket *slots[RATE_SLOTS];
     struct hold *holds[RATE_SLOTS];
     size_t nholds;
-    size_t prune_at; /* prune the holds when there are this many */
+    size_t prune_at;   /* prune the holds when there are this many */
+    int64_t pruned_ms; /* when they were pruned last */
 };
 
 /* hash - FNV-1a */
@@ -180,11 +186,14 @@ static void prune(struct sender_rate *r, int64_t now_ms)
             r->nholds--;
         }
     }
+    r->pruned_ms = now_ms;
     r->prune_at = r->nholds * 2 > RATE_SLOTS ? r->nholds * 2 : RATE_SLOTS;
+    if (r->prune_at > HOLD_MAX)
+        r->prune_at = HOLD_MAX;
 }
 
 /* sender_rate_hold - see sender.h */
-void sender_rate_hold(struct sender_rate *r, const char *member, int64_t due_ms, int64_t now_ms)
+bool sender_rate_hold(struct sender_rate *r, const char *member, int64_t due_ms, int64_t now_ms)
 {
     uint32_t i = hash(member) % RATE_SLOTS;
     struct hold *h;
@@ -192,34 +201,40 @@ void sender_rate_hold(struct sender_rate *r, const char *member, int64_t due_ms,
     for (h = r->holds[i]; h != NULL; h = h->next) {
         if (strcmp(h->member, member) == 0) {
             h->due_ms = due_ms;
-            return;
+            return true;
         }
     }
-    if (r->nholds >= r->prune_at)
+    /* full: prune again at most once a second (a walk of every hold) */
+    if (r->nholds >= r->prune_at && (r->nholds < HOLD_MAX || now_ms - r->pruned_ms >= 1000))
         prune(r, now_ms);
+    if (r->nholds >= HOLD_MAX)
+        return false;
     h = tn_xcalloc(1, sizeof(*h));
     h->member = tn_xstrdup(member);
     h->due_ms = due_ms;
     h->next = r->holds[i];
     r->holds[i] = h;
     r->nholds++;
+    return true;
 }
 
 /* sender_rate_redeem - see sender.h */
-bool sender_rate_redeem(struct sender_rate *r, const char *member)
+int64_t sender_rate_redeem(struct sender_rate *r, const char *member, int64_t now_ms)
 {
     struct hold **hp = &r->holds[hash(member) % RATE_SLOTS];
 
     for (; *hp != NULL; hp = &(*hp)->next) {
         struct hold *h = *hp;
 
-        if (strcmp(h->member, member) == 0) {
-            *hp = h->next;
-            tn_free(h->member);
-            tn_free(h);
-            r->nholds--;
-            return true;
-        }
+        if (strcmp(h->member, member) != 0)
+            continue;
+        if (h->due_ms > now_ms)
+            return h->due_ms - now_ms; /* early: kept for its time */
+        *hp = h->next;
+        tn_free(h->member);
+        tn_free(h);
+        r->nholds--;
+        return 0;
     }
-    return false;
+    return -1;
 }

@@ -7,7 +7,9 @@
  *	A member "<outbound>:<channel>:<contact>:<provider>" claimed from the
  *	schedule (sender_sched.c) first takes a token from its sending
  *	identity's bucket (the channel; a Telegram chat as well); without one
- *	it goes back on the schedule for when the token is free. Then:
+ *	it reserves the next one, holds it (sender_rate_hold) and goes back on
+ *	the schedule for that time, and at that claim spends the held token
+ *	instead of taking another (sender_rate_redeem). Then:
  *	  prepare (sender_store.c, batched with the other jobs of the loop
  *	    iteration: sender_batch.c): state, consent, window, credentials,
  *	    request, 'sending' recorded;
@@ -239,7 +241,7 @@ static bool parse_member(struct sender_job *job, const char *member, const char 
 static int64_t rate_wait(struct sender_ctx *ctx, const struct sender_job *job, const char *prov)
 {
     const struct sender_cfg *cfg = &ctx->cfg;
-    int64_t now = tn_now_ms(), w;
+    int64_t now = tn_now_ms(), w, wc;
     double per = (double)(strcmp(prov, "whatsapp") == 0   ? cfg->rate_whatsapp
                           : strcmp(prov, "twilio") == 0   ? cfg->rate_twilio
                           : strcmp(prov, "telegram") == 0 ? cfg->rate_telegram
@@ -247,10 +249,12 @@ static int64_t rate_wait(struct sender_ctx *ctx, const struct sender_job *job, c
     char key[96];
 
     w = sender_rate_take(ctx->rate, job->channel, per, per, now);
-    if (w == 0 && strcmp(prov, "telegram") == 0) {
+    if (strcmp(prov, "telegram") == 0) {
+        /* both buckets: the held reservation stands for both tokens */
         snprintf(key, sizeof(key), "%s:%s", job->channel, job->contact);
-        w = sender_rate_take(ctx->rate, key, (double)cfg->rate_telegram_chat,
-                             (double)cfg->rate_telegram_chat * 3, now);
+        wc = sender_rate_take(ctx->rate, key, (double)cfg->rate_telegram_chat,
+                              (double)cfg->rate_telegram_chat * 3, now);
+        w = wc > w ? wc : w;
     }
     return w;
 }
@@ -261,6 +265,7 @@ void sender_send_start(struct sender_ctx *ctx, const char *tenant, const char *m
     struct sender_job *job = tn_xcalloc(1, sizeof(*job));
     const char *prov = NULL;
     int64_t wait;
+    bool held;
 
     job->ctx = ctx;
     ctx->jobs++;
@@ -275,13 +280,18 @@ void sender_send_start(struct sender_ctx *ctx, const char *tenant, const char *m
     }
     snprintf(job->tenant, sizeof(job->tenant), "%s", tenant);
     job->log = (struct tn_log_ctx){.tenant_id = job->tenant, .stream = "tern:sched"};
-    /* back for the token reserved when it was held back: spend that one */
-    wait = sender_rate_redeem(ctx->rate, member) ? 0 : rate_wait(ctx, job, prov);
+    /* back for the token reserved when it was held back: spend that one
+     * (at its time; a member back early waits for it again) */
+    wait = sender_rate_redeem(ctx->rate, member, tn_now_ms());
+    held = wait >= 0;
+    if (!held)
+        wait = rate_wait(ctx, job, prov);
     if (wait > 0) {
         tn_metric_inc(ctx->m.rate_limited);
         job->plan = SENDER_P_LATER;
         job->later_ms = tn_now_ms() + wait;
-        sender_rate_hold(ctx->rate, member, job->later_ms, tn_now_ms());
+        if (!held)
+            sender_rate_hold(ctx->rate, member, job->later_ms, tn_now_ms());
         finish(job);
         return;
     }
