@@ -355,8 +355,37 @@ int64_t sender_rate_redeem(struct sender_rate *r, const char *member, int64_t no
  * Errors: TN_EUNAVAIL (Redis down; done not called). Runs on: loop. */
 enum tn_err sender_sched_add(struct sender_ctx *ctx, const char *tenant, const char *member,
                              int64_t due_ms, bool nx, void (*done)(enum tn_err, void *), void *arg);
+/* Script arguments in runs of one tenant's members (sender_sched.c): the
+ * tenant, the run's length, the run's members. A run holds at most
+ * SENDER_GROUP_MAX members (Lua's unpack() returns a few thousand values at
+ * most). argv's strings are borrowed from the input, except the lengths
+ * (in count). */
+#define SENDER_GROUP_MAX 512
+struct sender_grouped {
+    const char **argv;
+    size_t n;
+    char (*count)[24];
+    size_t ncount;
+};
+
+/* sender_grouped_init - room for `lead` strings the caller puts first, then
+ * n items of npick strings each. Release with sender_grouped_close. */
+void sender_grouped_init(struct sender_grouped *g, size_t lead, size_t n, size_t npick);
+
+/* sender_grouped_add - append n items of `stride` strings each (item[0]:
+ * the tenant; borrowed until g is closed): a new run at every change of
+ * tenant and every SENDER_GROUP_MAX items, then per item its strings at
+ * offsets pick[0..npick). Consecutive items of one tenant share a run, so
+ * input sorted by tenant makes one run per tenant. */
+void sender_grouped_add(struct sender_grouped *g, const char *const *in, size_t n, size_t stride,
+                        const size_t *pick, size_t npick);
+
+/* sender_grouped_close - release g's arrays (not the strings). */
+void sender_grouped_close(struct sender_grouped *g);
+
 /* sender_sched_add_many - put n (tenant, member, due) triples (argv:
- * 3n borrowed strings) on the schedule with ZADD NX in one script call;
+ * 3n borrowed strings) on the schedule with ZADD NX in one script call
+ * (one ZADD per run of one tenant: intake's batches come sorted by tenant);
  * done(err, arg) runs once on TN_OK. Errors: TN_EUNAVAIL (done not
  * called). Runs on: loop. */
 enum tn_err sender_sched_add_many(struct sender_ctx *ctx, size_t n, const char *const *argv,

@@ -33,7 +33,8 @@
  *	Redis restart, once more as EVAL, which caches them again); additions
  *	come a batch of entries per call, removals the loop iteration's worth
  *	per call (sender_sched_flush), and within a call one ZADD or ZREM per
- *	tenant for all of its members.
+ *	run of one tenant's members (a batch's members come sorted by tenant)
+ *	and one index update per tenant.
  *
  *	XXX: the scripts touch keys they do not declare (a tenant's ZSET), which
  *	is fine on one Redis and not on Redis Cluster; sharding by tenant with
@@ -57,33 +58,44 @@
 
 #include "sender.h"
 
-/* ARGV: nx ("1"/"0"), then per tenant: the tenant, a count n and n
- * (due, member) pairs (group()). One variadic ZADD per tenant: a redis.call
- * per member cost Redis more than the ZADD itself. */
+/* ARGV: nx ("1"/"0"), then runs of one tenant's members: the tenant, a
+ * count n and n (due, member) pairs (sender_grouped_add). One variadic ZADD
+ * per run (a redis.call per member cost Redis more than the ZADD itself),
+ * then the index once per tenant. */
 static const char lua_add[] =
+    "local seen = {}\n"
     "local i = 2\n"
     "while i <= #ARGV do\n"
     "  local t, j = ARGV[i], i + 1 + 2 * tonumber(ARGV[i + 1])\n"
     "  local k = 'tern:sched:' .. t\n"
     "  if ARGV[1] == '1' then redis.call('ZADD', k, 'NX', unpack(ARGV, i + 2, j))\n"
     "  else redis.call('ZADD', k, unpack(ARGV, i + 2, j)) end\n"
+    "  seen[t] = k\n"
+    "  i = j + 1\n"
+    "end\n"
+    "for t, k in pairs(seen) do\n"
     "  local f = redis.call('ZRANGEBYSCORE', k, '-inf', '+inf', 'WITHSCORES', 'LIMIT', 0, 1)\n"
     "  redis.call('ZADD', 'tern:sched', f[2], t)\n"
-    "  i = j + 1\n"
     "end\n"
     "return 1\n";
 
-/* ARGV: per tenant: the tenant, a count n and n members (group()) */
+/* ARGV: runs of one tenant's members: the tenant, a count n and n members
+ * (sender_grouped_add). One variadic ZREM per run, the index once per
+ * tenant. */
 static const char lua_done[] =
+    "local seen = {}\n"
     "local i = 1\n"
     "while i <= #ARGV do\n"
     "  local t, j = ARGV[i], i + 1 + tonumber(ARGV[i + 1])\n"
     "  local k = 'tern:sched:' .. t\n"
     "  redis.call('ZREM', k, unpack(ARGV, i + 2, j))\n"
+    "  seen[t] = k\n"
+    "  i = j + 1\n"
+    "end\n"
+    "for t, k in pairs(seen) do\n"
     "  local f = redis.call('ZRANGEBYSCORE', k, '-inf', '+inf', 'WITHSCORES', 'LIMIT', 0, 1)\n"
     "  if #f == 0 then redis.call('ZREM', 'tern:sched', t)\n"
     "  else redis.call('ZADD', 'tern:sched', f[2], t) end\n"
-    "  i = j + 1\n"
     "end\n"
     "return 1\n";
 
@@ -131,33 +143,28 @@ static enum tn_err eval(struct sender_ctx *ctx, struct tn_script *sc, size_t nar
     return tn_script_call(ctx->redis, sc, 0, nargs, args, NULL, cb, arg);
 }
 
-/* Members per tenant group: Lua's unpack() returns at most a few thousand
- * values */
-#define GROUP_MAX 512
+/* sender_grouped_init - see sender.h */
+void sender_grouped_init(struct sender_grouped *g, size_t lead, size_t n, size_t npick)
+{
+    /* worst case: every item starts a run (tenant and count) */
+    g->argv = tn_xcalloc(lead + n * (2 + npick), sizeof(*g->argv));
+    g->count = tn_xcalloc(n + 1, sizeof(*g->count));
+    g->n = 0;
+    g->ncount = 0;
+}
 
-/* A script's ARGV being built; the strings are borrowed, except the counts. */
-struct grouped {
-    const char **argv;
-    size_t n;
-    char (*count)[24];
-    size_t ncount;
-};
-
-/* group - append n items of `stride` strings each (in[0] the tenant) as
- * runs of one tenant: the tenant, the run's length, then per item the
- * strings at offsets pick[0..npick) (at most 2). Consecutive items of one
- * tenant share a run, up to GROUP_MAX; g is sized by grouped_new. */
-static void group(struct grouped *g, const char *const *in, size_t n, size_t stride,
-                  const size_t *pick, size_t npick)
+/* sender_grouped_add - see sender.h */
+void sender_grouped_add(struct sender_grouped *g, const char *const *in, size_t n, size_t stride,
+                        const size_t *pick, size_t npick)
 {
     size_t run = 0;
 
     for (size_t i = 0; i < n; i++) {
         const char *const *item = in + i * stride;
 
-        if (run == 0 || run == GROUP_MAX || strcmp(item[0], in[(i - 1) * stride]) != 0) {
+        if (run == 0 || run == SENDER_GROUP_MAX || strcmp(item[0], in[(i - 1) * stride]) != 0) {
             if (run > 0)
-                snprintf(g->count[g->ncount++], 24, "%zu", run);
+                snprintf(g->count[g->ncount++], sizeof(g->count[0]), "%zu", run);
             g->argv[g->n++] = item[0];
             g->argv[g->n++] = g->count[g->ncount]; /* written when the run ends */
             run = 0;
@@ -167,21 +174,11 @@ static void group(struct grouped *g, const char *const *in, size_t n, size_t str
         run++;
     }
     if (run > 0)
-        snprintf(g->count[g->ncount++], 24, "%zu", run);
+        snprintf(g->count[g->ncount++], sizeof(g->count[0]), "%zu", run);
 }
 
-/* grouped_new - room for `lead` leading strings and n items of npick
- * strings each, in runs of at most one per item */
-static void grouped_new(struct grouped *g, size_t lead, size_t n, size_t npick)
-{
-    g->argv = tn_xcalloc(lead + n * (2 + npick), sizeof(*g->argv));
-    g->count = tn_xcalloc(n + 1, sizeof(*g->count));
-    g->n = 0;
-    g->ncount = 0;
-}
-
-/* grouped_free - release g's arrays */
-static void grouped_free(struct grouped *g)
+/* sender_grouped_close - see sender.h */
+void sender_grouped_close(struct sender_grouped *g)
 {
     tn_free(g->argv);
     tn_free(g->count);
@@ -213,18 +210,18 @@ static enum tn_err add(struct sender_ctx *ctx, bool nx, size_t n, const char *co
 {
     static const size_t pick[] = {2, 1}; /* ZADD's order: score, member */
     struct add_op *op = tn_xcalloc(1, sizeof(*op));
-    struct grouped g;
+    struct sender_grouped g;
     enum tn_err err;
 
-    grouped_new(&g, 1, n, 2);
+    sender_grouped_init(&g, 1, n, 2);
     g.argv[g.n++] = nx ? "1" : "0";
-    group(&g, triples, n, 3, pick, 2);
+    sender_grouped_add(&g, triples, n, 3, pick, 2);
     op->done = done;
     op->arg = arg;
     err = eval(ctx, &s_add, g.n, g.argv, add_cb, op);
     if (err != TN_OK)
         tn_free(op);
-    grouped_free(&g);
+    sender_grouped_close(&g);
     return err;
 }
 
@@ -274,15 +271,15 @@ void sender_sched_flush(struct sender_ctx *ctx)
     struct sender_unsched *u = &ctx->unsched;
     size_t pairs = u->n / 2;
 
-    for (size_t i = 0; i < pairs; i += GROUP_MAX) {
-        size_t n = pairs - i < GROUP_MAX ? pairs - i : GROUP_MAX;
-        struct grouped g;
+    for (size_t i = 0; i < pairs; i += SENDER_GROUP_MAX) {
+        size_t n = pairs - i < SENDER_GROUP_MAX ? pairs - i : SENDER_GROUP_MAX;
+        struct sender_grouped g;
 
-        grouped_new(&g, 0, n, 1);
-        group(&g, (const char *const *)u->argv + 2 * i, n, 2, pick, 1);
+        sender_grouped_init(&g, 0, n, 1);
+        sender_grouped_add(&g, (const char *const *)u->argv + 2 * i, n, 2, pick, 1);
         if (eval(ctx, &s_done, g.n, g.argv, done_cb, NULL) != TN_OK)
             tn_log_warn(NULL, "sender.unschedule_failed", TN_KV_ERR(TN_EUNAVAIL));
-        grouped_free(&g);
+        sender_grouped_close(&g);
     }
     for (size_t i = 0; i < u->n; i++)
         tn_free(u->argv[i]);

@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -195,31 +196,75 @@ static void buckets(void **state)
     sender_rate_free(r);
 }
 
-/* a reserved token is spent once, by its member; unredeemed ones expire */
+/* a reserved token is spent once, by its member, at its time; unredeemed
+ * ones expire */
 static void bucket_holds(void **state)
 {
     struct sender_rate *r = sender_rate_new();
     char m[32];
 
     (void)state;
-    assert_false(sender_rate_redeem(r, "m1"));
-    sender_rate_hold(r, "m1", 1100, 1000);
-    sender_rate_hold(r, "m1", 1200, 1000); /* the same member again: one hold */
-    assert_true(sender_rate_redeem(r, "m1"));
-    assert_false(sender_rate_redeem(r, "m1"));
+    assert_int_equal(sender_rate_redeem(r, "m1", 1000), -1);
+    assert_true(sender_rate_hold(r, "m1", 1100, 1000));
+    assert_true(sender_rate_hold(r, "m1", 1200, 1000));      /* the same member again: one hold */
+    assert_int_equal(sender_rate_redeem(r, "m1", 1150), 50); /* early: kept */
+    assert_int_equal(sender_rate_redeem(r, "m1", 1200), 0);
+    assert_int_equal(sender_rate_redeem(r, "m1", 1300), -1);
     /* many members: the old ones go when the table prunes itself */
-    sender_rate_hold(r, "old", 1000, 1000);
+    assert_true(sender_rate_hold(r, "old", 1000, 1000));
     for (int i = 0; i < 3000; i++) {
         snprintf(m, sizeof(m), "m-%d", i);
-        sender_rate_hold(r, m, 200000, 200000);
+        assert_true(sender_rate_hold(r, m, 200000, 200000));
     }
-    assert_false(sender_rate_redeem(r, "old")); /* its time + a minute has passed */
-    assert_true(sender_rate_redeem(r, "m-0"));  /* recent: kept */
-    assert_true(sender_rate_redeem(r, "m-2999"));
+    assert_int_equal(sender_rate_redeem(r, "old", 200000), -1); /* its time + a minute passed */
+    assert_int_equal(sender_rate_redeem(r, "m-0", 200000), 0);  /* recent: kept */
+    assert_int_equal(sender_rate_redeem(r, "m-2999", 200000), 0);
+    /* bounded: past 65536 live holds, no more, until old ones can go */
+    for (int i = 0; i <= 65536; i++) {
+        snprintf(m, sizeof(m), "n-%d", i);
+        assert_true(sender_rate_hold(r, m, 300000, 300000) == (i < 65536));
+    }
+    assert_false(sender_rate_hold(r, "late", 360000, 360000)); /* n-*: not a minute past */
+    assert_true(sender_rate_hold(r, "later", 361001, 361001)); /* now they are */
+    assert_int_equal(sender_rate_redeem(r, "n-0", 361001), -1);
     sender_rate_free(r);
 }
 
-/* small_parsers - Retry-After, uuids, providers by channel kind */
+/* schedule script arguments: runs of one tenant, split at SENDER_GROUP_MAX */
+static void grouped_runs(void **state)
+{
+    static const size_t pick[] = {2, 1}; /* score, member */
+    enum { N = 2 * SENDER_GROUP_MAX + 79 };
+    const char **in = calloc(3 * N, sizeof(*in));
+    struct sender_grouped g;
+    size_t at = 0;
+
+    (void)state;
+    for (size_t i = 0; i < N; i++) { /* A x (N - 3), B, B, A */
+        in[3 * i] = i == N - 3 || i == N - 2 ? "B" : "A";
+        in[3 * i + 1] = "m";
+        in[3 * i + 2] = "5";
+    }
+    sender_grouped_init(&g, 1, N, 2);
+    g.argv[g.n++] = "1";
+    sender_grouped_add(&g, in, N, 3, pick, 2);
+    assert_string_equal(g.argv[at++], "1");
+    const struct {
+        const char *t, *n;
+    } runs[] = {{"A", "512"}, {"A", "512"}, {"A", "76"}, {"B", "2"}, {"A", "1"}};
+    for (size_t r = 0; r < sizeof(runs) / sizeof(runs[0]); r++) {
+        assert_string_equal(g.argv[at++], runs[r].t);
+        assert_string_equal(g.argv[at++], runs[r].n);
+        for (int k = 0; k < atoi(runs[r].n); k++) {
+            assert_string_equal(g.argv[at++], "5");
+            assert_string_equal(g.argv[at++], "m");
+        }
+    }
+    assert_int_equal(at, g.n);
+    sender_grouped_close(&g);
+    free(in);
+}
+
 static void small_parsers(void **state)
 {
     (void)state;
@@ -481,9 +526,10 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(status_order),   cmocka_unit_test(parse_answers),
         cmocka_unit_test(build_requests), cmocka_unit_test(buckets),
-        cmocka_unit_test(bucket_holds),   cmocka_unit_test(small_parsers),
-        cmocka_unit_test(pg_arrays),      cmocka_unit_test(mime_messages),
-        cmocka_unit_test(email_requests), cmocka_unit_test(email_answers),
+        cmocka_unit_test(bucket_holds),   cmocka_unit_test(grouped_runs),
+        cmocka_unit_test(small_parsers),  cmocka_unit_test(pg_arrays),
+        cmocka_unit_test(mime_messages),  cmocka_unit_test(email_requests),
+        cmocka_unit_test(email_answers),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
