@@ -304,9 +304,17 @@ const char *sender_secret(const struct json_t *secrets, const char *name);
 /* sender_json_text - compact JSON text of j. Returns: new (tn_free). */
 char *sender_json_text(const struct json_t *j);
 
+/* A provider's requested wait is honoured up to a day; a larger one (or a
+ * bogus 64-bit number) is read as a day. */
+#define SENDER_RETRY_AFTER_MAX_S 86400LL
+
 /* sender_retry_after_ms - a Retry-After header (delta seconds or an HTTP
- * date) in ms; 0 when absent or unreadable. */
+ * date) in ms, at most SENDER_RETRY_AFTER_MAX_S; 0 when absent or unreadable. */
 int64_t sender_retry_after_ms(const char *v);
+
+/* sender_wait_ms - s seconds (a provider's retry_after) in ms: 0 when
+ * s <= 0, at most SENDER_RETRY_AFTER_MAX_S. */
+int64_t sender_wait_ms(long long s);
 
 /* sender_transport_result - classify a transport failure into out. */
 void sender_transport_result(enum tn_err err, struct sender_result *out);

@@ -103,24 +103,33 @@ char *sender_json_text(const json_t *j)
     return text;
 }
 
+/* sender_wait_ms - a provider's wait in seconds as ms: 0 when none,
+ * at most SENDER_RETRY_AFTER_MAX_S */
+int64_t sender_wait_ms(long long s)
+{
+    if (s <= 0)
+        return 0;
+    return (s < SENDER_RETRY_AFTER_MAX_S ? s : SENDER_RETRY_AFTER_MAX_S) * 1000;
+}
+
 /* sender_retry_after_ms - Retry-After as delta seconds or an IMF date */
 int64_t sender_retry_after_ms(const char *v)
 {
     char *end;
     long long s;
     struct tm tm;
-    time_t when;
+    time_t when, now = time(NULL);
 
     if (v == NULL || *v == '\0')
         return 0;
     s = strtoll(v, &end, 10);
     if (end != v && (*end == '\0' || *end == ' ' || *end == '\r'))
-        return s > 0 ? s * 1000 : 0;
+        return sender_wait_ms(s);
     memset(&tm, 0, sizeof(tm));
     if (strptime(v, "%a, %d %b %Y %H:%M:%S GMT", &tm) == NULL)
         return 0;
     when = timegm(&tm);
-    return when > time(NULL) ? ((int64_t)(when - time(NULL))) * 1000 : 0;
+    return when > now ? sender_wait_ms((long long)(when - now)) : 0;
 }
 
 /* sender_transport_result - no HTTP answer: retry; a timeout is ambiguous

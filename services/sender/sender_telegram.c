@@ -81,7 +81,7 @@ static void parse(long status, const char *body, size_t len, const char *retry_a
     json_t *chat = json_object_get(json_object_get(res, "chat"), "id");
 
     memset(out, 0, sizeof(*out));
-    out->retry_after_ms = ra > 0 ? ra * 1000 : sender_retry_after_ms(retry_after);
+    out->retry_after_ms = ra > 0 ? sender_wait_ms(ra) : sender_retry_after_ms(retry_after);
     if (status == 200 && json_is_true(json_object_get(j, "ok")) && json_is_integer(mid)) {
         out->v = SENDER_V_OK;
         snprintf(out->pmid, sizeof(out->pmid), "%lld:%lld", json_integer_value(chat),
