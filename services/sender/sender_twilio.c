@@ -142,11 +142,13 @@ static void parse(long status, const char *body, size_t len, const char *retry_a
 
     memset(out, 0, sizeof(*out));
     out->retry_after_ms = sender_retry_after_ms(retry_after);
-    if (status >= 200 && status < 300 && sid != NULL && strlen(sid) < sizeof(out->pmid)) {
+    if (status >= 200 && status < 300 && sid != NULL && *sid != '\0' &&
+        strlen(sid) < sizeof(out->pmid)) {
         out->v = SENDER_V_OK;
         snprintf(out->pmid, sizeof(out->pmid), "%s", sid);
     } else {
         out->v = status == 429 || status >= 500 || status < 300 ? SENDER_V_RETRY : SENDER_V_FINAL;
+        out->ambiguous = status >= 200 && status < 300; /* accepted, but no id */
         if (code != 0)
             snprintf(out->code, sizeof(out->code), "%lld", code);
         else

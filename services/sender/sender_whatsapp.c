@@ -188,7 +188,8 @@ static void parse(long status, const char *body, size_t len, const char *retry_a
 
     memset(out, 0, sizeof(*out));
     out->retry_after_ms = sender_retry_after_ms(retry_after);
-    if (status >= 200 && status < 300 && id != NULL && strlen(id) < sizeof(out->pmid)) {
+    if (status >= 200 && status < 300 && id != NULL && *id != '\0' &&
+        strlen(id) < sizeof(out->pmid)) {
         out->v = SENDER_V_OK;
         snprintf(out->pmid, sizeof(out->pmid), "%s", id);
     } else if (err != NULL && code != 0) {
@@ -197,6 +198,7 @@ static void parse(long status, const char *body, size_t len, const char *retry_a
         snprintf(out->code, sizeof(out->code), "%lld", code);
     } else {
         out->v = status == 429 || status >= 500 || status < 300 ? SENDER_V_RETRY : SENDER_V_FINAL;
+        out->ambiguous = status >= 200 && status < 300; /* accepted, but no id */
         snprintf(out->code, sizeof(out->code), "http_%ld", status);
     }
     json_decref(j);

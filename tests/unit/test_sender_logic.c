@@ -93,6 +93,20 @@ static void parse_answers(void **state)
         assert_int_equal(r.v, cases[i].v);
         assert_string_equal(r.v == SENDER_V_OK ? r.pmid : r.code, cases[i].code_or_pmid);
         assert_int_equal(r.retry_after_ms, cases[i].retry_ms);
+        assert_false(r.ambiguous);
+    }
+    /* accepted without a usable id: a retry that may hide a send (the row
+     * stays 'sending' and waits for the echo); a huge wait is a day */
+    const struct sender_provider *noid[] = {&sender_whatsapp, &sender_twilio, &sender_email};
+    const char *noid_body[] = {"{\"messages\":[{\"id\":\"\"}]}", "{\"status\":\"queued\"}",
+                               "{\"id\":\"\"}"};
+    for (size_t i = 0; i < 3; i++) {
+        struct sender_result r;
+
+        noid[i]->parse(200, noid_body[i], strlen(noid_body[i]), "9223372036854775807", &r);
+        assert_int_equal(r.v, SENDER_V_RETRY);
+        assert_true(r.ambiguous);
+        assert_int_equal(r.retry_after_ms, SENDER_RETRY_AFTER_MAX_S * 1000);
     }
 }
 
