@@ -404,6 +404,17 @@ typedef void agent_media_done_fn(struct agent_turn *t, char *bytes, size_t len, 
  * request that cannot start); why names the failed step (never a URL or a
  * credential). Runs on: loop. */
 void agent_media_fetch(struct agent_turn *t, const struct agent_hmsg *m, agent_media_done_fn *done);
+/* agent_media_lookup_url - the URL of the bytes named by a provider's lookup
+ * answer (body borrowed; untrusted): Telegram's getFile result.file_path
+ * under {telegram_base}/file/bot{token}/ (percent-encoded, no ".."), else
+ * WhatsApp's "url" when it is http(s). Returns: new, NULL when the answer
+ * names none. Pure: runs anywhere. */
+char *agent_media_lookup_url(const char *kind, const char *body, size_t len,
+                             const char *telegram_base, const char *token);
+/* agent_voice_transcript - the "text" of a transcription answer (body
+ * borrowed; untrusted), capped on a UTF-8 boundary. Returns: new, NULL when
+ * the answer has no text that is not blank. Pure: runs anywhere. */
+char *agent_voice_transcript(const char *body, size_t len);
 
 /* ---------------------------------------------------------------- LLM (agent_llm.c) */
 
@@ -421,6 +432,15 @@ typedef void agent_llm_done_fn(struct agent_llm_result *r, void *arg);
  * tool_choice: "auto" or "none". Errors: TN_EINVAL (done not called). */
 enum tn_err agent_llm_send(struct agent_ctx *ctx, json_t *messages, const char *tool_choice,
                            agent_llm_done_fn *done, void *arg);
+
+/* agent_llm_parse_answer - choices[0].message of a chat completion answer
+ * (body borrowed; untrusted). Returns: new, always a JSON object; NULL when
+ * the body is not a completion or carries an "error". Pure: runs anywhere. */
+json_t *agent_llm_parse_answer(const char *body, size_t len);
+/* agent_turn_reply_text - the reply in an assistant message (borrowed): its
+ * string content, capped at AGENT_TEXT_MAX bytes on a UTF-8 boundary.
+ * Returns: new, NULL when there is nothing to say. Pure: runs anywhere. */
+char *agent_turn_reply_text(const json_t *message);
 
 /* agent_json_dump - new compact JSON text of j ("null" for NULL). */
 char *agent_json_dump(const json_t *j);
@@ -452,6 +472,14 @@ struct agent_tool {
 json_t *agent_tools_definitions(void);
 /* agent_tool_find - the tool called name, or NULL. */
 const struct agent_tool *agent_tool_find(const char *name);
+/* agent_tool_call_parse - the i-th call of an assistant's tool_calls
+ * (borrowed; untrusted): *tool (borrowed, static) and *args (new, a JSON
+ * object) when it may run; else NULL both and the error for the model is
+ * returned (static text). At most AGENT_MAX_TOOL_CALLS calls of an answer
+ * run. Pure: runs anywhere. */
+#define AGENT_MAX_TOOL_CALLS 8
+const char *agent_tool_call_parse(json_t *call, size_t i, const struct agent_tool **tool,
+                                  json_t **args);
 
 /* ---------------------------------------------------------------- booking (agent_booking.c) */
 

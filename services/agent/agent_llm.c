@@ -57,10 +57,10 @@ static bool retryable_status(long status)
     return status == 408 || status == 409 || status == 429 || status >= 500;
 }
 
-/* parse - the assistant message of a 200 answer, or NULL */
-static json_t *parse(const struct tn_http_response *resp)
+/* agent_llm_parse_answer - the assistant message of a 200 answer, or NULL */
+json_t *agent_llm_parse_answer(const char *body, size_t len)
 {
-    json_t *root = json_loadb(resp->body, resp->body_len, 0, NULL);
+    json_t *root = json_loadb(body, len, 0, NULL);
     json_t *msg = NULL;
 
     if (json_is_object(root) && json_object_get(root, "error") == NULL) {
@@ -83,7 +83,7 @@ static void http_done(const struct tn_http_response *resp, enum tn_err err, void
             r.err = TN_EUNAVAIL;
             r.retryable = retryable_status(resp->status);
         } else {
-            r.message = parse(resp);
+            r.message = agent_llm_parse_answer(resp->body, resp->body_len);
             if (r.message == NULL) {
                 r.err = TN_EPROTO;
                 r.retryable = true;

@@ -153,13 +153,10 @@ static bool bot_token_ok(const char *s)
 }
 
 /* telegram_url - {base}[/file]/bot{token}/ into b */
-static void telegram_url(struct tn_buf *b, const struct media *q, bool file)
+static void telegram_url(struct tn_buf *b, const char *base, const char *token, bool file)
 {
-    const char *base = q->t->ctx->cfg.telegram_base;
-
     tn_buf_init(b, 0);
-    tn_buf_printf(b, "%.*s%s/bot%s/", (int)base_len(base), base, file ? "/file" : "",
-                  q->t->ld.media_token);
+    tn_buf_printf(b, "%.*s%s/bot%s/", (int)base_len(base), base, file ? "/file" : "", token);
 }
 
 /* telegram_lookup - getFile */
@@ -170,7 +167,7 @@ static const char *telegram_lookup(struct media *q, const char *file_id)
 
     if (!bot_token_ok(q->t->ld.media_token))
         return "credentials";
-    telegram_url(&url, q, false);
+    telegram_url(&url, q->t->ctx->cfg.telegram_base, q->t->ld.media_token, false);
     tn_buf_adds(&url, "getFile?file_id=");
     url_encode(&url, file_id, false);
     why = get(q, url.data, NULL, NULL, LOOKUP_MAX);
@@ -198,35 +195,53 @@ static const char *twilio_get(struct media *q, const char *url)
     return why;
 }
 
-/* lookup_done - the provider named where the bytes are: fetch them */
-static const char *lookup_done(struct media *q, const struct tn_http_response *resp)
+/* agent_media_lookup_url - where the lookup answer says the bytes are */
+char *agent_media_lookup_url(const char *kind, const char *body, size_t len,
+                             const char *telegram_base, const char *token)
 {
-    json_t *root = json_loadb(resp->body, resp->body_len, 0, NULL);
-    const char *kind = q->t->ld.channel_kind, *why = "lookup.answer";
-    struct tn_buf url, auth;
+    json_t *root = json_loadb(body, len, 0, NULL);
+    struct tn_buf url;
+    char *out = NULL;
 
     if (strcmp(kind, "telegram") == 0) {
         const char *path =
             json_string_value(json_object_get(json_object_get(root, "result"), "file_path"));
 
         if (path != NULL && strstr(path, "..") == NULL) {
-            telegram_url(&url, q, true);
+            telegram_url(&url, telegram_base, token, true);
             url_encode(&url, path, true);
-            q->step = M_BYTES;
-            why = get(q, url.data, NULL, NULL, (size_t)q->t->ctx->cfg.media_max);
-            wipe(&url);
+            out = tn_buf_steal(&url, NULL);
         }
     } else {
         const char *u = json_string_value(json_object_get(root, "url"));
 
-        if (u != NULL && (strncmp(u, "https://", 8) == 0 || strncmp(u, "http://", 7) == 0)) {
-            bearer(&auth, q->t->ld.media_token);
-            q->step = M_BYTES;
-            why = get(q, u, auth.data, NULL, (size_t)q->t->ctx->cfg.media_max);
-            wipe(&auth);
-        }
+        if (u != NULL && (strncmp(u, "https://", 8) == 0 || strncmp(u, "http://", 7) == 0))
+            out = tn_xstrdup(u);
     }
     json_decref(root);
+    return out;
+}
+
+/* lookup_done - the provider named where the bytes are: fetch them */
+static const char *lookup_done(struct media *q, const struct tn_http_response *resp)
+{
+    const char *kind = q->t->ld.channel_kind, *why;
+    char *u = agent_media_lookup_url(kind, resp->body, resp->body_len, q->t->ctx->cfg.telegram_base,
+                                     q->t->ld.media_token);
+    struct tn_buf auth;
+
+    if (u == NULL)
+        return "lookup.answer";
+    q->step = M_BYTES;
+    if (strcmp(kind, "telegram") == 0) {
+        why = get(q, u, NULL, NULL, (size_t)q->t->ctx->cfg.media_max);
+    } else {
+        bearer(&auth, q->t->ld.media_token);
+        why = get(q, u, auth.data, NULL, (size_t)q->t->ctx->cfg.media_max);
+        wipe(&auth);
+    }
+    memset(u, 0, strlen(u)); /* Telegram's carries the token */
+    tn_free(u);
     return why;
 }
 

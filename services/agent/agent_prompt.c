@@ -95,12 +95,10 @@ static bool date_like(const char *s, size_t n)
 /* phone_span - length of a phone-shaped run at s, 0 if none */
 static size_t phone_span(const char *s)
 {
-    size_t j = 0, digits = 0;
+    size_t j = 0;
 
-    while (s[j] != '\0' && (isdigit((unsigned char)s[j]) || strchr(" +-().", s[j]) != NULL)) {
-        digits += isdigit((unsigned char)s[j]) ? 1 : 0;
+    while (s[j] != '\0' && (isdigit((unsigned char)s[j]) || strchr(" +-().", s[j]) != NULL))
         j++;
-    }
     while (j > 0 && !isdigit((unsigned char)s[j - 1]))
         j--;
     return j;

@@ -247,6 +247,45 @@ const struct agent_tool *agent_tool_find(const char *name)
     return NULL;
 }
 
+/* tool_args - the call's arguments: a JSON string (OpenAI) or an object */
+static json_t *tool_args(json_t *fn)
+{
+    json_t *a = json_object_get(fn, "arguments");
+    const char *s = json_string_value(a);
+
+    if (json_is_object(a))
+        return json_incref(a);
+    if (s == NULL)
+        return NULL;
+    a = json_loads(s, 0, NULL);
+    if (!json_is_object(a)) {
+        json_decref(a);
+        return NULL;
+    }
+    return a;
+}
+
+/* agent_tool_call_parse - the tool and the arguments of one call, or why not */
+const char *agent_tool_call_parse(json_t *call, size_t i, const struct agent_tool **tool,
+                                  json_t **args)
+{
+    json_t *fn = json_object_get(call, "function");
+
+    *tool = NULL;
+    *args = NULL;
+    if (i >= AGENT_MAX_TOOL_CALLS)
+        return "too many tool calls in one answer";
+    *tool = agent_tool_find(json_string_value(json_object_get(fn, "name")));
+    if (*tool == NULL)
+        return "unknown tool";
+    *args = tool_args(fn);
+    if (*args == NULL) {
+        *tool = NULL;
+        return "arguments must be a JSON object";
+    }
+    return NULL;
+}
+
 /* agent_tools_definitions - [{"type":"function","function":{...}}, ...] */
 json_t *agent_tools_definitions(void)
 {

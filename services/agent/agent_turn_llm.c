@@ -32,7 +32,6 @@
 
 #define LLM_BACKOFF_BASE_MS 500
 #define LLM_BACKOFF_CAP_MS 4000
-#define MAX_TOOL_CALLS 8
 
 static void llm_request(struct agent_turn *t);
 static void run_next_tool(struct agent_turn *t);
@@ -120,11 +119,26 @@ static bool blank(const char *s)
     return *s == '\0';
 }
 
+/* agent_turn_reply_text - the message's content as the reply, or NULL.
+ * Leading white space goes before the cap: a run of it longer than the cap
+ * would leave a blank reply, which no provider delivers. */
+char *agent_turn_reply_text(const json_t *message)
+{
+    const char *content = json_string_value(json_object_get(message, "content"));
+
+    if (blank(content))
+        return NULL; /* nothing to say is nonsense */
+    while (isspace((unsigned char)*content))
+        content++;
+    return cap_text(content);
+}
+
 /* llm_done - tool calls, a reply, or a failure */
 static void llm_done(struct agent_llm_result *r, void *arg)
 {
     struct agent_turn *t = arg;
-    json_t *calls, *content;
+    json_t *calls;
+    char *text;
 
     if (t->ctx->closing || r->err == TN_ECANCELED || t->lost) {
         if (t->lost)
@@ -145,13 +159,13 @@ static void llm_done(struct agent_llm_result *r, void *arg)
         run_next_tool(t);
         return;
     }
-    content = json_object_get(r->message, "content");
-    if (blank(json_string_value(content))) {
-        llm_failed(t, true, r->status, TN_EPROTO); /* nothing to say is nonsense */
+    text = agent_turn_reply_text(r->message);
+    if (text == NULL) {
+        llm_failed(t, true, r->status, TN_EPROTO);
         return;
     }
     tn_free(t->reply);
-    t->reply = cap_text(json_string_value(content));
+    t->reply = text;
     t->reason = "reply";
     agent_turn_commit(t);
 }
@@ -198,29 +212,12 @@ static json_t *tool_error(const char *why)
     return json_pack("{s:s}", "error", why);
 }
 
-/* tool_args - the call's arguments: a JSON string (OpenAI) or an object */
-static json_t *tool_args(json_t *fn)
-{
-    json_t *a = json_object_get(fn, "arguments");
-    const char *s = json_string_value(a);
-
-    if (json_is_object(a))
-        return json_incref(a);
-    if (s == NULL)
-        return NULL;
-    a = json_loads(s, 0, NULL);
-    if (!json_is_object(a)) {
-        json_decref(a);
-        return NULL;
-    }
-    return a;
-}
-
 /* run_next_tool - run the calls one after the other, then ask the model again */
 static void run_next_tool(struct agent_turn *t)
 {
-    json_t *call, *fn, *args;
     const struct agent_tool *tool;
+    const char *why;
+    json_t *args;
 
     if (t->tool_i >= json_array_size(t->tool_calls)) {
         json_decref(t->tool_calls);
@@ -228,20 +225,9 @@ static void run_next_tool(struct agent_turn *t)
         llm_request(t);
         return;
     }
-    call = json_array_get(t->tool_calls, t->tool_i);
-    fn = json_object_get(call, "function");
-    tool = agent_tool_find(json_string_value(json_object_get(fn, "name")));
-    if (t->tool_i >= MAX_TOOL_CALLS) {
-        tool_done(t, tool_error("too many tool calls in one answer"));
-        return;
-    }
-    if (tool == NULL) {
-        tool_done(t, tool_error("unknown tool"));
-        return;
-    }
-    args = tool_args(fn);
-    if (args == NULL) {
-        tool_done(t, tool_error("arguments must be a JSON object"));
+    why = agent_tool_call_parse(json_array_get(t->tool_calls, t->tool_i), t->tool_i, &tool, &args);
+    if (why != NULL) {
+        tool_done(t, tool_error(why));
         return;
     }
     tool->run(t, args, tool_done);

@@ -144,28 +144,38 @@ static char *cap(const char *s)
     return tn_xstrndup(s, n);
 }
 
+/* agent_voice_transcript - the answer's text, capped, or NULL. Leading
+ * white space goes before the cap, which could otherwise keep only that. */
+char *agent_voice_transcript(const char *body, size_t len)
+{
+    json_t *root = json_loadb(body, len, 0, NULL);
+    const char *text = json_string_value(json_object_get(root, "text"));
+    char *out = NULL;
+
+    if (text != NULL && text[strspn(text, " \t\r\n")] != '\0')
+        out = cap(text + strspn(text, " \t\r\n"));
+    json_decref(root);
+    return out;
+}
+
 /* transcribed - the endpoint answered */
 static void transcribed(const struct tn_http_response *resp, enum tn_err err, void *arg)
 {
     struct agent_voice *v = arg;
     struct tn_log_ctx lc = {.tenant_id = v->t->tenant};
-    json_t *root;
-    const char *text;
+    char *text;
 
     if (err != TN_OK || resp->status != 200) {
         failed(v, "transcribe", err == TN_OK ? resp->status : 0, err);
         return;
     }
-    root = json_loadb(resp->body, resp->body_len, 0, NULL);
-    text = json_string_value(json_object_get(root, "text"));
-    if (text == NULL || text[strspn(text, " \t\r\n")] == '\0') {
-        json_decref(root);
+    text = agent_voice_transcript(resp->body, resp->body_len);
+    if (text == NULL) {
         failed(v, "transcribe.answer", resp->status, TN_EPROTO);
         return;
     }
-    v->m->transcript = cap(text);
+    v->m->transcript = text;
     v->m->voice_new = true;
-    json_decref(root);
     tn_metric_inc(v->t->ctx->m_voice);
     tn_log_info(&lc, "agent.voice_transcribed", TN_KV_STR("conversation", v->t->conv),
                 TN_KV_INT("bytes", (int64_t)v->bytes),
