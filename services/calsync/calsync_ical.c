@@ -15,7 +15,10 @@
  *	Busy time from a calendar's events: every VEVENT that is not Tern's
  *	own, not TRANSP:TRANSPARENT and not STATUS:CANCELLED, expanded with
  *	libical's recurrence rules (RRULE, RDATE, EXDATE) inside the window.
- *	Only the start and end of a foreign event are kept.
+ *	Only the start and end of a foreign event are kept. The expansion is
+ *	bounded (ICAL_MAX_WORK, ICAL_MAX_RANGES): a rule too costly to walk
+ *	(FREQ=SECONDLY over weeks, a COUNT walked from centuries ago) makes
+ *	its event busy from where the walk would start to the window's end.
  *	XXX: all-day and floating times are read as UTC, and an overridden
  *	instance (RECURRENCE-ID) counts as busy at both times: busy time errs
  *	on the side of fewer slots.
@@ -39,14 +42,12 @@ static struct icaltimetype utc_time(int64_t s)
     return icaltime_from_timet_with_zone((time_t)s, 0, icaltimezone_get_utc_timezone());
 }
 
-/* epoch - an icaltime (in its own zone, UTC when floating) as epoch seconds */
+/* epoch - an icaltime (in its own zone, UTC when floating) as epoch seconds.
+ * The zone argument says what zone t is read in: t.zone, not UTC. */
 static int64_t epoch(struct icaltimetype t)
 {
-    icaltimezone *utc = icaltimezone_get_utc_timezone();
-
-    if (t.zone == NULL)
-        t.zone = utc;
-    return (int64_t)icaltime_as_timet_with_zone(t, utc);
+    return (int64_t)icaltime_as_timet_with_zone(
+        t, t.zone != NULL ? t.zone : icaltimezone_get_utc_timezone());
 }
 
 /* calsync_ical_event - Tern's VCALENDAR for a booking; new (tn_free) */
@@ -119,25 +120,188 @@ bool calsync_ical_inspect(const char *text, char *marker, size_t size, int64_t *
     return ev != NULL;
 }
 
-/* A growing list of ranges. */
+/* Bounds (R16): what one calendar server sends must neither hold the loop
+ * nor fill memory. One import keeps at most ICAL_MAX_RANGES ranges. One
+ * calsync_ical_busy() call spends at most ICAL_MAX_WORK units: a RRULE is
+ * charged, before libical walks it, the periods of its FREQ from where the
+ * walk starts to the window's end times the candidates libical tries in
+ * each (an upper bound); an EXDATE check is charged the event's property
+ * count (libical scans them all). */
+#define ICAL_MAX_RANGES 65536
+#define ICAL_MAX_WORK 100000
+
+/* A growing list of ranges, and what this call may still spend. */
 struct acc {
     struct calsync_range **r;
     size_t *n, *cap;
+    int64_t from, to;
+    uint64_t work;
 };
 
-/* add_span - one instance of a recurrence */
-static void add_span(icalcomponent *comp, struct icaltime_span *span, void *data)
+/* add - [s, e) as busy time when it overlaps the window. The last range
+ * an import may keep covers the whole window: too much to list is busy. */
+static void add(struct acc *a, int64_t s, int64_t e)
 {
-    struct acc *a = data;
-
-    (void)comp;
-    if (span->end <= span->start)
+    if (e <= s || e <= a->from || s >= a->to || *a->n >= ICAL_MAX_RANGES)
         return;
+    if (*a->n == ICAL_MAX_RANGES - 1)
+        s = a->from, e = a->to;
     if (*a->n == *a->cap) {
         *a->cap = *a->cap ? *a->cap * 2 : 16;
         *a->r = tn_xrealloc(*a->r, *a->cap * sizeof(**a->r));
     }
-    (*a->r)[(*a->n)++] = (struct calsync_range){.start = span->start, .end = span->end};
+    (*a->r)[(*a->n)++] = (struct calsync_range){.start = s, .end = e};
+}
+
+/* spend - take n units from the call's budget; false (nothing taken) when short */
+static bool spend(struct acc *a, uint64_t n)
+{
+    if (n > a->work)
+        return false;
+    a->work -= n;
+    return true;
+}
+
+/* by_count - the values of a BY part (1 when absent: the period's own) */
+static uint64_t by_count(const short *by, size_t size)
+{
+    size_t k = 0;
+
+    while (k < size && by[k] != ICAL_RECURRENCE_ARRAY_MAX)
+        k++;
+    return k > 0 ? k : 1;
+}
+
+/* walk_cost - libical's work to walk r from walk_start to to: periods of
+ * its FREQ times the candidates it tries in each (UINT64_MAX when too big
+ * to count) */
+static uint64_t walk_cost(const struct icalrecurrencetype *r, int64_t walk_start, int64_t to)
+{
+    static const int64_t period[] = {1, 60, 3600, 86400, 7 * 86400, 28 * 86400, 365 * 86400};
+    static const uint64_t days[] = {1, 1, 1, 1, 7, 31, 366};
+    uint64_t n;
+
+    if ((unsigned)r->freq >= sizeof(period) / sizeof(period[0]))
+        return 1; /* no FREQ: libical refuses the rule at once */
+    n = to > walk_start ? (uint64_t)((to - walk_start) /
+                                     (period[r->freq] * (r->interval > 1 ? r->interval : 1))) +
+                              1
+                        : 1;
+    if (n > ICAL_MAX_WORK)
+        return UINT64_MAX;
+    n *= days[r->freq];
+    if (r->freq > ICAL_HOURLY_RECURRENCE)
+        n *= by_count(r->by_hour, ICAL_BY_HOUR_SIZE);
+    if (r->freq > ICAL_MINUTELY_RECURRENCE)
+        n *= by_count(r->by_minute, ICAL_BY_MINUTE_SIZE);
+    if (r->freq > ICAL_SECONDLY_RECURRENCE)
+        n *= by_count(r->by_second, ICAL_BY_SECOND_SIZE);
+    return n; /* at most 1e5 * 366 * 25 * 61 * 62: no overflow */
+}
+
+/* One event being expanded. */
+struct event {
+    icalcomponent *ev;
+    struct icaltimetype dtstart;
+    int64_t dur;    /* seconds, >= 0 */
+    uint64_t check; /* what an EXDATE check costs; 0: no checks */
+};
+
+/* excluded - is the instance at t an EXDATE? When the budget is spent,
+ * exclusions are no longer checked (more busy, never less). */
+static bool excluded(struct event *e, struct acc *a, struct icaltimetype t)
+{
+    if (e->check == 0)
+        return false;
+    if (!spend(a, e->check)) {
+        e->check = 0;
+        return false;
+    }
+    return icalproperty_recurrence_is_excluded(e->ev, &e->dtstart, &t) != 0;
+}
+
+/* walk_rule - one RRULE's instances up to the window's end. Its UNTIL is
+ * clamped to the window's end (libical tests it while it searches); a walk
+ * over budget is not taken, and the event is busy from where it would
+ * start through the window's end. */
+static void walk_rule(struct event *e, icalproperty *rrule, struct acc *a)
+{
+    struct icalrecurrencetype r = icalproperty_get_rrule(rrule);
+    struct icaltimetype end = utc_time(a->to), t;
+    int64_t start = epoch(e->dtstart), s;
+    icalrecur_iterator *it;
+
+    if (r.count == 0 && start < a->from - e->dur)
+        start = a->from - e->dur; /* libical starts there (set_start below) */
+    if (!spend(a, walk_cost(&r, start, a->to))) {
+        add(a, start > a->from ? start : a->from, a->to);
+        return;
+    }
+    if (icaltime_is_null_time(r.until) || icaltime_compare(r.until, end) > 0)
+        r.until = end;
+    it = icalrecur_iterator_new(r, e->dtstart);
+    if (it == NULL)
+        return;
+    if (r.count == 0)
+        icalrecur_iterator_set_start(it, utc_time(start));
+    for (t = icalrecur_iterator_next(it); !icaltime_is_null_time(t) && *a->n < ICAL_MAX_RANGES;
+         t = icalrecur_iterator_next(it)) {
+        if (icaltime_compare(t, end) > 0)
+            break;
+        s = epoch(t);
+        if (!excluded(e, a, t))
+            add(a, s, s + e->dur);
+    }
+    icalrecur_iterator_free(it);
+}
+
+/* props - ev's properties of a kind; new array (tn_free) of *n. Collected
+ * first: an EXDATE check moves ev's property iterator. */
+static icalproperty **props(icalcomponent *ev, icalproperty_kind kind, size_t *n)
+{
+    icalproperty **v = tn_xcalloc((size_t)icalcomponent_count_properties(ev, kind) + 1, sizeof(*v));
+    icalproperty *p;
+
+    *n = 0;
+    for (p = icalcomponent_get_first_property(ev, kind); p != NULL;
+         p = icalcomponent_get_next_property(ev, kind))
+        v[(*n)++] = p;
+    return v;
+}
+
+/* expand - the busy instances of ev in the window, as
+ * icalcomponent_foreach_recurrence finds them (DTSTART when there is no
+ * RRULE, each RRULE's, each RDATE's, minus EXDATEs) but within the bounds.
+ * An EXRULE (RFC 5545 dropped it; libical walks it from DTSTART for every
+ * instance) disables exclusions: more busy, never less. */
+static void expand(icalcomponent *ev, struct acc *a)
+{
+    struct event e = {.ev = ev, .dtstart = icalcomponent_get_dtstart(ev)};
+    struct icaltime_span base;
+    icalproperty **rrules, **rdates;
+    size_t nrrules, nrdates;
+
+    if (icaltime_is_null_time(e.dtstart))
+        return;
+    base = icaltime_span_new(e.dtstart, icalcomponent_get_dtend(ev), 1);
+    e.dur = base.end > base.start ? (int64_t)(base.end - base.start) : 0;
+    if (icalcomponent_get_first_property(ev, ICAL_EXDATE_PROPERTY) != NULL &&
+        icalcomponent_get_first_property(ev, ICAL_EXRULE_PROPERTY) == NULL)
+        e.check = (uint64_t)icalcomponent_count_properties(ev, ICAL_ANY_PROPERTY);
+    rrules = props(ev, ICAL_RRULE_PROPERTY, &nrrules);
+    rdates = props(ev, ICAL_RDATE_PROPERTY, &nrdates);
+    if (nrrules == 0 && !excluded(&e, a, e.dtstart))
+        add(a, (int64_t)base.start, (int64_t)base.start + e.dur);
+    for (size_t i = 0; i < nrrules; i++)
+        walk_rule(&e, rrules[i], a);
+    for (size_t i = 0; i < nrdates; i++) {
+        struct icaldatetimeperiodtype d = icalproperty_get_rdate(rdates[i]);
+
+        if (!icaltime_is_null_time(d.time) && !excluded(&e, a, d.time))
+            add(a, epoch(d.time), epoch(d.time) + e.dur); /* XXX: periods skipped, as libical */
+    }
+    tn_free(rrules);
+    tn_free(rdates);
 }
 
 /* is_busy - a foreign event that takes time */
@@ -157,20 +321,21 @@ void calsync_ical_busy(const char *text, int64_t from_s, int64_t to_s,
                        struct calsync_range **ranges, size_t *n, size_t *cap)
 {
     icalcomponent *cal = icalparser_parse_string(text), *ev;
-    struct acc a = {.r = ranges, .n = n, .cap = cap};
+    struct acc a = {
+        .r = ranges, .n = n, .cap = cap, .from = from_s, .to = to_s, .work = ICAL_MAX_WORK};
 
     if (cal == NULL)
         return;
     if (icalcomponent_isa(cal) == ICAL_VEVENT_COMPONENT) {
         if (is_busy(cal))
-            icalcomponent_foreach_recurrence(cal, utc_time(from_s), utc_time(to_s), add_span, &a);
+            expand(cal, &a);
         icalcomponent_free(cal);
         return;
     }
     for (ev = icalcomponent_get_first_component(cal, ICAL_VEVENT_COMPONENT); ev != NULL;
          ev = icalcomponent_get_next_component(cal, ICAL_VEVENT_COMPONENT)) {
         if (is_busy(ev))
-            icalcomponent_foreach_recurrence(ev, utc_time(from_s), utc_time(to_s), add_span, &a);
+            expand(ev, &a);
     }
     icalcomponent_free(cal);
 }
