@@ -77,14 +77,10 @@ static bool utf8_ok(const char *s, size_t n)
     return ok;
 }
 
-/* blank - NULL or only white space (isspace, as llm_done) */
+/* blank - NULL or only white space (the C locale's isspace set) */
 static bool blank(const char *s)
 {
-    if (s == NULL)
-        return true;
-    while (isspace((unsigned char)*s))
-        s++;
-    return *s == '\0';
+    return s == NULL || s[strspn(s, " \t\n\v\f\r")] == '\0';
 }
 
 /* dump_ok - agent_json_dump gives NUL-terminated text that parses back to j */
