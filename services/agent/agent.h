@@ -477,6 +477,12 @@ const struct agent_tool *agent_tool_find(const char *name);
  * object) when it may run; else NULL both and the error for the model is
  * returned (static text). At most AGENT_MAX_TOOL_CALLS calls of an answer
  * run. Pure: runs anywhere. */
+/* agent_tool_calls_name - give every call of an assistant's tool_calls
+ * (borrowed, changed in place) that has no string "id" one, unique within
+ * the turn (round, index): each tool message must name the call it
+ * answers, and OpenAI-compatible APIs refuse a tool message without one.
+ * Pure: runs anywhere. */
+void agent_tool_calls_name(json_t *calls, int round);
 #define AGENT_MAX_TOOL_CALLS 8
 const char *agent_tool_call_parse(json_t *call, size_t i, const struct agent_tool **tool,
                                   json_t **args);

@@ -21,6 +21,7 @@
  *	None (results go back to the model).
  */
 #include <ctype.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <tn/tn_log.h>
@@ -284,6 +285,21 @@ const char *agent_tool_call_parse(json_t *call, size_t i, const struct agent_too
         return "arguments must be a JSON object";
     }
     return NULL;
+}
+
+/* agent_tool_calls_name - see agent.h */
+void agent_tool_calls_name(json_t *calls, int round)
+{
+    char id[48];
+
+    for (size_t i = 0; i < json_array_size(calls); i++) {
+        json_t *c = json_array_get(calls, i);
+
+        if (json_is_object(c) && !json_is_string(json_object_get(c, "id"))) {
+            snprintf(id, sizeof(id), "call_tern_%d_%zu", round, i);
+            json_object_set_new(c, "id", json_string(id));
+        }
+    }
 }
 
 /* agent_tools_definitions - [{"type":"function","function":{...}}, ...] */

@@ -153,6 +153,7 @@ static void llm_done(struct agent_llm_result *r, void *arg)
     calls = json_object_get(r->message, "tool_calls");
     if (json_array_size(calls) > 0 && t->round < t->ctx->cfg.tool_rounds) {
         t->round++;
+        agent_tool_calls_name(calls, t->round); /* before the message joins the history */
         json_array_append(t->messages, r->message);
         t->tool_calls = json_incref(calls);
         t->tool_i = 0;

@@ -3,7 +3,8 @@
  * acts on it (the pure helpers fuzz_agent_llm drives): the message of a
  * chat completion, the reply text and the transcript. A reply or
  * transcript that starts with more white space than the cap still says
- * something: the white space goes first, then the cap.
+ * something: the white space goes first, then the cap. A tool call without
+ * an id gets one.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -70,11 +71,30 @@ static void leading_white_space(void **state)
     tn_free(body);
 }
 
+/* a tool call without an id gets one, so its tool message can name it */
+static void tool_call_ids(void **state)
+{
+    json_t *calls = json_loads("[{\"id\":\"call_1\",\"function\":{}},{\"function\":{}},"
+                               "{\"id\":7,\"function\":{}}]",
+                               0, NULL);
+
+    (void)state;
+    agent_tool_calls_name(calls, 2);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(calls, 0), "id")),
+                        "call_1");
+    assert_string_equal(json_string_value(json_object_get(json_array_get(calls, 1), "id")),
+                        "call_tern_2_1");
+    assert_string_equal(json_string_value(json_object_get(json_array_get(calls, 2), "id")),
+                        "call_tern_2_2");
+    json_decref(calls);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(answers),
         cmocka_unit_test(leading_white_space),
+        cmocka_unit_test(tool_call_ids),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
