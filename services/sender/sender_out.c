@@ -64,8 +64,8 @@
 
 #include <jansson.h>
 
-#include <tn/tn_id.h>
 #include <tn/tn_consumer.h>
+#include <tn/tn_id.h>
 #include <tn/tn_log.h>
 #include <tn/tn_mem.h>
 #include <tn/tn_pg.h>
@@ -103,8 +103,7 @@ static const char sql_insert[] =
     " $14::timestamptz[], $15::text[], $16::text[], $17::text[], $18::text[], $19::text[])"        \
     " AS u(id, key, conv, contact, channel, nb, body, tpl, kind, transport, reply_to, reason,"     \
     " exp, trace, src, addr, st, code)"                                                            \
-    " JOIN channels ch ON ch.tenant_id = $1 AND ch.id = u.channel"                                 \
-    SENDER_SQL_CONTACT                                                                             \
+    " JOIN channels ch ON ch.tenant_id = $1 AND ch.id = u.channel" SENDER_SQL_CONTACT              \
     " ON CONFLICT DO NOTHING"
 
 /* the rows it inserted, in sql_find_many's columns */
@@ -129,7 +128,6 @@ static const char sql_find[] =
     " o.contact_id, ch.kind FROM outbound_messages o"
     " JOIN channels ch ON ch.tenant_id = o.tenant_id AND ch.id = o.channel_id"
     " WHERE o.tenant_id = $1 AND (o.id = $2::uuid OR o.idempotency_key = $3) LIMIT 1";
-
 
 /* str - data[key] as a string or NULL */
 static const char *str(const json_t *d, const char *key)
@@ -177,9 +175,8 @@ static bool parse(struct sender_out_job *job)
     job->data = json_loads(raw, 0, NULL);
     d = job->data;
     oid = str(d, "outbound_id");
-    if (oid == NULL || *oid == '\0' ||
-        !tn_uuid_valid(str(d, "channel") ? str(d, "channel") : "") || str(d, "kind") == NULL ||
-        (str(d, "contact_id") == NULL && str(d, "to") == NULL))
+    if (oid == NULL || *oid == '\0' || !tn_uuid_valid(str(d, "channel") ? str(d, "channel") : "") ||
+        str(d, "kind") == NULL || (str(d, "contact_id") == NULL && str(d, "to") == NULL))
         return false;
     job->template_text = template_text(d);
     job->log.tenant_id = tenant;
@@ -256,7 +253,8 @@ static int match(const struct sender_rowidx *keys, const struct sender_rowidx *i
 }
 
 /* arrays - the array literals of column k of jobs (1 + k: job->p index) */
-static void arrays(struct tn_buf *a, int ncols, struct sender_out_job **jobs, size_t n, const char **p)
+static void arrays(struct tn_buf *a, int ncols, struct sender_out_job **jobs, size_t n,
+                   const char **p)
 {
     for (int k = 0; k < ncols; k++) {
         tn_buf_init(&a[k], 0);
