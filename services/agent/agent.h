@@ -483,6 +483,10 @@ const struct agent_tool *agent_tool_find(const char *name);
  * answers, and OpenAI-compatible APIs refuse a tool message without one.
  * Pure: runs anywhere. */
 void agent_tool_calls_name(json_t *calls, int round);
+/* agent_tool_message - the tool message answering call (borrowed) with
+ * result (borrowed): role "tool", the call's tool_call_id, result as JSON
+ * text. Returns: new. Pure: runs anywhere. */
+json_t *agent_tool_message(const json_t *call, const json_t *result);
 #define AGENT_MAX_TOOL_CALLS 8
 const char *agent_tool_call_parse(json_t *call, size_t i, const struct agent_tool **tool,
                                   json_t **args);

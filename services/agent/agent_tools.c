@@ -302,6 +302,19 @@ void agent_tool_calls_name(json_t *calls, int round)
     }
 }
 
+/* agent_tool_message - see agent.h */
+json_t *agent_tool_message(const json_t *call, const json_t *result)
+{
+    json_t *msg = json_object();
+    char *text = agent_json_dump(result);
+
+    json_object_set_new(msg, "role", json_string("tool"));
+    json_object_set(msg, "tool_call_id", json_object_get(call, "id"));
+    json_object_set_new(msg, "content", json_string(text));
+    tn_free(text);
+    return msg;
+}
+
 /* agent_tools_definitions - [{"type":"function","function":{...}}, ...] */
 json_t *agent_tools_definitions(void)
 {

@@ -185,23 +185,13 @@ static void llm_request(struct agent_turn *t)
  * a tool that finished later may find the daemon closing */
 static void tool_done(struct agent_turn *t, json_t *result)
 {
-    json_t *call, *msg;
-    char *text;
-
     if (t->ctx->closing) {
         json_decref(result);
         agent_turn_end(t);
         return;
     }
-    call = json_array_get(t->tool_calls, t->tool_i);
-    msg = json_object();
-    text = agent_json_dump(result);
-
-    json_object_set_new(msg, "role", json_string("tool"));
-    json_object_set(msg, "tool_call_id", json_object_get(call, "id"));
-    json_object_set_new(msg, "content", json_string(text));
-    json_array_append_new(t->messages, msg);
-    tn_free(text);
+    json_array_append_new(t->messages,
+                          agent_tool_message(json_array_get(t->tool_calls, t->tool_i), result));
     json_decref(result);
     t->tool_i++;
     run_next_tool(t);

@@ -152,8 +152,10 @@ char *agent_voice_transcript(const char *body, size_t len)
     const char *text = json_string_value(json_object_get(root, "text"));
     char *out = NULL;
 
-    if (text != NULL && text[strspn(text, " \t\r\n")] != '\0')
-        out = cap(text + strspn(text, " \t\r\n"));
+    if (text != NULL)
+        text += strspn(text, " \t\r\n");
+    if (text != NULL && *text != '\0')
+        out = cap(text);
     json_decref(root);
     return out;
 }

@@ -168,19 +168,6 @@ static void run_tool(struct fz_turn *f, const struct agent_tool *tool, json_t *a
     tn_free(after);
 }
 
-/* tool_message - the tool message run_next_tool's tool_done appends */
-static json_t *tool_message(json_t *call, json_t *result)
-{
-    json_t *msg = json_object();
-    char *text = agent_json_dump(result);
-
-    json_object_set_new(msg, "role", json_string("tool"));
-    json_object_set(msg, "tool_call_id", json_object_get(call, "id"));
-    json_object_set_new(msg, "content", json_string(text));
-    tn_free(text);
-    return msg;
-}
-
 /* run_calls - every call of the message, as run_next_tool does; appends
  * the tool messages to messages */
 static void run_calls(struct fz_turn *f, json_t *calls, json_t *messages)
@@ -212,7 +199,7 @@ static void run_calls(struct fz_turn *f, json_t *calls, json_t *messages)
         }
         if (i >= AGENT_MAX_TOOL_CALLS)
             CHECK(why != NULL);
-        json_array_append_new(messages, tool_message(call, result));
+        json_array_append_new(messages, agent_tool_message(call, result));
         json_decref(result);
     }
 }
