@@ -264,7 +264,7 @@ void sender_send_start(struct sender_ctx *ctx, const char *tenant, const char *m
 {
     struct sender_job *job = tn_xcalloc(1, sizeof(*job));
     const char *prov = NULL;
-    int64_t wait;
+    int64_t wait, now;
     bool held;
 
     job->ctx = ctx;
@@ -282,16 +282,17 @@ void sender_send_start(struct sender_ctx *ctx, const char *tenant, const char *m
     job->log = (struct tn_log_ctx){.tenant_id = job->tenant, .stream = "tern:sched"};
     /* back for the token reserved when it was held back: spend that one
      * (at its time; a member back early waits for it again) */
-    wait = sender_rate_redeem(ctx->rate, member, tn_now_ms());
+    now = tn_now_ms();
+    wait = sender_rate_redeem(ctx->rate, member, now);
     held = wait >= 0;
     if (!held)
         wait = rate_wait(ctx, job, prov);
     if (wait > 0) {
         tn_metric_inc(ctx->m.rate_limited);
         job->plan = SENDER_P_LATER;
-        job->later_ms = tn_now_ms() + wait;
+        job->later_ms = now + wait;
         if (!held)
-            sender_rate_hold(ctx->rate, member, job->later_ms, tn_now_ms());
+            sender_rate_hold(ctx->rate, member, job->later_ms, now);
         finish(job);
         return;
     }
