@@ -115,6 +115,10 @@ struct sender_unsched {
 /* HTTP clients at most; one per SENDER_HTTP_SHARD_CONNS job slots */
 #define SENDER_HTTP_SHARDS 16
 #define SENDER_HTTP_SHARD_CONNS 64
+/* receive buffer per transfer (libcurl's default, 16 KiB, is a large
+ * allocation made and freed at every transfer); providers' answers to a
+ * send are a few hundred bytes, a longer one takes more reads */
+#define SENDER_HTTP_BUFFER 4096
 
 /* The daemon's one context (STYLE.md R7). */
 struct sender_ctx {

@@ -70,6 +70,7 @@ static enum tn_err http_start(struct sender_ctx *ctx)
                            .user_agent = "tern-sender/1.0.0",
                            .default_timeout_ms = (uint32_t)ctx->cfg.http_timeout_ms,
                            .max_idle_conns = (uint32_t)((ctx->cfg.concurrency + n - 1) / n),
+                           .recv_buffer = SENDER_HTTP_BUFFER,
                        });
         if (ctx->http[i] == NULL)
             return TN_EUNAVAIL;

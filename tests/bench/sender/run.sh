@@ -19,7 +19,10 @@
 #   TN_BENCH_CONCURRENCY  TN_SENDER_CONCURRENCY for the run (default 1024)
 #   TN_BENCH_ANALYZE      1 (default): ANALYZE the table once; poll: every poll; 0: never
 #   BENCH_PG_STATS=1      Postgres' execution time per statement and message
-#   BENCH_REDIS_STATS=1   Redis' calls and microseconds per command (INFO commandstats)
+#   BENCH_REDIS_STATS=1   Redis' calls and microseconds per command (INFO commandstats),
+#                         and its stalls of 20 ms or more (LATENCY LATEST: event,
+#                         last time, last and longest ms)
+#   BENCH_TIMELINE=1      messages sent (and created) per 250 ms of the window
 #   TN_BUILD_DIR  build directory (default build)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../../.." && pwd)
@@ -120,6 +123,7 @@ gen "$N" "$tmp/burst.resp"
 { printf '*1\r\n$5\r\nMULTI\r\n'; cat "$tmp/burst.resp"; printf '*1\r\n$4\r\nEXEC\r\n'; } >"$tmp/burst.tx"
 [ -n "${BENCH_PG_STATS:-}" ] && psql "$TN_TEST_PG_ADMIN_DSN" -XAtq \
     -c "CREATE EXTENSION IF NOT EXISTS pg_stat_statements" -c "SELECT pg_stat_statements_reset()" >/dev/null
+[ -n "${BENCH_REDIS_STATS:-}" ] && snd_redis CONFIG SET latency-monitor-threshold 20 >/dev/null
 upd0=$(snd_sql "SELECT n_tup_upd || ' ' || n_tup_hot_upd FROM pg_stat_user_tables
                 WHERE relname = 'outbound_messages'")
 # the measured rows: inserted after this point (the warm-up's are all in)
@@ -176,5 +180,16 @@ if [ -n "${BENCH_PG_STATS:-}" ]; then
         AS us_per_message, calls, rows, left(regexp_replace(query, '\s+', ' ', 'g'), 90) AS statement
         FROM pg_stat_statements ORDER BY total_exec_time DESC LIMIT 10"
 fi
-[ -n "${BENCH_REDIS_STATS:-}" ] && snd_redis INFO commandstats | grep -v "^#"
+if [ -n "${BENCH_TIMELINE:-}" ]; then
+    psql "$TN_TEST_PG_ADMIN_DSN" -XAq -F ' | ' -c "WITH m AS (SELECT min(created_at) AS t0
+        FROM outbound_messages WHERE $measured) SELECT b * 250 AS ms, count(*) FILTER (WHERE k = 's')
+        AS sent, count(*) FILTER (WHERE k = 'c') AS created FROM (SELECT 's' AS k, floor(extract(epoch
+        FROM sent_at - m.t0) * 4)::int AS b FROM outbound_messages, m WHERE $measured UNION ALL
+        SELECT 'c', floor(extract(epoch FROM created_at - m.t0) * 4)::int FROM outbound_messages, m
+        WHERE $measured) x GROUP BY b ORDER BY b"
+fi
+if [ -n "${BENCH_REDIS_STATS:-}" ]; then
+    snd_redis INFO commandstats | grep -v "^#"
+    snd_redis LATENCY LATEST | paste -sd' ' | sed 's/ \([a-z]\)/\n\1/g'
+fi
 true
