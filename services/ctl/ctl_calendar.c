@@ -23,7 +23,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-
 #include <tn/tn_crypto.h>
 #include <tn/tn_env.h>
 #include <tn/tn_mem.h>
@@ -34,16 +33,17 @@
 #include "ctl.h"
 
 #define CALENDAR_USAGE                                                                             \
-    "calendar link --tenant T [--resource R] [--ttl 7d]\n"                                        \
+    "calendar link --tenant T [--resource R] [--ttl 7d]\n"                                         \
     "       ternctl calendar disconnect --tenant T --account ID (see privacy disconnect)"
 
 /* calendar_link - `calendar link` */
 static int calendar_link(int argc, char **argv)
 {
     const char *tenant = NULL, *resource = NULL, *ttl = NULL;
-    const struct ctl_opt opts[] = {
-        {"--tenant", false, &tenant}, {"--resource", false, &resource}, {"--ttl", false, &ttl},
-        {NULL}};
+    const struct ctl_opt opts[] = {{"--tenant", false, &tenant},
+                                   {"--resource", false, &resource},
+                                   {"--ttl", false, &ttl},
+                                   {NULL}};
     const char *base = getenv("TN_INGEST_PUBLIC_URL");
     struct tn_keyring *ring = NULL;
     struct tn_pgconn *c = NULL;
@@ -70,8 +70,8 @@ static int calendar_link(int argc, char **argv)
         rc = ctl_usage("calendar link: --resource must be a uuid");
         goto out;
     }
-    printf("%.*s/oauth/google/start?link=%s\n", (int)(strlen(base) - (base[strlen(base) - 1] == '/')),
-           base, token);
+    printf("%.*s/oauth/google/start?link=%s\n",
+           (int)(strlen(base) - (base[strlen(base) - 1] == '/')), base, token);
 out:
     tn_free(token);
     tn_keyring_free(ring);

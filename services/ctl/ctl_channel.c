@@ -52,7 +52,6 @@
 static const char *const kinds[] = {"whatsapp", "twilio_sms", "twilio_whatsapp", "telegram",
                                     "email"};
 
-
 static const char sql_insert[] =
     "INSERT INTO channels (tenant_id, id, kind, external_address, display_name, secrets_sealed,"
     " secrets_key_id) VALUES ($1, $2, $3, $4, $5, $6::bytea, $7::int)";

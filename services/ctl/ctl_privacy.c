@@ -47,8 +47,8 @@
 #include "ctl.h"
 
 #define PRIVACY_USAGE                                                                              \
-    "privacy erase|export|restrict|unrestrict --tenant T (--contact ID | --phone P | --email E)"  \
-    " [--wait SECONDS]\n       ternctl privacy disconnect --tenant T --account ID"                \
+    "privacy erase|export|restrict|unrestrict --tenant T (--contact ID | --phone P | --email E)"   \
+    " [--wait SECONDS]\n       ternctl privacy disconnect --tenant T --account ID"                 \
     " [--wait SECONDS]"
 #define MAX_REQUESTS 32
 
@@ -96,10 +96,12 @@ static redisContext *connect_redis(void)
 
         rep = redisCommandArgv(rc, u.user != NULL ? 3 : 2, argv, NULL);
     }
-    if (rc == NULL || rc->err != 0 || (u.password != NULL && (rep == NULL ||
-                                                              rep->type == REDIS_REPLY_ERROR))) {
+    if (rc == NULL || rc->err != 0 ||
+        (u.password != NULL && (rep == NULL || rep->type == REDIS_REPLY_ERROR))) {
         fprintf(stderr, "ternctl: redis %s:%d: %s\n", u.host, u.port,
-                rep != NULL ? rep->str : rc != NULL ? rc->errstr : "out of memory");
+                rep != NULL  ? rep->str
+                : rc != NULL ? rc->errstr
+                             : "out of memory");
         if (rc != NULL)
             redisFree(rc);
         rc = NULL;
@@ -135,10 +137,10 @@ static int resolve(struct tn_pgconn *c, struct request *rq, const char *sql, con
 static bool entry_data(const struct request *rq, size_t i, char *out, size_t size)
 {
     char now[40];
-    json_t *d = json_pack("{s:s, s:s, s:s, s:s, s:s}", "tenant", rq->tenant, "request_id",
-                          rq->ids[i], "kind", rq->kind, "requested_at",
-                          tn_time_rfc3339(tn_now_ms(), now, sizeof(now)), "requested_by",
-                          "operator:ternctl");
+    json_t *d =
+        json_pack("{s:s, s:s, s:s, s:s, s:s}", "tenant", rq->tenant, "request_id", rq->ids[i],
+                  "kind", rq->kind, "requested_at", tn_time_rfc3339(tn_now_ms(), now, sizeof(now)),
+                  "requested_by", "operator:ternctl");
     size_t n;
 
     if (strcmp(rq->kind, "disconnect") == 0)
@@ -157,9 +159,13 @@ static bool entry_data(const struct request *rq, size_t i, char *out, size_t siz
 static int enqueue(redisContext *r, const struct request *rq, size_t i)
 {
     char trace[TN_TRACEPARENT_SIZE], dedupe[64], data[1024];
-    const char *argv[] = {"XADD", TN_STREAM_PRIVACY, "*", TN_F_TYPE, TN_TYPE_PRIVACY_REQUEST,
-                          TN_F_V, TN_V_PRIVACY_REQUEST, TN_F_TENANT, rq->tenant, TN_F_TRACE,
-                          trace, TN_F_REQUEST, rq->ids[i], TN_F_DEDUPE, dedupe, TN_F_DATA, data};
+    /* field, value pairs after the stream's name and id */
+    /* clang-format off */
+    const char *argv[] = {"XADD", TN_STREAM_PRIVACY, "*",
+                          TN_F_TYPE, TN_TYPE_PRIVACY_REQUEST, TN_F_V, TN_V_PRIVACY_REQUEST,
+                          TN_F_TENANT, rq->tenant, TN_F_TRACE, trace, TN_F_REQUEST, rq->ids[i],
+                          TN_F_DEDUPE, dedupe, TN_F_DATA, data};
+    /* clang-format on */
     redisReply *rep;
     int code = CTL_EX_OK;
 
@@ -222,8 +228,8 @@ static int wait_all(struct tn_pgconn *c, const struct request *rq, const char *s
         while (strcmp(status, "done") != 0 && strcmp(status, "failed") != 0) {
             struct pg_result *res = NULL;
 
-            if (tn_pgconn_query(c, sql_status, 2, (const char *[]){rq->tenant, rq->ids[i]},
-                                &res) == TN_OK &&
+            if (tn_pgconn_query(c, sql_status, 2, (const char *[]){rq->tenant, rq->ids[i]}, &res) ==
+                    TN_OK &&
                 tn_pg_result_rows(res) == 1)
                 snprintf(status, sizeof(status), "%s", tn_pg_result_value(res, 0, 0));
             tn_pg_result_free(res);

@@ -51,6 +51,7 @@ static const struct {
     const char *name;
     int (*fn)(int argc, char **argv);
 } commands[] = {
+    /* clang-format off */
     {"migrate", migrate_cmd},
     {"tenant", ctl_tenant_main},
     {"channel", ctl_channel_main},
@@ -58,6 +59,7 @@ static const struct {
     {"streams", ctl_streams_main},
     {"dead", ctl_dead_main},
     {"privacy", ctl_privacy_main},
+    /* clang-format on */
 };
 
 /* main - set up logging, dispatch on argv[1] */

@@ -45,7 +45,7 @@
 #define ARENA_ALIGN 16u
 
 static _Alignas(16) unsigned char arena[ARENA_SIZE];
-static size_t used, live;        /* bytes handed out; blocks not given back */
+static size_t used, live;         /* bytes handed out; blocks not given back */
 static _Thread_local bool inside; /* between begin and end, this thread */
 
 /* arena_malloc - jansson's malloc. Runs on: any thread. */

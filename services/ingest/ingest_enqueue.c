@@ -40,26 +40,26 @@
 
 #define QUEUE_MAX 256 /* webhooks per script call */
 
-static struct tn_script enqueue_lua = TN_SCRIPT_INIT(
-    "local a = 3\n"
-    "local k = 1\n"
-    "local out = {}\n"
-    "for w = 1, tonumber(ARGV[2]) do\n"
-    "  local m = tonumber(ARGV[a])\n"
-    "  local added = 0\n"
-    "  a = a + 1\n"
-    "  for e = 1, m do\n"
-    "    local n = tonumber(ARGV[a])\n"
-    "    if redis.call('SET', KEYS[k], '1', 'NX', 'EX', ARGV[1]) then\n"
-    "      redis.call('XADD', KEYS[k + 1], '*', unpack(ARGV, a + 1, a + n))\n"
-    "      added = added + 1\n"
-    "    end\n"
-    "    a = a + n + 1\n"
-    "    k = k + 2\n"
-    "  end\n"
-    "  out[w] = added\n"
-    "end\n"
-    "return out\n");
+static struct tn_script enqueue_lua =
+    TN_SCRIPT_INIT("local a = 3\n"
+                   "local k = 1\n"
+                   "local out = {}\n"
+                   "for w = 1, tonumber(ARGV[2]) do\n"
+                   "  local m = tonumber(ARGV[a])\n"
+                   "  local added = 0\n"
+                   "  a = a + 1\n"
+                   "  for e = 1, m do\n"
+                   "    local n = tonumber(ARGV[a])\n"
+                   "    if redis.call('SET', KEYS[k], '1', 'NX', 'EX', ARGV[1]) then\n"
+                   "      redis.call('XADD', KEYS[k + 1], '*', unpack(ARGV, a + 1, a + n))\n"
+                   "      added = added + 1\n"
+                   "    end\n"
+                   "    a = a + n + 1\n"
+                   "    k = k + 2\n"
+                   "  end\n"
+                   "  out[w] = added\n"
+                   "end\n"
+                   "return out\n");
 
 /* A webhook waiting for the next call. res borrowed. */
 struct waiter {
@@ -234,8 +234,8 @@ static void flush(struct ingest_queue *q)
     args_new(&a, q);
     args_fill(&a, q);
     q->n = 0;
-    err = tn_script_call(q->redis, &enqueue_lua, a.nk, a.nk + a.na, a.keys, a.klens,
-                         batch_reply, b);
+    err =
+        tn_script_call(q->redis, &enqueue_lua, a.nk, a.nk + a.na, a.keys, a.klens, batch_reply, b);
     args_free(&a);
     if (err == TN_OK) {
         q->calls++;

@@ -326,10 +326,9 @@ static void handle(struct tn_httpd_req *req, const struct tn_httpd_req_view *v, 
     struct ingest_http *h = arg;
     struct pending *p = tn_xcalloc(1, sizeof(*p));
     enum route_kind k = route_of(v, &p->channel);
-    static const char *const names[] = {"none",           TN_PROVIDER_WHATSAPP,
-                                        TN_PROVIDER_TWILIO, TN_PROVIDER_TELEGRAM,
-                                        "google",         "google",
-                                        "google-calendar"};
+    static const char *const names[] = {
+        "none",   TN_PROVIDER_WHATSAPP, TN_PROVIDER_TWILIO, TN_PROVIDER_TELEGRAM, "google",
+        "google", "google-calendar"};
 
     p->h = h;
     p->req = req;

@@ -36,7 +36,7 @@
 
 #define HTML "text/html; charset=utf-8"
 #define SCOPES                                                                                     \
-    "openid email profile https://www.googleapis.com/auth/calendar.readonly "                     \
+    "openid email profile https://www.googleapis.com/auth/calendar.readonly "                      \
     "https://www.googleapis.com/auth/calendar.events"
 
 /* page - a minimal HTML answer with a fixed message */
@@ -154,8 +154,8 @@ static void connect_entry(const struct ingest_oauth_cfg *cfg, const struct inges
                      tn_time_rfc3339(req->now_ms, at, sizeof(at)));
     trace = ingest_entry_trace_new(req);
     ingest_entry_verdict(res, 200, "accepted");
-    if (sealed == NULL || ingest_entry_push_cal(res, g->tenant, trace, request_id, dedupe, data) !=
-                              TN_OK)
+    if (sealed == NULL ||
+        ingest_entry_push_cal(res, g->tenant, trace, request_id, dedupe, data) != TN_OK)
         page(res, 500, "oauth.seal_failed", "Something went wrong. Please try again.");
     else
         page(res, 200, "accepted",

@@ -37,7 +37,7 @@
 #include "ingest_srv.h"
 
 #define ROUTES_SQL                                                                                 \
-    "SELECT tenant_id, channel_id, kind, external_address, secrets_sealed, enabled"               \
+    "SELECT tenant_id, channel_id, kind, external_address, secrets_sealed, enabled"                \
     " FROM tern_routing()"
 #define CHANNELS_SQL                                                                               \
     "SELECT tenant_id, account_id, channel_id, token_hash FROM tern_calendar_channels()"
@@ -52,7 +52,7 @@ struct snapshot {
     size_t n;
     size_t channels;
     size_t unreadable; /* channels whose sealed secrets did not open */
-    char **strings; /* every owned string, wiped on release */
+    char **strings;    /* every owned string, wiped on release */
     size_t nstrings, capstrings;
 };
 

@@ -63,10 +63,10 @@ struct sweeper_cfg {
  * is new, owned by the holder and wiped and freed by sweeper_token_wipe
  * (sweeper_revoke takes them over). */
 struct sweeper_token {
-    char *value;    /* plaintext token to revoke (refresh, else access), or NULL */
-    char *access;   /* plaintext access token for channels.stop, or NULL */
-    char *channel;  /* the push channel's id, or NULL (none, or no live access) */
-    char *resource; /* its Google resourceId */
+    char *value;                  /* plaintext token to revoke (refresh, else access), or NULL */
+    char *access;                 /* plaintext access token for channels.stop, or NULL */
+    char *channel;                /* the push channel's id, or NULL (none, or no live access) */
+    char *resource;               /* its Google resourceId */
     char tenant[37], account[37]; /* for the logs */
 };
 
@@ -87,8 +87,8 @@ struct sweeper_ctx {
     struct uv_timer_s *timer;
     bool curl_inited;
     bool draining;
-    bool sweeping; /* a sweep job is on the threadpool */
-    size_t jobs;   /* privacy jobs in flight */
+    bool sweeping;  /* a sweep job is on the threadpool */
+    size_t jobs;    /* privacy jobs in flight */
     size_t revokes; /* revocations not finished */
     struct {
         struct tn_metric *requests, *failed, *erased, *exported, *purged, *trimmed, *revoked;
@@ -111,10 +111,10 @@ struct sweeper_job {
     enum sweeper_kind kind;
     char tenant[37];
     char request[37];
-    char contact[37];  /* erase/export/restrict: the subject */
-    char account[37];  /* disconnect: the calendar account */
-    const char *fail;  /* static reason when the work failed for good */
-    long purged;       /* rows removed or changed (metrics) */
+    char contact[37]; /* erase/export/restrict: the subject */
+    char account[37]; /* disconnect: the calendar account */
+    const char *fail; /* static reason when the work failed for good */
+    long purged;      /* rows removed or changed (metrics) */
     size_t ntokens;
     struct sweeper_token tokens[SWEEPER_MAX_TOKENS]; /* taken for revocation */
 };
@@ -159,8 +159,8 @@ enum tn_err sweeper_disconnect_work(struct tn_pgconn *c, struct sweeper_job *job
  * tokens (opened with keys; NULL keys: none). *n gets how many. Runs on:
  * threadpool. */
 enum tn_err sweeper_take_tokens(struct tn_pgconn *c, const struct tn_keyring *keys,
-                                const char *tenant, const char *account, struct sweeper_token *tokens,
-                                size_t room, size_t *n);
+                                const char *tenant, const char *account,
+                                struct sweeper_token *tokens, size_t room, size_t *n);
 
 /* sweeper_revoke_start - for each token (moved out of tokens[0..n), which
  * is zeroed): stop its push channel, then revoke it at the provider,
@@ -200,8 +200,8 @@ enum tn_err sweeper_caldel_record(struct tn_pgconn *c, const char *contact,
  * per row (borrowed) to tern:cal. A failure is logged, not returned:
  * tern-calsync's scan finds rows whose entry never came. Runs on:
  * threadpool. */
-void sweeper_caldel_publish(const char *url, const char *tenant,
-                            const struct sweeper_caldel *rows, size_t n);
+void sweeper_caldel_publish(const char *url, const char *tenant, const struct sweeper_caldel *rows,
+                            size_t n);
 
 /* The timer's sweep (sweeper_sweep.c): offboarding, retention, trimming. */
 void sweeper_sweep_start(struct sweeper_ctx *ctx);

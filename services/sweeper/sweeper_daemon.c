@@ -44,10 +44,8 @@ static const struct {
     const char *name;
     enum sweeper_kind kind;
 } kinds[] = {
-    {"erase", SWEEPER_ERASE},
-    {"export", SWEEPER_EXPORT},
-    {"restrict", SWEEPER_RESTRICT},
-    {"unrestrict", SWEEPER_UNRESTRICT},
+    {"erase", SWEEPER_ERASE},           {"export", SWEEPER_EXPORT},
+    {"restrict", SWEEPER_RESTRICT},     {"unrestrict", SWEEPER_UNRESTRICT},
     {"disconnect", SWEEPER_DISCONNECT},
 };
 
@@ -111,8 +109,8 @@ static void job_done(enum tn_err err, void *arg)
 {
     struct sweeper_job *job = arg;
     struct sweeper_ctx *ctx = job->ctx;
-    struct tn_log_ctx lc = {.tenant_id = job->tenant, .entry_id = job->entry->id,
-                            .stream = TN_STREAM_PRIVACY};
+    struct tn_log_ctx lc = {
+        .tenant_id = job->tenant, .entry_id = job->entry->id, .stream = TN_STREAM_PRIVACY};
     enum tn_disp disp = TN_DISP_ACK;
 
     ctx->jobs--;

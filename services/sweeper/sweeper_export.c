@@ -101,8 +101,7 @@ static enum tn_err document(struct tn_pgconn *c, struct sweeper_job *job)
         goto out;
     }
     job->purged = 1;
-    snprintf(receipt, sizeof(receipt), "{\"request\":\"%s\",\"file\":\"%s\"}", job->request,
-             name);
+    snprintf(receipt, sizeof(receipt), "{\"request\":\"%s\",\"file\":\"%s\"}", job->request, name);
     err = sweeper_request_finish(c, job, "privacy.export", receipt);
 out:
     tn_pg_result_free(res);

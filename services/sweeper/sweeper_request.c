@@ -48,12 +48,10 @@ static const char sql_unrestrict[] =
 
 static const char sql_exists[] = "SELECT 1 FROM contacts WHERE id = $1::uuid";
 
-static const char sql_consent[] =
-    "INSERT INTO consent_events (tenant_id, contact_id, kind, source)"
-    " VALUES ($1::uuid, $2::uuid, $3, 'privacy_request')";
+static const char sql_consent[] = "INSERT INTO consent_events (tenant_id, contact_id, kind, source)"
+                                  " VALUES ($1::uuid, $2::uuid, $3, 'privacy_request')";
 
-static const char *const kind_names[] = {"erase", "export", "restrict", "unrestrict",
-                                         "disconnect"};
+static const char *const kind_names[] = {"erase", "export", "restrict", "unrestrict", "disconnect"};
 
 /* sweeper_request_done_already - is the row done? */
 enum tn_err sweeper_request_done_already(struct tn_pgconn *c, const struct sweeper_job *job,
@@ -124,8 +122,7 @@ static enum tn_err restrict_work(struct tn_pgconn *c, struct sweeper_job *job, b
     job->purged = changed;
     snprintf(receipt, sizeof(receipt), "{\"request\":\"%s\",\"changed\":%ld}", job->request,
              changed);
-    return sweeper_request_finish(c, job, on ? "privacy.restrict" : "privacy.unrestrict",
-                                  receipt);
+    return sweeper_request_finish(c, job, on ? "privacy.restrict" : "privacy.unrestrict", receipt);
 }
 
 /* tenant_txn - one transaction bound to the tenant around fn */

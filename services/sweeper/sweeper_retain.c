@@ -45,27 +45,28 @@ static const struct {
 } rules[] = {
     {"messages", 0, "DELETE FROM messages WHERE " PICK("messages", "created_at < " CUTOFF)},
     {"raw", 1,
-     "UPDATE messages SET raw = NULL WHERE "
-     PICK("messages", "raw IS NOT NULL AND created_at < " CUTOFF)},
+     "UPDATE messages SET raw = NULL WHERE " PICK("messages",
+                                                  "raw IS NOT NULL AND created_at < " CUTOFF)},
     {"statuses", 2,
      "DELETE FROM outbound_messages WHERE "
      /* created_at: implied (updated_at >= created_at); outbound_created's key */
      PICK("outbound_messages", "state NOT IN ('queued', 'sending') AND updated_at < " CUTOFF
                                " AND created_at < " CUTOFF)},
     {"conversations", 3,
-     "DELETE FROM conversations WHERE "
-     PICK("conversations v", "COALESCE(v.last_inbound_at, v.created_at) < " CUTOFF
-          " AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.tenant_id = v.tenant_id"
-          " AND m.conversation_id = v.id)")},
+     "DELETE FROM conversations WHERE " PICK(
+         "conversations v",
+         "COALESCE(v.last_inbound_at, v.created_at) < " CUTOFF
+         " AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.tenant_id = v.tenant_id"
+         " AND m.conversation_id = v.id)")},
     {"audit", 4, "DELETE FROM audit_log WHERE " PICK("audit_log", "created_at < " CUTOFF)},
     {"privacy_requests", 4,
-     "DELETE FROM privacy_requests WHERE "
-     PICK("privacy_requests", "status IN ('done', 'failed') AND completed_at < " CUTOFF)},
+     "DELETE FROM privacy_requests WHERE " PICK(
+         "privacy_requests", "status IN ('done', 'failed') AND completed_at < " CUTOFF)},
 };
 
 /* batch - one statement in its own tenant transaction; *n rows */
-static enum tn_err batch(struct tn_pgconn *c, const char *tenant, const char *sql,
-                         const char *days, const char *lim, long *n)
+static enum tn_err batch(struct tn_pgconn *c, const char *tenant, const char *sql, const char *days,
+                         const char *lim, long *n)
 {
     struct pg_result *res = NULL;
     enum tn_err err = tn_pgconn_begin_tenant(c, tenant);

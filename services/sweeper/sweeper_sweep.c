@@ -49,8 +49,8 @@ static const char sql_tenants[] =
 
 /* Children first; tables not named here (later migrations) go before all. */
 static const char *const order[] = {
-    "messages",      "outbound_messages", "consent_events", "bookings",  "leads",
-    "conversations", "contacts",          "services",       "channels",  "oauth_accounts",
+    "messages",      "outbound_messages", "consent_events", "bookings", "leads",
+    "conversations", "contacts",          "services",       "channels", "oauth_accounts",
     "suppressions",  "privacy_requests",  "audit_log",
 };
 
@@ -122,14 +122,13 @@ static enum tn_err empty_tables(struct tn_pgconn *c, struct sweep *s, const char
     enum tn_err err, first = TN_OK;
 
     for (size_t i = 0; i < sizeof(order) / sizeof(order[0]); i++)
-        snprintf(arr + strlen(arr), sizeof(arr) - strlen(arr), "%s%s", i > 0 ? "," : "",
-                 order[i]);
+        snprintf(arr + strlen(arr), sizeof(arr) - strlen(arr), "%s%s", i > 0 ? "," : "", order[i]);
     snprintf(arr + strlen(arr), sizeof(arr) - strlen(arr), "}");
     snprintf(lim, sizeof(lim), "%lld", (long long)s->ctx->cfg.batch);
     err = tn_pgconn_query(c, sql_tables, 1, (const char *[]){arr}, &res);
     for (int i = 0; err == TN_OK && i < tn_pg_result_rows(res); i++) {
-        enum tn_err e = empty_table(c, tenant, tn_pg_result_value(res, i, 0), lim, deadline,
-                                    &s->purged);
+        enum tn_err e =
+            empty_table(c, tenant, tn_pg_result_value(res, i, 0), lim, deadline, &s->purged);
 
         if (e != TN_OK && first == TN_OK)
             first = e; /* go on: other tables may still empty */

@@ -115,10 +115,9 @@ static void test_export(void **state)
     assert_int_equal(uv_loop_init(&f.loop), 0);
     f.m = tn_metrics_new();
     f.r = tn_redis_new(&f.loop, url, &(struct tn_redis_opts){.name = "export-test"});
-    f.c = tn_consumer_new(&f.loop, url,
-                          &(struct tn_consumer_opts){.stream = f.stream, .group = "g",
-                                                     .block_ms = 100},
-                          on_entry, &f);
+    f.c = tn_consumer_new(
+        &f.loop, url, &(struct tn_consumer_opts){.stream = f.stream, .group = "g", .block_ms = 100},
+        on_entry, &f);
     assert_non_null(f.c);
     spin(&f, 300); /* group created */
     xadd(f.stream, 5);

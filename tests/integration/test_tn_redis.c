@@ -404,8 +404,8 @@ static void test_multi(void **state)
  * is sent once more and the call still answers) */
 static void test_script(void **state)
 {
-    static struct tn_script sc = TN_SCRIPT_INIT(
-        "redis.call('SET', KEYS[1], ARGV[1]) return redis.call('STRLEN', KEYS[1])");
+    static struct tn_script sc =
+        TN_SCRIPT_INIT("redis.call('SET', KEYS[1], ARGV[1]) return redis.call('STRLEN', KEYS[1])");
     uv_loop_t loop;
     struct tn_redis *r;
     struct calls c = {0};
@@ -492,13 +492,12 @@ static void test_flush(void **state)
     uv_loop_init(&loop);
     r = tn_redis_new(&loop, tn_test_env("TN_TEST_REDIS_URL_ADMIN"), NULL);
     assert_true(wait_connected(&loop, r, 5000));
-    assert_int_equal(tn_redis_argv(r, 3, (const char *[]){"SET", key, "queued"}, NULL, record_cb, &c),
-                     TN_OK);
+    assert_int_equal(
+        tn_redis_argv(r, 3, (const char *[]){"SET", key, "queued"}, NULL, record_cb, &c), TN_OK);
     assert_false(seen_within(rc, key, "queued", 300)); /* still in hiredis' buffer */
     assert_true(run_until(&loop, NULL, &c.n, 1, 5000));
-    assert_int_equal(tn_redis_argv(r, 3, (const char *[]){"SET", key, "flushed"}, NULL, record_cb,
-                                   &c),
-                     TN_OK);
+    assert_int_equal(
+        tn_redis_argv(r, 3, (const char *[]){"SET", key, "flushed"}, NULL, record_cb, &c), TN_OK);
     tn_redis_flush(r);
     assert_true(seen_within(rc, key, "flushed", 2000)); /* written without the loop */
     assert_true(run_until(&loop, NULL, &c.n, 2, 5000));
@@ -569,7 +568,7 @@ int main(void)
         cmocka_unit_test(test_denied),        cmocka_unit_test(test_wrong_password),
         cmocka_unit_test(test_refused),       cmocka_unit_test(test_timeout),
         cmocka_unit_test(test_close_pending), cmocka_unit_test(test_multi),
-        cmocka_unit_test(test_script),      cmocka_unit_test(test_flush),
+        cmocka_unit_test(test_script),        cmocka_unit_test(test_flush),
     };
 
     tn_log_init("test", TN_LOG_INFO);

@@ -149,10 +149,10 @@ static void test_loading_then_up(void **state)
     snprintf(url, sizeof(url), "redis://u:p@127.0.0.1:%d",
              ntohs(((struct sockaddr_in *)&bound)->sin_port));
 
-    struct tn_redis *r = tn_redis_new(&loop, url,
-                                      &(struct tn_redis_opts){.name = "loading-test",
-                                                              .reconnect_base_ms = 20,
-                                                              .reconnect_cap_ms = 50});
+    struct tn_redis *r =
+        tn_redis_new(&loop, url,
+                     &(struct tn_redis_opts){
+                         .name = "loading-test", .reconnect_base_ms = 20, .reconnect_cap_ms = 50});
     uv_timer_init(&loop, &t);
     uv_timer_start(&t, tick, 5, 5);
     uv_update_time(&loop);

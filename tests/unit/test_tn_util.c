@@ -95,11 +95,11 @@ static void env_all_errors(void **state)
         const char *var, *val;
         enum tn_err want;
     } cases[] = {
-        {"TT_BATCH", "0", TN_EINVAL},     {"TT_BATCH", "1001", TN_EINVAL},
-        {"TT_BATCH", "12x", TN_EINVAL},   {"TT_TIMEOUT", "5", TN_EINVAL},
-        {"TT_TIMEOUT", "2m", TN_OK},      {"TT_TIMEOUT", "3q", TN_EINVAL},
-        {"TT_FLAG", "maybe", TN_EINVAL},  {"TT_FLAG", "on", TN_OK},
-        {"TT_BATCH", "1000", TN_OK},      {"TT_TIMEOUT", "250ms", TN_OK},
+        {"TT_BATCH", "0", TN_EINVAL},    {"TT_BATCH", "1001", TN_EINVAL},
+        {"TT_BATCH", "12x", TN_EINVAL},  {"TT_TIMEOUT", "5", TN_EINVAL},
+        {"TT_TIMEOUT", "2m", TN_OK},     {"TT_TIMEOUT", "3q", TN_EINVAL},
+        {"TT_FLAG", "maybe", TN_EINVAL}, {"TT_FLAG", "on", TN_OK},
+        {"TT_BATCH", "1000", TN_OK},     {"TT_TIMEOUT", "250ms", TN_OK},
     };
 
     (void)state;
@@ -167,10 +167,8 @@ static void metrics_text(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(buf_cap),
-        cmocka_unit_test(env_defaults_and_file),
-        cmocka_unit_test(env_all_errors),
-        cmocka_unit_test(backoff_grows),
+        cmocka_unit_test(buf_cap),        cmocka_unit_test(env_defaults_and_file),
+        cmocka_unit_test(env_all_errors), cmocka_unit_test(backoff_grows),
         cmocka_unit_test(metrics_text),
     };
 

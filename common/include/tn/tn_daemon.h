@@ -54,10 +54,10 @@ struct tn_rt {
 };
 
 struct tn_daemon {
-    const char *name;          /* "ingest": the log svc and tern-<name> */
-    const char *admin_default; /* default TN_ADMIN_LISTEN, e.g. "127.0.0.1:9101" */
+    const char *name;              /* "ingest": the log svc and tern-<name> */
+    const char *admin_default;     /* default TN_ADMIN_LISTEN, e.g. "127.0.0.1:9101" */
     const struct tn_env_spec *env; /* the service's table (may be NULL) */
-    void *cfg;                 /* where env is parsed into */
+    void *cfg;                     /* where env is parsed into */
     /* init - open connections, start consumers. Runs on: loop thread, before
      * uv_run. An error stops the daemon with exit 78 (configuration). */
     enum tn_err (*init)(struct tn_rt *rt, void *arg);

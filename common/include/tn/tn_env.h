@@ -31,6 +31,8 @@ struct tn_env_spec {
     size_t offset; /* of the destination: char * (STR), int64_t (INT, MS), bool (BOOL) */
 };
 
+/* initializers laid out by hand (the formatter wraps them in braces) */
+/* clang-format off */
 #define TN_ENV_STR(n, d, T, f)                                                                     \
     {.name = (n), .type = TN_ENV_T_STR, .def = (d), .offset = offsetof(T, f)}
 #define TN_ENV_SECRET(n, d, T, f)                                                                  \
@@ -44,6 +46,7 @@ struct tn_env_spec {
 #define TN_ENV_BOOL(n, d, T, f)                                                                    \
     {.name = (n), .type = TN_ENV_T_BOOL, .def = (d), .offset = offsetof(T, f)}
 #define TN_ENV_END {.name = NULL, .type = TN_ENV_T_END}
+/* clang-format on */
 
 /* tn_env_load - parse every variable of spec into cfg. String fields become
  * new strings owned by cfg (release with tn_env_free). Every problem is logged

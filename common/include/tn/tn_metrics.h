@@ -25,10 +25,10 @@ struct tn_metrics *tn_metrics_new(void);
 /* tn_metrics_free - release the registry and every handle (NULL-safe). */
 void tn_metrics_free(struct tn_metrics *m);
 
-/* tn_metrics_get - the metric named name with labels (e.g. "provider=\"twilio\",reason=\"bad_sig\"",
- * or NULL for none), registering it on first use. name/help/labels borrowed
- * (copied). Returns: borrowed, valid until tn_metrics_free. Asking for the same
- * name with another kind is a bug (TN_ASSERT). Runs on: loop. */
+/* tn_metrics_get - the metric named name with labels (e.g.
+ * "provider=\"twilio\",reason=\"bad_sig\"", or NULL for none), registering it on first use.
+ * name/help/labels borrowed (copied). Returns: borrowed, valid until tn_metrics_free. Asking for
+ * the same name with another kind is a bug (TN_ASSERT). Runs on: loop. */
 struct tn_metric *tn_metrics_get(struct tn_metrics *m, enum tn_metric_kind kind, const char *name,
                                  const char *help, const char *labels);
 

@@ -29,8 +29,8 @@ struct tn_keyring;
 struct tn_oauth_grant {
     char tenant[TN_OAUTH_ID_LEN];
     char resource[TN_OAUTH_ID_LEN];
-    int64_t exp_s;                    /* epoch seconds */
-    char nonce[TN_OAUTH_ID_LEN];      /* state only */
+    int64_t exp_s;                      /* epoch seconds */
+    char nonce[TN_OAUTH_ID_LEN];        /* state only */
     char verifier[TN_OAUTH_ID_LEN * 2]; /* state only: PKCE code_verifier */
 };
 

@@ -24,7 +24,9 @@ struct tn_script {
     char sha[41];
 };
 
+/* clang-format off */
 #define TN_SCRIPT_INIT(t) {.text = (t), .sha = ""}
+/* clang-format on */
 
 /* tn_script_sha - the script's SHA-1, lowercase hex (what EVALSHA names it
  * by). Runs on: loop (fills sc->sha once). */

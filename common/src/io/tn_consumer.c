@@ -48,7 +48,6 @@
 
 #include "tn_consumer_int.h"
 
-
 /* in_flight / is_waiting - which counter a state belongs to */
 static bool in_flight(int s)
 {

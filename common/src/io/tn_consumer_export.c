@@ -45,7 +45,8 @@ static void xinfo_reply(struct tn_redis *r, redisReply *reply, enum tn_err err, 
     if (err == TN_OK && reply->type == REDIS_REPLY_ARRAY) {
         for (size_t i = 0; i < reply->elements; i++) {
             const redisReply *g = reply->element[i], *name = map_get(g, "name");
-            if (name == NULL || name->type != REDIS_REPLY_STRING || strcmp(name->str, op->group) != 0)
+            if (name == NULL || name->type != REDIS_REPLY_STRING ||
+                strcmp(name->str, op->group) != 0)
                 continue;
             const redisReply *lag = map_get(g, "lag"), *pend = map_get(g, "pending");
             if (lag != NULL && lag->type == REDIS_REPLY_INTEGER)
@@ -78,8 +79,8 @@ void tn_consumer_export(struct tn_consumer *c, struct tn_redis *r, struct tn_met
     set_counter(m, "tern_consumer_handled_total", "Entries handed to the handler", labels,
                 st.handled);
     set_counter(m, "tern_consumer_acked_total", "Entries acknowledged", labels, st.acked);
-    set_counter(m, "tern_consumer_retried_total", "Entries put back for a later delivery",
-                labels, st.retried);
+    set_counter(m, "tern_consumer_retried_total", "Entries put back for a later delivery", labels,
+                st.retried);
     set_counter(m, "tern_consumer_dead_total", "Entries moved to the dead-letter stream", labels,
                 st.dead);
     set_counter(m, "tern_consumer_reclaimed_total", "Entries taken over from idle consumers",
