@@ -57,7 +57,9 @@ struct calsync_ctx {
     struct calsync_gtoken *tokens; /* Google access tokens by account (calsync_gtoken.c) */
     char *push_address;            /* calsync_gwatch_address(); NULL: no push channels */
     bool curl_inited, draining, scanning;
-    size_t jobs; /* jobs started and not finished */
+    size_t jobs;    /* jobs started and not finished */
+    size_t parsing; /* REPORT answers on the threadpool (calsync_report.c; also in jobs) */
+    bool stopped;   /* fini ran: pg, http and the consumer are gone */
 };
 
 /* CALSYNC_CHECK: is Tern's event of one booking still there, at the
@@ -94,13 +96,13 @@ struct calsync_range {
  * secrets wiped first). */
 struct calsync_account {
     char id[40];
-    bool google;     /* provider google (else CalDAV) */
-    bool reconnect;  /* needs_reconnect: no calls until the owner reconnects */
-    char *url;       /* CalDAV: the collection, ending in '/'; Google: calendar id */
-    char *userpwd;   /* CalDAV: "user:password" or NULL (no auth) */
-    char *access;    /* Google: the access token, or NULL */
-    char *refresh;   /* Google: the refresh token, or NULL */
-    int64_t expires_s;    /* Google: when access expires (epoch s; 0 unknown) */
+    bool google;           /* provider google (else CalDAV) */
+    bool reconnect;        /* needs_reconnect: no calls until the owner reconnects */
+    char *url;             /* CalDAV: the collection, ending in '/'; Google: calendar id */
+    char *userpwd;         /* CalDAV: "user:password" or NULL (no auth) */
+    char *access;          /* Google: the access token, or NULL */
+    char *refresh;         /* Google: the refresh token, or NULL */
+    int64_t expires_s;     /* Google: when access expires (epoch s; 0 unknown) */
     char send_updates[16]; /* Google: the tenant's sendUpdates */
 };
 
@@ -150,19 +152,64 @@ struct calsync_job {
     const char *why; /* static: sync_error / dead reason */
 };
 
-/* calsync_ical.c - iCalendar through libical. Runs on: any thread. */
+/* What one CalDAV import may spend expanding events. A calendar-query
+ * answer holds one calendar-data text per event (its overridden instances
+ * included); 2000 is far more than one person's or one room's calendar
+ * holds over the import window, and an ordinary event costs 20-50 us, so
+ * 2000 stay under 0.1 s. The CPU bound is for what the count cannot
+ * bound: libical spends 40-180 ms in one call on a rule that never
+ * matches (FREQ=MONTHLY;BYMONTH=2;BYMONTHDAY=30; UNTIL does not stop
+ * it), and a text may hold many events or rules; 2 s of the threadpool
+ * thread's CPU time is 20 times an ordinary 2000-event calendar. Past
+ * either bound the whole window is busy: fewer free slots, never a double
+ * booking. */
+#define CALSYNC_IMPORT_MAX_EVENTS 2000
+#define CALSYNC_IMPORT_MAX_CPU_MS 2000
+
+struct calsync_allow {
+    size_t texts;         /* calendar-data texts it may still expand */
+    int64_t cpu_until_ns; /* the thread's CPU time (CLOCK_THREAD_CPUTIME_ID) to stop at; 0: none */
+    const char *over;     /* static: NULL, or "events" / "cpu" once a bound was hit */
+};
+
+/* calsync_ical.c - iCalendar through libical. Runs on: any thread.
+ * busy: the busy ranges of one calendar-data text, appended to *ranges
+ * (new, tn_free; grown in place); allow (borrowed; NULL: no import bound)
+ * is charged one text and checked before each rule; once it runs out the
+ * whole window [from_s, to_s) is appended once and nothing more is
+ * expanded. allow_init: a fresh allowance whose CPU time is counted on the
+ * calling thread (call it on the thread that expands). */
 char *calsync_ical_event(const char *booking_id, int64_t start_s, int64_t end_s,
                          const char *summary, int64_t now_s);
 bool calsync_ical_inspect(const char *text, char *marker, size_t size, int64_t *start_s,
                           int64_t *end_s);
-void calsync_ical_busy(const char *text, int64_t from_s, int64_t to_s,
+void calsync_ical_busy(const char *text, int64_t from_s, int64_t to_s, struct calsync_allow *allow,
                        struct calsync_range **ranges, size_t *n, size_t *cap);
+void calsync_allow_init(struct calsync_allow *al);
 
 /* calsync_xml.c - multistatus bodies through libxml2. Runs on: any thread. */
 typedef void calsync_xml_data_fn(const char *calendar_data, void *arg);
 enum tn_err calsync_xml_calendar_data(const char *body, size_t len, calsync_xml_data_fn *fn,
                                       void *arg);
 char *calsync_xml_report_body(int64_t from_s, int64_t to_s);
+
+/* calsync_report.c - a calendar-query's 207 answer into an import job's
+ * busy ranges (j->ranges) and Tern's events seen (calsync_twoway_seen).
+ * read: the work itself; body borrowed (len bytes, NUL-terminated), allow
+ * borrowed and charged; touches only j's ranges and seen list. Errors:
+ * TN_EPROTO (not XML), TN_E2BIG. Runs on: any thread.
+ * start: copies body and reads it on the threadpool, then calls done(j,
+ * err) on the loop; from start until done the job belongs to the
+ * threadpool and the loop must not touch or free it (ctx->parsing and
+ * ctx->jobs count it, so a drain waits). err: as read, or TN_ECANCELED
+ * when the daemon stopped meanwhile (ctx->stopped: the job must only be
+ * finished). An answer past the import's bounds is logged
+ * (calsync.import_capped) and counted. Runs on: loop. */
+typedef void calsync_report_done_fn(struct calsync_job *j, enum tn_err err);
+enum tn_err calsync_report_read(struct calsync_job *j, const char *body, size_t len,
+                                struct calsync_allow *allow);
+void calsync_report_start(struct calsync_job *j, const char *body, size_t len,
+                          calsync_report_done_fn *done);
 
 /* calsync_store.c - Postgres work (threadpool) and its submission (loop). */
 void calsync_store_load(struct calsync_job *j, void (*then)(struct calsync_job *j));
@@ -177,9 +224,79 @@ void calsync_caldav_import(struct calsync_job *j, void (*then)(struct calsync_jo
 /* calsync_google.c - the Google Calendar side of a job. Runs on: loop. */
 void calsync_google_mirror(struct calsync_job *j, void (*then)(struct calsync_job *j));
 void calsync_google_import(struct calsync_job *j, void (*then)(struct calsync_job *j));
-bool calsync_google_time(const char *s, int64_t *out);
 char *calsync_google_event_id(const char *booking_id);
 void calsync_google_free(struct calsync_job *j);
+
+/* calsync_gparse.c - Google Calendar's JSON answers read without a job,
+ * I/O or globals (fuzzed by tests/fuzz/fuzz_calsync_google.c). The json_t
+ * is only read; every string handed out is borrowed from it (valid while
+ * it lives; do not free). Runs on: any thread. */
+struct json_t;
+
+#define CALSYNC_GOOGLE_MAX_ETAG 256   /* longer etags are not kept */
+#define CALSYNC_GOOGLE_MAX_TOKEN 2048 /* a longer nextPageToken fails the import */
+
+/* One event as Tern reads it (events.get, or one item of events.list). */
+struct calsync_gevent {
+    const char *tag;    /* extendedProperties.private.tern_booking, or NULL */
+    const char *status; /* "confirmed", "tentative", "cancelled", or NULL */
+    const char *etag;   /* NULL: none, or not fit for If-Match (calsync_gparse_etag) */
+    bool cancelled;     /* status is "cancelled" */
+    bool timed;         /* start and end both read; else both 0 */
+    int64_t start, end; /* epoch s (not checked for start < end) */
+};
+
+/* What one listed event means for the busy-time import. */
+enum calsync_gbusy {
+    CALSYNC_GBUSY_FREE, /* no busy time, nothing to note */
+    CALSYNC_GBUSY_BUSY, /* busy in [start, end) */
+    CALSYNC_GBUSY_TERN, /* Tern's own, not cancelled: tag, start and end for two-way sync */
+};
+
+struct calsync_gitem {
+    const char *tag;    /* CALSYNC_GBUSY_TERN: the tag; else NULL */
+    int64_t start, end; /* BUSY: start < end, overlaps the window; TERN: as listed; FREE: 0 */
+};
+
+/* calsync_google_time - an RFC 3339 date-time, or a date ("2026-05-05",
+ * read as UTC midnight), as epoch seconds in *out. false (and *out
+ * untouched) when s is NULL or not one of those. Runs on: any thread. */
+bool calsync_google_time(const char *s, int64_t *out);
+/* calsync_gparse_tag - Tern's tag of event ev. Returns: borrowed, or NULL.
+ * Runs on: any thread. */
+const char *calsync_gparse_tag(const struct json_t *ev);
+/* calsync_gparse_etag - ev's etag, fit to send back in an If-Match header:
+ * printable ASCII, shorter than CALSYNC_GOOGLE_MAX_ETAG. Returns: borrowed;
+ * NULL when absent or not fit (the event is then written without If-Match).
+ * Runs on: any thread. */
+const char *calsync_gparse_etag(const struct json_t *ev);
+/* calsync_gparse_event - fill *out from event ev (any JSON value, or NULL:
+ * all absent). Strings in *out: borrowed from ev. Runs on: any thread. */
+void calsync_gparse_event(const struct json_t *ev, struct calsync_gevent *out);
+/* calsync_gparse_busy - one item of an events.list over [from_s, to_s):
+ * busy time (a non-empty range overlapping the window, not clipped to it),
+ * Tern's own event, or nothing (cancelled, transparent, declined by the
+ * calendar's owner, no valid times, outside the window). *out is always
+ * set; its tag is borrowed from ev. Runs on: any thread. */
+enum calsync_gbusy calsync_gparse_busy(const struct json_t *ev, int64_t from_s, int64_t to_s,
+                                       struct calsync_gitem *out);
+/* calsync_gparse_page - an events.list answer: *items (borrowed array) and
+ * *next, its nextPageToken (borrowed; NULL on the last page: absent or
+ * null). TN_EPROTO (both NULL) when items is not an array, or the token is
+ * there but cannot be sent back (not a string, empty, or
+ * CALSYNC_GOOGLE_MAX_TOKEN bytes or more). Runs on: any thread. */
+enum tn_err calsync_gparse_page(const struct json_t *page, const struct json_t **items,
+                                const char **next);
+/* calsync_gparse_reason - errors[0].reason of a Google error body (or of
+ * NULL). Returns: borrowed, or the static "". Never NULL. Runs on: any
+ * thread. */
+const char *calsync_gparse_reason(const struct json_t *body);
+/* calsync_gparse_verdict - what an HTTP status (other than 401) and its
+ * body mean whatever the step: TN_EUNAVAIL (429, 5xx and 403 rate limits:
+ * *why "google_unavailable"; 412: "google_precondition"), TN_EPROTO (other
+ * 403s: "google_forbidden"), or TN_OK (*why NULL): the step decides.
+ * *why: static. Runs on: any thread. */
+enum tn_err calsync_gparse_verdict(long status, const struct json_t *body, const char **why);
 
 /* calsync_gtoken.c - Google access tokens: one refresh in flight per
  * account, invalid_grant flags the account. Runs on: loop. */

@@ -22,13 +22,15 @@
  *	Import: REPORT calendar-query (Depth: 1) over [now, now + busy days];
  *	each calendar-data becomes busy ranges (calsync_ical_busy). Works on
  *	servers without free-busy-query (Radicale). Tern's own events in the
- *	answer are noted for two-way sync (calsync_twoway.c).
+ *	answer are noted for two-way sync (calsync_twoway.c). The answer is
+ *	read on the threadpool, within the import's bounds
+ *	(calsync_report.c); the job continues on the loop after it.
  *
  *	Check (a CALSYNC_CHECK job): the same GET; 404 means the business
  *	deleted Tern's event, its marker at other times that it moved it.
  *	Nothing is written.
  * RUNS ON
- *	loop.
+ *	loop (the REPORT answer is read on the threadpool: calsync_report.c).
  * DIAGNOSTICS
  *	j->err and j->why: TN_EDENIED "caldav_auth", TN_EPROTO
  *	"caldav_refused" / "foreign_event" (not retried), TN_EUNAVAIL
@@ -173,16 +175,17 @@ static void after_get(struct calsync_job *j, const struct tn_http_response *resp
         put(j, j->etag);
 }
 
-/* collect - one calendar-data text into the job's ranges */
-static void collect(const char *text, void *arg)
+/* report_read - the REPORT answer was read on the threadpool; the job is
+ * the loop's again. TN_ECANCELED: the daemon stopped meanwhile, so the
+ * job is only finished, and retried (as when shutdown cuts a transfer). */
+static void report_read(struct calsync_job *j, enum tn_err err)
 {
-    struct calsync_job *j = arg;
-    char marker[64];
-    int64_t s = 0, e = 0;
-
-    calsync_ical_busy(text, j->win_from, j->win_to, &j->ranges, &j->nranges, &j->cap);
-    if (calsync_ical_inspect(text, marker, sizeof(marker), &s, &e) && marker[0] != '\0')
-        calsync_twoway_seen(j, marker, s, e); /* Tern's own: for two-way sync */
+    if (err == TN_ECANCELED)
+        fail(j, TN_EUNAVAIL, "caldav_unavailable");
+    else if (err != TN_OK)
+        fail(j, TN_EPROTO, "caldav_bad_xml");
+    else
+        j->then(j);
 }
 
 /* on_response - one HTTP answer for the current step */
@@ -236,14 +239,8 @@ static void on_response(const struct tn_http_response *resp, enum tn_err err, vo
             fail(j, TN_EPROTO, "caldav_refused");
             return;
         }
-        if (calsync_xml_calendar_data(resp->body, resp->body_len, collect, j) != TN_OK) {
-            fail(j, TN_EPROTO, "caldav_bad_xml");
-            return;
-        }
-        {
-            j->then(j);
-            return;
-        }
+        calsync_report_start(j, resp->body, resp->body_len, report_read);
+        return;
     }
 }
 

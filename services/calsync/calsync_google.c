@@ -32,6 +32,11 @@
  *
  *	A 401 forgets the access token and retries once with a fresh one
  *	(calsync_gtoken.c); 429, 5xx and 403 rate limits are retried.
+ *
+ *	What is read from Google's answers (an event's tag, times, status and
+ *	etag, whether a listed event is busy, a page's items and token, an
+ *	error's reason) is decided in calsync_gparse.c; this file holds the
+ *	job's state and the HTTP.
  * RUNS ON
  *	loop.
  * DIAGNOSTICS
@@ -42,7 +47,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <curl/curl.h>
 #include <jansson.h>
@@ -69,40 +73,6 @@ struct calsync_gsend {
 
 static void send_step(struct calsync_job *j);
 static void on_response(const struct tn_http_response *resp, enum tn_err err, void *arg);
-
-/* calsync_google_time - RFC 3339 date-time or a date ("2026-05-05", read as
- * UTC midnight) as epoch seconds. Runs on: any thread */
-bool calsync_google_time(const char *s, int64_t *out)
-{
-    struct tm tm = {0};
-    int y, mo, d, h = 0, mi = 0, se = 0, n = 0, oh, om;
-    const char *p;
-    int64_t off = 0;
-
-    if (s == NULL || sscanf(s, "%4d-%2d-%2d%n", &y, &mo, &d, &n) != 3)
-        return false;
-    p = s + n;
-    if (*p == 'T' || *p == 't') {
-        if (sscanf(p + 1, "%2d:%2d:%2d%n", &h, &mi, &se, &n) != 3)
-            return false;
-        p += 1 + n;
-        if (*p == '.')
-            p += 1 + strspn(p + 1, "0123456789");
-        if (*p == '+' || *p == '-') {
-            if (sscanf(p + 1, "%2d:%2d", &oh, &om) != 2)
-                return false;
-            off = (*p == '+' ? 1 : -1) * (oh * 3600 + om * 60);
-        } else if (*p != 'Z' && *p != 'z') {
-            return false;
-        }
-    } else if (*p != '\0') {
-        return false;
-    }
-    tm.tm_year = y - 1900, tm.tm_mon = mo - 1, tm.tm_mday = d;
-    tm.tm_hour = h, tm.tm_min = mi, tm.tm_sec = se;
-    *out = (int64_t)timegm(&tm) - off;
-    return true;
-}
 
 /* utc - epoch seconds as "YYYY-MM-DDTHH:MM:SSZ" */
 static const char *utc(int64_t s, char *buf, size_t size)
@@ -249,30 +219,13 @@ static void send_step(struct calsync_job *j)
         fail(j, TN_EUNAVAIL, "google_unavailable");
 }
 
-/* tag_of - extendedProperties.private.tern_booking of an event, or NULL */
-static const char *tag_of(json_t *ev)
-{
-    json_t *x = json_object_get(json_object_get(ev, "extendedProperties"), "private");
-
-    return json_string_value(json_object_get(x, "tern_booking"));
-}
-
-/* time_of - start or end of an event (dateTime or all-day date) */
-static bool time_of(json_t *ev, const char *which, int64_t *out)
-{
-    json_t *t = json_object_get(ev, which);
-    const char *s = json_string_value(json_object_get(t, "dateTime"));
-
-    return calsync_google_time(s != NULL ? s : json_string_value(json_object_get(t, "date")), out);
-}
-
 /* set_etag - remember the event's etag (NULL when it has none) */
 static void set_etag(struct calsync_job *j, json_t *ev)
 {
-    const char *e = json_string_value(json_object_get(ev, "etag"));
+    const char *e = calsync_gparse_etag(ev);
 
     tn_free(j->etag);
-    j->etag = e != NULL && strlen(e) < 256 ? tn_xstrdup(e) : NULL;
+    j->etag = e != NULL ? tn_xstrdup(e) : NULL;
 }
 
 /* check_get - a check (calsync_twoway.c): is Tern's event gone or moved?
@@ -280,20 +233,18 @@ static void set_etag(struct calsync_job *j, json_t *ev)
  * at it is gone whatever its tag says. */
 static void check_get(struct calsync_job *j, long status, json_t *ev)
 {
-    const char *st = json_string_value(json_object_get(ev, "status"));
-    const char *tag = tag_of(ev);
-    int64_t s = 0, e = 0;
+    struct calsync_gevent g;
 
-    if (status == 404 || status == 410 ||
-        (status == 200 && st != NULL && strcmp(st, "cancelled") == 0)) {
+    calsync_gparse_event(ev, &g);
+    if (status == 404 || status == 410 || (status == 200 && g.cancelled)) {
         j->gone = true;
     } else if (status != 200 || ev == NULL) {
         fail(j, TN_EPROTO, "google_refused");
         return;
-    } else if (tag != NULL && strcmp(tag, j->id) == 0 && time_of(ev, "start", &s) &&
-               time_of(ev, "end", &e) && (s != j->start_s || e != j->end_s)) {
+    } else if (g.tag != NULL && strcmp(g.tag, j->id) == 0 && g.timed &&
+               (g.start != j->start_s || g.end != j->end_s)) {
         j->moved = true;
-        j->new_start = s, j->new_end = e;
+        j->new_start = g.start, j->new_end = g.end;
     }
     j->then(j);
 }
@@ -301,8 +252,7 @@ static void check_get(struct calsync_job *j, long status, json_t *ev)
 /* after_get - decide from what Google holds */
 static void after_get(struct calsync_job *j, long status, json_t *ev)
 {
-    const char *st = json_string_value(json_object_get(ev, "status"));
-    int64_t s = 0, e = 0;
+    struct calsync_gevent g;
 
     if (j->kind == CALSYNC_CHECK) {
         check_get(j, status, ev);
@@ -319,7 +269,8 @@ static void after_get(struct calsync_job *j, long status, json_t *ev)
         fail(j, TN_EPROTO, "google_refused");
         return;
     }
-    if (tag_of(ev) == NULL || strcmp(tag_of(ev), j->id) != 0) {
+    calsync_gparse_event(ev, &g);
+    if (g.tag == NULL || strcmp(g.tag, j->id) != 0) {
         tn_log_warn(NULL, "calsync.foreign_event", TN_KV_STR("booking_id", j->id));
         fail(j, TN_EPROTO, "foreign_event");
         return;
@@ -327,7 +278,7 @@ static void after_get(struct calsync_job *j, long status, json_t *ev)
     set_etag(j, ev);
     tn_free(j->href);
     j->href = event_url(j, false);
-    if (st != NULL && strcmp(st, "cancelled") == 0) {
+    if (g.cancelled) {
         if (j->want_event)
             go(j, STEP_PATCH, "PATCH", event_url(j, true), event_body(j, false, true), j->etag);
         else
@@ -336,7 +287,7 @@ static void after_get(struct calsync_job *j, long status, json_t *ev)
     }
     if (!j->want_event)
         go(j, STEP_DELETE, "DELETE", event_url(j, true), NULL, j->etag);
-    else if (time_of(ev, "start", &s) && time_of(ev, "end", &e) && s == j->start_s && e == j->end_s)
+    else if (g.timed && g.start == j->start_s && g.end == j->end_s)
         j->then(j); /* already as it should be */
     else
         go(j, STEP_PATCH, "PATCH", event_url(j, true), event_body(j, false, false), j->etag);
@@ -345,80 +296,64 @@ static void after_get(struct calsync_job *j, long status, json_t *ev)
 /* busy_item - one listed event into the job's ranges, if it is busy time */
 static void busy_item(struct calsync_job *j, json_t *ev)
 {
-    const char *st = json_string_value(json_object_get(ev, "status"));
-    const char *tr = json_string_value(json_object_get(ev, "transparency"));
-    json_t *a;
-    size_t i;
-    int64_t s, e;
+    struct calsync_gitem it;
 
-    if (tag_of(ev) != NULL) { /* Tern's own: not busy, but two-way sync wants it */
-        if ((st == NULL || strcmp(st, "cancelled") != 0) && time_of(ev, "start", &s) &&
-            time_of(ev, "end", &e))
-            calsync_twoway_seen(j, tag_of(ev), s, e);
-        return;
+    switch (calsync_gparse_busy(ev, j->win_from, j->win_to, &it)) {
+    case CALSYNC_GBUSY_TERN: /* Tern's own: not busy, but two-way sync wants it */
+        calsync_twoway_seen(j, it.tag, it.start, it.end);
+        break;
+    case CALSYNC_GBUSY_BUSY:
+        if (j->nranges == j->cap) {
+            j->cap = j->cap ? j->cap * 2 : 16;
+            j->ranges = tn_xrealloc(j->ranges, j->cap * sizeof(*j->ranges));
+        }
+        j->ranges[j->nranges++] = (struct calsync_range){.start = it.start, .end = it.end};
+        break;
+    default:
+        break;
     }
-    if ((st != NULL && strcmp(st, "cancelled") == 0) ||
-        (tr != NULL && strcmp(tr, "transparent") == 0))
-        return;
-    json_array_foreach(json_object_get(ev, "attendees"), i, a)
-    {
-        const char *rs = json_string_value(json_object_get(a, "responseStatus"));
-
-        if (json_is_true(json_object_get(a, "self")) && rs != NULL && !strcmp(rs, "declined"))
-            return;
-    }
-    if (!time_of(ev, "start", &s) || !time_of(ev, "end", &e) || e <= s)
-        return;
-    if (j->nranges == j->cap) {
-        j->cap = j->cap ? j->cap * 2 : 16;
-        j->ranges = tn_xrealloc(j->ranges, j->cap * sizeof(*j->ranges));
-    }
-    j->ranges[j->nranges++] = (struct calsync_range){.start = s, .end = e};
 }
 
-/* list_page - GET one page of events in the window */
+/* list_page - GET one page of events in the window. The query is built to
+ * its length: a fixed buffer cut long page tokens short. */
 static void list_page(struct calsync_job *j)
 {
-    char from[32], to[32], q[600];
+    char from[32], to[32], *q;
     char *tok = j->page_token != NULL ? curl_easy_escape(NULL, j->page_token, 0) : NULL;
+    struct tn_buf b;
 
-    snprintf(q, sizeof(q), "?timeMin=%s&timeMax=%s&singleEvents=true&maxResults=2500%s%s",
-             utc(j->win_from, from, sizeof(from)), utc(j->win_to, to, sizeof(to)),
-             tok != NULL ? "&pageToken=" : "", tok != NULL ? tok : "");
+    tn_buf_init(&b, 0);
+    tn_buf_printf(&b, "?timeMin=%s&timeMax=%s&singleEvents=true&maxResults=2500%s%s",
+                  utc(j->win_from, from, sizeof(from)), utc(j->win_to, to, sizeof(to)),
+                  tok != NULL ? "&pageToken=" : "", tok != NULL ? tok : "");
     curl_free(tok);
+    q = tn_buf_steal(&b, NULL);
     j->pages++;
     go(j, STEP_LIST, "GET", calendar_url(j, q), NULL, NULL);
+    tn_free(q);
 }
 
 /* after_list - collect a page; fetch the next one or finish */
 static void after_list(struct calsync_job *j, long status, json_t *b)
 {
+    const json_t *items;
     json_t *ev;
     size_t i;
-    const char *next = json_string_value(json_object_get(b, "nextPageToken"));
+    const char *next;
 
-    if (status != 200 || !json_is_array(json_object_get(b, "items"))) {
+    if (status != 200 || calsync_gparse_page(b, &items, &next) != TN_OK) {
         fail(j, TN_EPROTO, "google_refused");
         return;
     }
-    json_array_foreach(json_object_get(b, "items"), i, ev) busy_item(j, ev);
+    json_array_foreach(items, i, ev) busy_item(j, ev);
     tn_free(j->page_token);
-    j->page_token = next != NULL && strlen(next) < 512 ? tn_xstrdup(next) : NULL;
+    j->page_token = next != NULL ? tn_xstrdup(next) : NULL;
     if (j->page_token == NULL)
         j->then(j);
     else if (j->pages >= GOOGLE_MAX_PAGES)
         fail(j, TN_EPROTO, "google_too_many_pages");
     else
         list_page(j);
-}
-
-/* reason_of - errors[0].reason of a Google error body, or "" */
-static const char *reason_of(json_t *b)
-{
-    json_t *e = json_array_get(json_object_get(json_object_get(b, "error"), "errors"), 0);
-    const char *r = json_string_value(json_object_get(e, "reason"));
-
-    return r != NULL ? r : "";
 }
 
 /* retry_auth - after a 401: a fresh token, then the same request again */
@@ -434,22 +369,13 @@ static void retry_auth(struct calsync_job *j)
 /* transient - statuses that mean "later": false when handled otherwise */
 static bool transient(struct calsync_job *j, long status, json_t *b)
 {
-    const char *r = reason_of(b);
+    const char *why;
+    enum tn_err err = calsync_gparse_verdict(status, b, &why);
 
-    if (status == 429 || status >= 500 ||
-        (status == 403 && (strstr(r, "RateLimit") != NULL || strstr(r, "rateLimit") != NULL))) {
-        fail(j, TN_EUNAVAIL, "google_unavailable");
-        return true;
-    }
-    if (status == 412) {
-        fail(j, TN_EUNAVAIL, "google_precondition");
-        return true;
-    }
-    if (status == 403) {
-        fail(j, TN_EPROTO, "google_forbidden");
-        return true;
-    }
-    return false;
+    if (err == TN_OK)
+        return false;
+    fail(j, err, why);
+    return true;
 }
 
 /* step_done - the current step's answer, status and parsed body */

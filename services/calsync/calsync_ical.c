@@ -19,6 +19,13 @@
  *	bounded (ICAL_MAX_WORK, ICAL_MAX_RANGES): a rule too costly to walk
  *	(FREQ=SECONDLY over weeks, a COUNT walked from centuries ago) makes
  *	its event busy from where the walk would start to the window's end.
+ *	An import as a whole is bounded too (struct calsync_allow): libical
+ *	itself may search for centuries in one call for a rule that never
+ *	matches (FREQ=MONTHLY;BYMONTH=2;BYMONTHDAY=30: 40-180 ms each), which
+ *	no per-walk budget can interrupt; once the import has expanded
+ *	CALSYNC_IMPORT_MAX_EVENTS texts or spent CALSYNC_IMPORT_MAX_CPU_MS of
+ *	its thread's CPU time, the whole window is busy and nothing more is
+ *	expanded.
  *	XXX: all-day and floating times are read as UTC, and an overridden
  *	instance (RECURRENCE-ID) counts as busy at both times: busy time errs
  *	on the side of fewer slots.
@@ -29,6 +36,7 @@
  */
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include <libical/ical.h>
 
@@ -136,6 +144,7 @@ struct acc {
     size_t *n, *cap;
     int64_t from, to;
     uint64_t work;
+    struct calsync_allow *allow; /* the import's, borrowed; NULL: no import bound */
 };
 
 /* add - [s, e) as busy time when it overlaps the window. The last range
@@ -151,6 +160,50 @@ static void add(struct acc *a, int64_t s, int64_t e)
         *a->r = tn_xrealloc(*a->r, *a->cap * sizeof(**a->r));
     }
     (*a->r)[(*a->n)++] = (struct calsync_range){.start = s, .end = e};
+}
+
+/* cpu_ns - the calling thread's CPU time in nanoseconds. CPU time, not the
+ * wall clock: a loaded machine must not make an ordinary calendar look
+ * too costly. */
+static int64_t cpu_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* calsync_allow_init - a fresh allowance for one import, its CPU time
+ * counted from now on the calling thread */
+void calsync_allow_init(struct calsync_allow *al)
+{
+    al->texts = CALSYNC_IMPORT_MAX_EVENTS;
+    al->cpu_until_ns = cpu_ns() + (int64_t)CALSYNC_IMPORT_MAX_CPU_MS * 1000000;
+    al->over = NULL;
+}
+
+/* allowed - may the import expand one more text (text) or rule (!text)?
+ * The first time its allowance runs out, the whole window becomes busy:
+ * a calendar-query answer lists events in the server's order, not by
+ * time, so what is left unexpanded may lie anywhere in the window. */
+static bool allowed(struct acc *a, bool text)
+{
+    struct calsync_allow *al = a->allow;
+
+    if (al == NULL)
+        return true;
+    if (al->over != NULL)
+        return false;
+    if (text && al->texts == 0) {
+        al->over = "events";
+    } else if (al->cpu_until_ns != 0 && cpu_ns() > al->cpu_until_ns) {
+        al->over = "cpu";
+    } else {
+        al->texts -= text ? 1 : 0;
+        return true;
+    }
+    add(a, a->from, a->to);
+    return false;
 }
 
 /* spend - take n units from the call's budget; false (nothing taken) when short */
@@ -292,7 +345,7 @@ static void expand(icalcomponent *ev, struct acc *a)
     rdates = props(ev, ICAL_RDATE_PROPERTY, &nrdates);
     if (nrrules == 0 && !excluded(&e, a, e.dtstart))
         add(a, (int64_t)base.start, (int64_t)base.start + e.dur);
-    for (size_t i = 0; i < nrrules; i++)
+    for (size_t i = 0; i < nrrules && allowed(a, false); i++)
         walk_rule(&e, rrules[i], a);
     for (size_t i = 0; i < nrdates; i++) {
         struct icaldatetimeperiodtype d = icalproperty_get_rdate(rdates[i]);
@@ -316,14 +369,23 @@ static bool is_busy(icalcomponent *ev)
     return icalcomponent_get_status(ev) != ICAL_STATUS_CANCELLED;
 }
 
-/* calsync_ical_busy - busy ranges of text's events inside [from, to) */
-void calsync_ical_busy(const char *text, int64_t from_s, int64_t to_s,
+/* calsync_ical_busy - busy ranges of text's events inside [from, to),
+ * within the import's allowance (NULL: none) */
+void calsync_ical_busy(const char *text, int64_t from_s, int64_t to_s, struct calsync_allow *allow,
                        struct calsync_range **ranges, size_t *n, size_t *cap)
 {
-    icalcomponent *cal = icalparser_parse_string(text), *ev;
-    struct acc a = {
-        .r = ranges, .n = n, .cap = cap, .from = from_s, .to = to_s, .work = ICAL_MAX_WORK};
+    icalcomponent *cal, *ev;
+    struct acc a = {.r = ranges,
+                    .n = n,
+                    .cap = cap,
+                    .from = from_s,
+                    .to = to_s,
+                    .work = ICAL_MAX_WORK,
+                    .allow = allow};
 
+    if (!allowed(&a, true))
+        return;
+    cal = icalparser_parse_string(text);
     if (cal == NULL)
         return;
     if (icalcomponent_isa(cal) == ICAL_VEVENT_COMPONENT) {
@@ -332,7 +394,8 @@ void calsync_ical_busy(const char *text, int64_t from_s, int64_t to_s,
         icalcomponent_free(cal);
         return;
     }
-    for (ev = icalcomponent_get_first_component(cal, ICAL_VEVENT_COMPONENT); ev != NULL;
+    for (ev = icalcomponent_get_first_component(cal, ICAL_VEVENT_COMPONENT);
+         ev != NULL && allowed(&a, false);
          ev = icalcomponent_get_next_component(cal, ICAL_VEVENT_COMPONENT)) {
         if (is_busy(ev))
             expand(ev, &a);

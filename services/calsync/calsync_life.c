@@ -115,12 +115,13 @@ void calsync_drain(struct tn_rt *rt, void *arg)
         tn_consumer_stop(ctx->cal);
 }
 
-/* calsync_busy - jobs, a scan or verdicts in flight */
+/* calsync_busy - jobs (REPORT answers on the threadpool among them), a
+ * scan or verdicts in flight */
 bool calsync_busy(void *arg)
 {
     struct calsync_ctx *ctx = arg;
 
-    return ctx->jobs > 0 || ctx->scanning ||
+    return ctx->jobs > 0 || ctx->parsing > 0 || ctx->scanning ||
            (ctx->cal != NULL && tn_consumer_inflight(ctx->cal) > 0);
 }
 
@@ -136,12 +137,15 @@ bool calsync_ready(void *arg, const char **why)
     return true;
 }
 
-/* calsync_fini - release everything */
+/* calsync_fini - release everything. A REPORT answer still on the
+ * threadpool comes back after this (uv_run waits for it) and finds
+ * ctx->stopped: its job is only finished. */
 void calsync_fini(struct tn_rt *rt, void *arg)
 {
     struct calsync_ctx *ctx = arg;
 
     (void)rt;
+    ctx->stopped = true;
     stop_timer(ctx);
     tn_consumer_free(ctx->cal);
     if (ctx->pg != NULL)

@@ -49,7 +49,7 @@
  * the tenant's sendUpdates. */
 #define ACCOUNT_COLS                                                                               \
     " a.id, a.calendar_id, a.username, encode(a.access_token_sealed, 'hex'), a.provider,"          \
-    " encode(a.refresh_token_sealed, 'hex'), extract(epoch FROM a.expires_at)::bigint,"           \
+    " encode(a.refresh_token_sealed, 'hex'), extract(epoch FROM a.expires_at)::bigint,"            \
     " a.needs_reconnect, (SELECT calendar_send_updates FROM tenants WHERE id = a.tenant_id)"
 
 static const char sql_booking[] =

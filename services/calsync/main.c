@@ -21,8 +21,10 @@
  *	cancels the booking and tells the lead (a notice on tern:out), one it
  *	moved moves the booking (tern-agent's scan tells the lead). After a
  *	disconnect (tern-sweeper) an account gets no calls: its bookings are
- *	recorded as having no calendar. See calsync_job.c, calsync_caldav.c,
- *	calsync_google.c, calsync_gtoken.c, calsync_gconnect.c and
+ *	recorded as having no calendar. See calsync_job.c, calsync_caldav.c
+ *	(its REPORT answers are read on the threadpool within an import's
+ *	bounds: calsync_report.c), calsync_google.c (Google's answers are
+ *	read by calsync_gparse.c), calsync_gtoken.c, calsync_gconnect.c and
  *	calsync_twoway.c.
  *	Google push channels (calsync_gwatch.c): with a push address
  *	configured, every live Google account gets an events.watch channel

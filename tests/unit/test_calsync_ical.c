@@ -23,7 +23,7 @@ static size_t busy(const char *text, int64_t from, int64_t days, struct calsync_
     size_t n = 0, cap = 0;
 
     *r = NULL;
-    calsync_ical_busy(text, from, from + days * DAY, r, &n, &cap);
+    calsync_ical_busy(text, from, from + days * DAY, NULL, r, &n, &cap);
     return n;
 }
 
