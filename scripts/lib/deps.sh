@@ -4,7 +4,7 @@
 TN_DEPS_BUILD="cmake make gcc clang pkg-config libuv1-dev libhiredis-dev libpq-dev
  libcurl4-openssl-dev libjansson-dev libssl-dev libcmocka-dev libh2o-dev libical-dev libxml2-dev
  libjemalloc-dev"
-TN_DEPS_RUN="redis-server redis-tools postgresql curl jq openssl radicale"
+TN_DEPS_RUN="redis-server redis-tools postgresql curl jq openssl radicale tzdata"
 # Tools a machine may already have from elsewhere (a newer Node.js, say):
 # installed from Debian only when the command is missing, never over it.
 TN_DEPS_CMDS="node:nodejs npm:npm psql:postgresql-client wrk:wrk"

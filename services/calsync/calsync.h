@@ -20,6 +20,7 @@ struct tn_pg;
 struct tn_pgconn;
 struct tn_redis;
 struct uv_timer_s;
+struct _icaltimezone; /* libical's icaltimezone */
 
 #define CALSYNC_MARKER "X-TERN-BOOKING"
 #define CALSYNC_UID_PREFIX "tern"
@@ -87,6 +88,9 @@ struct calsync_seen {
 /* Booking ids an import found missing or moved in the calendar. */
 #define CALSYNC_MAX_CHECKS 16
 
+/* The longest time zone name kept (tz database names are at most about 32). */
+#define CALSYNC_ZONE_MAX 64
+
 /* One busy range, epoch seconds [start, end). */
 struct calsync_range {
     int64_t start, end;
@@ -104,6 +108,7 @@ struct calsync_account {
     char *refresh;         /* Google: the refresh token, or NULL */
     int64_t expires_s;     /* Google: when access expires (epoch s; 0 unknown) */
     char send_updates[16]; /* Google: the tenant's sendUpdates */
+    char time_zone[CALSYNC_ZONE_MAX]; /* the tenant's IANA zone (tenants.time_zone) */
 };
 
 struct calsync_connect; /* op connect's state (calsync_gconnect.c) */
@@ -119,6 +124,10 @@ struct calsync_job {
     /* loaded by the store (threadpool) */
     bool found, has_account, want_event;
     struct calsync_account acct;
+    /* the tenant's zone, found on the loop once loaded (calsync_zone_pick;
+     * NULL: UTC): all-day and floating times are read in it. Borrowed from
+     * libical, which keeps its zones for the life of the process. */
+    const struct _icaltimezone *zone;
     int version;
     bool in_sync; /* check: confirmed, mirrored at this version, event on this account */
     int64_t start_s, end_s;
@@ -173,6 +182,11 @@ struct calsync_allow {
 };
 
 /* calsync_ical.c - iCalendar through libical. Runs on: any thread.
+ * zone (borrowed; NULL: UTC): what times without a zone of their own are
+ * read in: all-day dates (VALUE=DATE) and floating date-times; a TZID or a
+ * UTC time keeps its own. inspect: the marker and times of the first
+ * VEVENT (an all-day event without DTEND lasts one day; a timed one
+ * without DTEND or DURATION ends where it starts).
  * busy: the busy ranges of one calendar-data text, appended to *ranges
  * (new, tn_free; grown in place); allow (borrowed; NULL: no import bound)
  * is charged one text and checked before each rule; once it runs out the
@@ -181,11 +195,32 @@ struct calsync_allow {
  * calling thread (call it on the thread that expands). */
 char *calsync_ical_event(const char *booking_id, int64_t start_s, int64_t end_s,
                          const char *summary, int64_t now_s);
-bool calsync_ical_inspect(const char *text, char *marker, size_t size, int64_t *start_s,
-                          int64_t *end_s);
-void calsync_ical_busy(const char *text, int64_t from_s, int64_t to_s, struct calsync_allow *allow,
-                       struct calsync_range **ranges, size_t *n, size_t *cap);
+bool calsync_ical_inspect(const char *text, const struct _icaltimezone *zone, char *marker,
+                          size_t size, int64_t *start_s, int64_t *end_s);
+void calsync_ical_busy(const char *text, const struct _icaltimezone *zone, int64_t from_s,
+                       int64_t to_s, struct calsync_allow *allow, struct calsync_range **ranges,
+                       size_t *n, size_t *cap);
 void calsync_allow_init(struct calsync_allow *al);
+
+/* calsync_zone.c - the zone a calendar's local times are read in.
+ * find: libical's zone of a tz database name (borrowed: libical keeps it
+ * for the life of the process), or NULL when name is NULL, not shaped like
+ * a tz database name, or unknown to the system's tz database.
+ * pick: name's zone; NULL or "" gives fallback quietly; a name that is not
+ * found gives fallback (NULL: UTC) and logs calsync.zone_unknown (warn:
+ * account id, source "tenant" or "calendar", the name when well-formed).
+ * init: load libical's list of zones; warns calsync.no_zone_data when
+ * there is none (every zone would then be read as UTC).
+ * Runs on: loop only. libical 3.0.16 adds a zone that is not in zone.tab
+ * (a link such as US/Pacific) to its shared list without a lock, so its
+ * lookups are not safe on several threads at once; converting a time in
+ * a zone found is (libical guards a zone's expanded changes with a mutex),
+ * so a zone found here may be handed to the threadpool. */
+const struct _icaltimezone *calsync_zone_find(const char *name);
+const struct _icaltimezone *calsync_zone_pick(const struct calsync_job *j, const char *name,
+                                              const char *source,
+                                              const struct _icaltimezone *fallback);
+void calsync_zone_init(void);
 
 /* calsync_xml.c - multistatus bodies through libxml2. Runs on: any thread. */
 typedef void calsync_xml_data_fn(const char *calendar_data, void *arg);
@@ -230,7 +265,10 @@ void calsync_google_free(struct calsync_job *j);
 /* calsync_gparse.c - Google Calendar's JSON answers read without a job,
  * I/O or globals (fuzzed by tests/fuzz/fuzz_calsync_google.c). The json_t
  * is only read; every string handed out is borrowed from it (valid while
- * it lives; do not free). Runs on: any thread. */
+ * it lives; do not free). A zone argument (borrowed; NULL: UTC) is what
+ * times without an offset are read in: all-day dates, and date-times
+ * without one; the calendar's (the events.list answer's timeZone), else
+ * the tenant's. Runs on: any thread (zone found on the loop). */
 struct json_t;
 
 #define CALSYNC_GOOGLE_MAX_ETAG 256   /* longer etags are not kept */
@@ -258,10 +296,12 @@ struct calsync_gitem {
     int64_t start, end; /* BUSY: start < end, overlaps the window; TERN: as listed; FREE: 0 */
 };
 
-/* calsync_google_time - an RFC 3339 date-time, or a date ("2026-05-05",
- * read as UTC midnight), as epoch seconds in *out. false (and *out
- * untouched) when s is NULL or not one of those. Runs on: any thread. */
-bool calsync_google_time(const char *s, int64_t *out);
+/* calsync_google_time - an RFC 3339 date-time, a date-time without offset
+ * (read in zone) or a date ("2026-05-05": midnight starting that day in
+ * zone), as epoch seconds in *out. false (and *out untouched) when s is
+ * NULL or not one of those, or is one of the last two with a field out of
+ * range. Runs on: any thread. */
+bool calsync_google_time(const char *s, const struct _icaltimezone *zone, int64_t *out);
 /* calsync_gparse_tag - Tern's tag of event ev. Returns: borrowed, or NULL.
  * Runs on: any thread. */
 const char *calsync_gparse_tag(const struct json_t *ev);
@@ -271,15 +311,22 @@ const char *calsync_gparse_tag(const struct json_t *ev);
  * Runs on: any thread. */
 const char *calsync_gparse_etag(const struct json_t *ev);
 /* calsync_gparse_event - fill *out from event ev (any JSON value, or NULL:
- * all absent). Strings in *out: borrowed from ev. Runs on: any thread. */
-void calsync_gparse_event(const struct json_t *ev, struct calsync_gevent *out);
-/* calsync_gparse_busy - one item of an events.list over [from_s, to_s):
- * busy time (a non-empty range overlapping the window, not clipped to it),
- * Tern's own event, or nothing (cancelled, transparent, declined by the
- * calendar's owner, no valid times, outside the window). *out is always
- * set; its tag is borrowed from ev. Runs on: any thread. */
-enum calsync_gbusy calsync_gparse_busy(const struct json_t *ev, int64_t from_s, int64_t to_s,
-                                       struct calsync_gitem *out);
+ * all absent), its times read in zone. Strings in *out: borrowed from ev.
+ * Runs on: any thread. */
+void calsync_gparse_event(const struct json_t *ev, const struct _icaltimezone *zone,
+                          struct calsync_gevent *out);
+/* calsync_gparse_busy - one item of an events.list over [from_s, to_s),
+ * its times read in zone: busy time (a non-empty range overlapping the
+ * window, not clipped to it), Tern's own event, or nothing (cancelled,
+ * transparent, declined by the calendar's owner, no valid times, outside
+ * the window). *out is always set; its tag is borrowed from ev. Runs on:
+ * any thread. */
+enum calsync_gbusy calsync_gparse_busy(const struct json_t *ev, const struct _icaltimezone *zone,
+                                       int64_t from_s, int64_t to_s, struct calsync_gitem *out);
+/* calsync_gparse_zone - an events.list answer's timeZone (the calendar's
+ * zone: what its all-day events are in). Returns: borrowed, or NULL when
+ * absent or not a string. Runs on: any thread. */
+const char *calsync_gparse_zone(const struct json_t *page);
 /* calsync_gparse_page - an events.list answer: *items (borrowed array) and
  * *next, its nextPageToken (borrowed; NULL on the last page: absent or
  * null). TN_EPROTO (both NULL) when items is not an array, or the token is

@@ -20,7 +20,8 @@
  *	X-TERN-BOOKING with this booking's id.
  *
  *	Import: REPORT calendar-query (Depth: 1) over [now, now + busy days];
- *	each calendar-data becomes busy ranges (calsync_ical_busy). Works on
+ *	each calendar-data becomes busy ranges (calsync_ical_busy; all-day
+ *	and floating times in the tenant's zone, j->zone). Works on
  *	servers without free-busy-query (Radicale). Tern's own events in the
  *	answer are noted for two-way sync (calsync_twoway.c). The answer is
  *	read on the threadpool, within the import's bounds
@@ -125,7 +126,7 @@ static void check_get(struct calsync_job *j, const struct tn_http_response *resp
     } else if (resp->status != 200) {
         fail(j, TN_EPROTO, "caldav_refused");
         return;
-    } else if (calsync_ical_inspect(resp->body, marker, sizeof(marker), &s, &e) &&
+    } else if (calsync_ical_inspect(resp->body, j->zone, marker, sizeof(marker), &s, &e) &&
                strcmp(marker, j->id) == 0 && (s != j->start_s || e != j->end_s)) {
         j->moved = true;
         j->new_start = s, j->new_end = e;
@@ -155,7 +156,7 @@ static void after_get(struct calsync_job *j, const struct tn_http_response *resp
         return;
     }
     set_etag(j, resp);
-    if (!calsync_ical_inspect(resp->body, marker, sizeof(marker), &s, &e) ||
+    if (!calsync_ical_inspect(resp->body, j->zone, marker, sizeof(marker), &s, &e) ||
         strcmp(marker, j->id) != 0) {
         tn_log_warn(NULL, "calsync.foreign_event", TN_KV_STR("booking_id", j->id));
         {

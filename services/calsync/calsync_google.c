@@ -24,7 +24,10 @@
  *	(recurrences expanded), page by page; an event that is cancelled,
  *	transparent, declined by the calendar's owner, or Tern's own, is not
  *	busy. Only start and end are kept; Tern's own events are noted for
- *	two-way sync (calsync_twoway.c).
+ *	two-way sync (calsync_twoway.c). An all-day event is busy from its
+ *	first day's local midnight to its end date's in the calendar's zone
+ *	(the answer's timeZone; the tenant's when absent or unknown: see
+ *	calsync_zone.c).
  *
  *	Check (a CALSYNC_CHECK job): the same GET of Tern's event; 404, 410 or
  *	status "cancelled" means the business deleted it, Tern's tag at other
@@ -235,7 +238,7 @@ static void check_get(struct calsync_job *j, long status, json_t *ev)
 {
     struct calsync_gevent g;
 
-    calsync_gparse_event(ev, &g);
+    calsync_gparse_event(ev, j->zone, &g);
     if (status == 404 || status == 410 || (status == 200 && g.cancelled)) {
         j->gone = true;
     } else if (status != 200 || ev == NULL) {
@@ -269,7 +272,7 @@ static void after_get(struct calsync_job *j, long status, json_t *ev)
         fail(j, TN_EPROTO, "google_refused");
         return;
     }
-    calsync_gparse_event(ev, &g);
+    calsync_gparse_event(ev, j->zone, &g);
     if (g.tag == NULL || strcmp(g.tag, j->id) != 0) {
         tn_log_warn(NULL, "calsync.foreign_event", TN_KV_STR("booking_id", j->id));
         fail(j, TN_EPROTO, "foreign_event");
@@ -293,12 +296,13 @@ static void after_get(struct calsync_job *j, long status, json_t *ev)
         go(j, STEP_PATCH, "PATCH", event_url(j, true), event_body(j, false, false), j->etag);
 }
 
-/* busy_item - one listed event into the job's ranges, if it is busy time */
-static void busy_item(struct calsync_job *j, json_t *ev)
+/* busy_item - one listed event into the job's ranges, if it is busy time;
+ * its all-day dates are days of zone, the calendar's */
+static void busy_item(struct calsync_job *j, const struct _icaltimezone *zone, json_t *ev)
 {
     struct calsync_gitem it;
 
-    switch (calsync_gparse_busy(ev, j->win_from, j->win_to, &it)) {
+    switch (calsync_gparse_busy(ev, zone, j->win_from, j->win_to, &it)) {
     case CALSYNC_GBUSY_TERN: /* Tern's own: not busy, but two-way sync wants it */
         calsync_twoway_seen(j, it.tag, it.start, it.end);
         break;
@@ -333,19 +337,23 @@ static void list_page(struct calsync_job *j)
     tn_free(q);
 }
 
-/* after_list - collect a page; fetch the next one or finish */
+/* after_list - collect a page; fetch the next one or finish. All-day
+ * events are days of the calendar's zone (the answer's timeZone), else of
+ * the tenant's. */
 static void after_list(struct calsync_job *j, long status, json_t *b)
 {
     const json_t *items;
     json_t *ev;
     size_t i;
     const char *next;
+    const struct _icaltimezone *zone;
 
     if (status != 200 || calsync_gparse_page(b, &items, &next) != TN_OK) {
         fail(j, TN_EPROTO, "google_refused");
         return;
     }
-    json_array_foreach(items, i, ev) busy_item(j, ev);
+    zone = calsync_zone_pick(j, calsync_gparse_zone(b), "calendar", j->zone);
+    json_array_foreach(items, i, ev) busy_item(j, zone, ev);
     tn_free(j->page_token);
     j->page_token = next != NULL ? tn_xstrdup(next) : NULL;
     if (j->page_token == NULL)

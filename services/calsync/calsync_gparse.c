@@ -3,8 +3,9 @@
  *	calsync_gparse - read Google Calendar's answers
  * SYNOPSIS
  *	#include "calsync.h"
- *	calsync_gparse_event(ev, &gev);  calsync_gparse_busy(ev, from, to, &item);
- *	calsync_gparse_page(page, &items, &next);  calsync_gparse_verdict(status, body, &why);
+ *	calsync_gparse_event(ev, zone, &gev);  calsync_gparse_busy(ev, zone, from, to, &item);
+ *	calsync_gparse_page(page, &items, &next);  zone_name = calsync_gparse_zone(page);
+ *	calsync_gparse_verdict(status, body, &why);
  * DESCRIPTION
  *	What tern-calsync takes from the JSON bodies of Google Calendar v3
  *	(protocols.md 5), apart from the job that asked and the HTTP that
@@ -13,7 +14,13 @@
  *
  *	An event (events.get, one item of events.list): Tern's tag
  *	(extendedProperties.private.tern_booking), status, etag, and start
- *	and end (dateTime, else the all-day date read as UTC midnight).
+ *	and end (dateTime, else the all-day date). An all-day date is a day
+ *	of the calendar's own zone (Google's events.list answer names it in
+ *	timeZone): it runs from that day's local midnight to the end date's,
+ *	23 or 25 hours across a DST change. The caller passes that zone, found
+ *	on the loop (calsync_zone.c), and libical converts; a date-time
+ *	without an offset (Google sends none, but RFC 3339 parsers meet them)
+ *	is read in the same zone, one with an offset or Z as it says.
  *	Busy time: an event is busy unless it is cancelled, transparent,
  *	declined by the calendar's owner (the attendee with self: true), has
  *	no valid times, lies outside the window asked for, or is Tern's own
@@ -22,7 +29,9 @@
  *	means for any step (429, 5xx and 403 rate limits are retried).
  *
  *	Every function is pure: no job, no I/O, no globals, and the json_t is
- *	only read. Strings handed out are borrowed from the json_t.
+ *	only read (libical reads a zone's rules from the tz database the first
+ *	time that zone converts a time, once per process). Strings handed out
+ *	are borrowed from the json_t.
  * RUNS ON
  *	any thread.
  * DIAGNOSTICS
@@ -33,12 +42,42 @@
 #include <time.h>
 
 #include <jansson.h>
+#include <libical/ical.h>
 
 #include "calsync.h"
 
-/* calsync_google_time - RFC 3339 date-time or a date ("2026-05-05", read as
- * UTC midnight) as epoch seconds. Runs on: any thread */
-bool calsync_google_time(const char *s, int64_t *out)
+/* The years a clock reading is converted in its zone. One outside them is
+ * centuries from any import window and is read as UTC, so that libical is
+ * never asked to expand a zone's rules that far. */
+#define ZONE_YEAR_MIN 1
+#define ZONE_YEAR_MAX 3000
+
+/* local_time - a clock reading (year .. second) in zone as epoch seconds,
+ * through libical's rules for that zone (NULL: UTC); false when a field is
+ * out of range */
+static bool local_time(const struct tm *tm, const struct _icaltimezone *zone, int64_t *out)
+{
+    struct icaltimetype t = icaltime_null_time();
+    struct tm u = *tm;
+
+    if (tm->tm_mon < 0 || tm->tm_mon > 11 || tm->tm_mday < 1 || tm->tm_mday > 31 ||
+        tm->tm_hour < 0 || tm->tm_hour > 23 || tm->tm_min < 0 || tm->tm_min > 59 ||
+        tm->tm_sec < 0 || tm->tm_sec > 60)
+        return false;
+    if (zone == NULL || tm->tm_year + 1900 < ZONE_YEAR_MIN || tm->tm_year + 1900 > ZONE_YEAR_MAX) {
+        *out = (int64_t)timegm(&u);
+        return true;
+    }
+    t.year = tm->tm_year + 1900, t.month = tm->tm_mon + 1, t.day = tm->tm_mday;
+    t.hour = tm->tm_hour, t.minute = tm->tm_min, t.second = tm->tm_sec;
+    *out = (int64_t)icaltime_as_timet_with_zone(t, zone);
+    return true;
+}
+
+/* calsync_google_time - RFC 3339 date-time, one without offset (in zone),
+ * or a date ("2026-05-05": its midnight in zone) as epoch seconds. Runs
+ * on: any thread */
+bool calsync_google_time(const char *s, const struct _icaltimezone *zone, int64_t *out)
 {
     struct tm tm = {0};
     int y, mo, d, h = 0, mi = 0, se = 0, n = 0, oh, om;
@@ -48,24 +87,26 @@ bool calsync_google_time(const char *s, int64_t *out)
     if (s == NULL || sscanf(s, "%4d-%2d-%2d%n", &y, &mo, &d, &n) != 3)
         return false;
     p = s + n;
-    if (*p == 'T' || *p == 't') {
-        if (sscanf(p + 1, "%2d:%2d:%2d%n", &h, &mi, &se, &n) != 3)
+    tm.tm_year = y - 1900, tm.tm_mon = mo - 1, tm.tm_mday = d;
+    if (*p == '\0')
+        return local_time(&tm, zone, out); /* all-day: a day of the calendar's zone */
+    if (*p != 'T' && *p != 't')
+        return false;
+    if (sscanf(p + 1, "%2d:%2d:%2d%n", &h, &mi, &se, &n) != 3)
+        return false;
+    p += 1 + n;
+    if (*p == '.')
+        p += 1 + strspn(p + 1, "0123456789");
+    tm.tm_hour = h, tm.tm_min = mi, tm.tm_sec = se;
+    if (*p == '\0')
+        return local_time(&tm, zone, out); /* no offset: the calendar's local time */
+    if (*p == '+' || *p == '-') {
+        if (sscanf(p + 1, "%2d:%2d", &oh, &om) != 2)
             return false;
-        p += 1 + n;
-        if (*p == '.')
-            p += 1 + strspn(p + 1, "0123456789");
-        if (*p == '+' || *p == '-') {
-            if (sscanf(p + 1, "%2d:%2d", &oh, &om) != 2)
-                return false;
-            off = (*p == '+' ? 1 : -1) * (oh * 3600 + om * 60);
-        } else if (*p != 'Z' && *p != 'z') {
-            return false;
-        }
-    } else if (*p != '\0') {
+        off = (*p == '+' ? 1 : -1) * (oh * 3600 + om * 60);
+    } else if (*p != 'Z' && *p != 'z') {
         return false;
     }
-    tm.tm_year = y - 1900, tm.tm_mon = mo - 1, tm.tm_mday = d;
-    tm.tm_hour = h, tm.tm_min = mi, tm.tm_sec = se;
     *out = (int64_t)timegm(&tm) - off;
     return true;
 }
@@ -84,13 +125,14 @@ static bool is(const json_t *o, const char *name, const char *want)
     return v != NULL && strcmp(v, want) == 0;
 }
 
-/* time_of - start or end of an event: dateTime, else the all-day date */
-static bool time_of(const json_t *ev, const char *which, int64_t *out)
+/* time_of - start or end of an event: dateTime, else the all-day date (in zone) */
+static bool time_of(const json_t *ev, const char *which, const struct _icaltimezone *zone,
+                    int64_t *out)
 {
     const json_t *t = json_object_get(ev, which);
     const char *s = str(t, "dateTime");
 
-    return calsync_google_time(s != NULL ? s : str(t, "date"), out);
+    return calsync_google_time(s != NULL ? s : str(t, "date"), zone, out);
 }
 
 /* calsync_gparse_tag - Tern's tag of an event, or NULL */
@@ -121,7 +163,8 @@ const char *calsync_gparse_etag(const json_t *ev)
 }
 
 /* calsync_gparse_event - what Tern reads of one event */
-void calsync_gparse_event(const json_t *ev, struct calsync_gevent *out)
+void calsync_gparse_event(const json_t *ev, const struct _icaltimezone *zone,
+                          struct calsync_gevent *out)
 {
     int64_t s = 0, e = 0;
 
@@ -130,7 +173,7 @@ void calsync_gparse_event(const json_t *ev, struct calsync_gevent *out)
     out->status = str(ev, "status");
     out->etag = calsync_gparse_etag(ev);
     out->cancelled = is(ev, "status", "cancelled");
-    if (time_of(ev, "start", &s) && time_of(ev, "end", &e)) {
+    if (time_of(ev, "start", zone, &s) && time_of(ev, "end", zone, &e)) {
         out->timed = true;
         out->start = s, out->end = e;
     }
@@ -151,13 +194,13 @@ static bool declined_by_owner(const json_t *ev)
 }
 
 /* calsync_gparse_busy - does one listed event make busy time, and which */
-enum calsync_gbusy calsync_gparse_busy(const json_t *ev, int64_t from_s, int64_t to_s,
-                                       struct calsync_gitem *out)
+enum calsync_gbusy calsync_gparse_busy(const json_t *ev, const struct _icaltimezone *zone,
+                                       int64_t from_s, int64_t to_s, struct calsync_gitem *out)
 {
     struct calsync_gevent g;
 
     memset(out, 0, sizeof(*out));
-    calsync_gparse_event(ev, &g);
+    calsync_gparse_event(ev, zone, &g);
     if (g.tag != NULL) { /* Tern's own: not busy, but two-way sync wants it */
         if (g.cancelled || !g.timed)
             return CALSYNC_GBUSY_FREE;
@@ -196,6 +239,12 @@ enum tn_err calsync_gparse_page(const json_t *page, const json_t **items, const 
     *items = it;
     *next = t;
     return TN_OK;
+}
+
+/* calsync_gparse_zone - the calendar's zone named by an events.list answer */
+const char *calsync_gparse_zone(const json_t *page)
+{
+    return str(page, "timeZone");
 }
 
 /* calsync_gparse_reason - errors[0].reason of a Google error body, or "" */

@@ -4,8 +4,8 @@
  * SYNOPSIS
  *	#include "calsync.h"
  *	char *ics = calsync_ical_event(booking_id, start, end, summary, now);
- *	calsync_ical_inspect(text, marker, sizeof(marker), &start, &end);
- *	calsync_ical_busy(text, from, to, &ranges, &n, &cap);
+ *	calsync_ical_inspect(text, zone, marker, sizeof(marker), &start, &end);
+ *	calsync_ical_busy(text, zone, from, to, &allow, &ranges, &n, &cap);
  * DESCRIPTION
  *	Tern's event: one VEVENT in UTC whose UID is "tern" + the booking id
  *	without dashes (deterministic, and also a valid Google event id), with
@@ -15,7 +15,20 @@
  *	Busy time from a calendar's events: every VEVENT that is not Tern's
  *	own, not TRANSP:TRANSPARENT and not STATUS:CANCELLED, expanded with
  *	libical's recurrence rules (RRULE, RDATE, EXDATE) inside the window.
- *	Only the start and end of a foreign event are kept. The expansion is
+ *	Only the start and end of a foreign event are kept.
+ *
+ *	Times are read in their own zone: a TZID (the calendar's VTIMEZONE,
+ *	else libical's builtin zone of that name) or UTC. An all-day date
+ *	(VALUE=DATE) and a floating time have none: they are the calendar's
+ *	local days and times, read in the zone the caller passes (the
+ *	tenant's, found on the loop: calsync_zone.c), through libical's rules.
+ *	An all-day event lasts its days on the calendar, local midnight to
+ *	local midnight (23 or 25 hours across a DST change; one day when it
+ *	has no DTEND), each instance of a recurring one too; a timed event
+ *	lasts its exact duration. A floating or all-day rule is walked in
+ *	local time, from and to the window's ends as local times.
+ *
+ *	The expansion is
  *	bounded (ICAL_MAX_WORK, ICAL_MAX_RANGES): a rule too costly to walk
  *	(FREQ=SECONDLY over weeks, a COUNT walked from centuries ago) makes
  *	its event busy from where the walk would start to the window's end.
@@ -26,11 +39,14 @@
  *	CALSYNC_IMPORT_MAX_EVENTS texts or spent CALSYNC_IMPORT_MAX_CPU_MS of
  *	its thread's CPU time, the whole window is busy and nothing more is
  *	expanded.
- *	XXX: all-day and floating times are read as UTC, and an overridden
- *	instance (RECURRENCE-ID) counts as busy at both times: busy time errs
- *	on the side of fewer slots.
+ *	XXX: an overridden instance (RECURRENCE-ID) counts as busy at both
+ *	times: busy time errs on the side of fewer slots.
  * RUNS ON
- *	any thread (libical keeps no shared state for these calls).
+ *	any thread. libical keeps no shared state for these calls but its
+ *	zones: converting in a zone is guarded by libical's own mutex, and the
+ *	zone passed in is found on the loop (calsync_zone.c), since finding
+ *	one is not thread-safe. XXX: libical itself looks up the builtin zone
+ *	of a TZID whose VTIMEZONE the text lacks, on whatever thread parses.
  * DIAGNOSTICS
  *	None: malformed text yields no event or no ranges.
  */
@@ -50,12 +66,85 @@ static struct icaltimetype utc_time(int64_t s)
     return icaltime_from_timet_with_zone((time_t)s, 0, icaltimezone_get_utc_timezone());
 }
 
-/* epoch - an icaltime (in its own zone, UTC when floating) as epoch seconds.
- * The zone argument says what zone t is read in: t.zone, not UTC. */
-static int64_t epoch(struct icaltimetype t)
+/* epoch - an icaltime as epoch seconds: in its own zone (a TZID, or UTC),
+ * else (an all-day date or a floating time) in zone, the calendar's (NULL:
+ * UTC). A date is its local midnight. */
+static int64_t epoch(struct icaltimetype t, const icaltimezone *zone)
 {
-    return (int64_t)icaltime_as_timet_with_zone(
-        t, t.zone != NULL ? t.zone : icaltimezone_get_utc_timezone());
+    if (t.zone != NULL)
+        zone = t.zone;
+    return (int64_t)icaltime_as_timet_with_zone(t, zone != NULL ? zone
+                                                                : icaltimezone_get_utc_timezone());
+}
+
+/* wall - t's clock reading as if it were UTC: for lengths in days and
+ * hours on the calendar, whatever the zone */
+static int64_t wall(struct icaltimetype t)
+{
+    t.zone = NULL;
+    return (int64_t)icaltime_as_timet_with_zone(t, NULL);
+}
+
+/* One event's times: its start, and how long it lasts. */
+struct event {
+    icalcomponent *ev;
+    struct icaltimetype dtstart;
+    const icaltimezone *zone; /* what its floating and all-day times are read in; NULL: UTC */
+    int64_t dur;              /* seconds, >= 0: exact; on the calendar's clock when all-day */
+    uint64_t check;           /* what an EXDATE check costs; 0: no checks */
+};
+
+/* An all-day event longer than this many days (more than the longest
+ * import window, TN_CALSYNC_BUSY_DAYS <= 730) ends in exact seconds: an
+ * hour off at its far end at most, where icaltime_adjust would walk it
+ * month by month, and a server may send one thousands of years long with
+ * any number of RDATEs. */
+#define ICAL_LONG_DAYS 1000
+
+/* event_of - ev's DTSTART and length, times read in zone; false without a
+ * DTSTART. An all-day event runs to DTEND (or DTSTART + DURATION) on the
+ * calendar's clock, one day when it has neither; a timed one without
+ * them takes no time. */
+static bool event_of(icalcomponent *ev, const icaltimezone *zone, struct event *e)
+{
+    struct icaltimetype end = icalcomponent_get_dtend(ev);
+
+    *e = (struct event){.ev = ev, .dtstart = icalcomponent_get_dtstart(ev), .zone = zone};
+    if (icaltime_is_null_time(e->dtstart))
+        return false;
+    if (e->dtstart.is_date)
+        e->dur = icaltime_is_null_time(end) ? 86400 : wall(end) - wall(e->dtstart);
+    else if (!icaltime_is_null_time(end))
+        e->dur = epoch(end, zone) - epoch(e->dtstart, zone);
+    if (e->dur < 0)
+        e->dur = 0;
+    return true;
+}
+
+/* end_of - the end of e's instance that starts at t (epoch s): an
+ * all-day one ends at the local midnight its days later (icaltime_adjust
+ * on the clock, libical's rules for the instant), unless ICAL_LONG_DAYS */
+static int64_t end_of(const struct event *e, struct icaltimetype t, int64_t s)
+{
+    if (!e->dtstart.is_date || e->dur > ICAL_LONG_DAYS * 86400)
+        return s + e->dur;
+    icaltime_adjust(&t, (int)(e->dur / 86400), 0, 0, (int)(e->dur % 86400));
+    return epoch(t, e->zone);
+}
+
+/* at - epoch seconds s as a time like e's DTSTART, for libical's walk: a
+ * UTC time when DTSTART has a zone (libical converts), else the floating
+ * clock reading of s in the calendar's zone (a date when DTSTART is one) */
+static struct icaltimetype at(const struct event *e, int64_t s)
+{
+    struct icaltimetype t;
+
+    if (e->dtstart.zone != NULL)
+        return utc_time(s);
+    t = icaltime_from_timet_with_zone((time_t)s, e->dtstart.is_date,
+                                      e->zone != NULL ? e->zone : icaltimezone_get_utc_timezone());
+    t.zone = NULL;
+    return t;
 }
 
 /* calsync_ical_event - Tern's VCALENDAR for a booking; new (tn_free) */
@@ -106,10 +195,11 @@ static const char *marker_of(icalcomponent *ev)
 }
 
 /* calsync_ical_inspect - marker and times of the first VEVENT of text */
-bool calsync_ical_inspect(const char *text, char *marker, size_t size, int64_t *start_s,
-                          int64_t *end_s)
+bool calsync_ical_inspect(const char *text, const struct _icaltimezone *zone, char *marker,
+                          size_t size, int64_t *start_s, int64_t *end_s)
 {
     icalcomponent *cal = icalparser_parse_string(text), *ev;
+    struct event e;
     const char *m;
 
     marker[0] = '\0';
@@ -121,8 +211,12 @@ bool calsync_ical_inspect(const char *text, char *marker, size_t size, int64_t *
     if (ev != NULL) {
         m = marker_of(ev);
         snprintf(marker, size, "%s", m != NULL ? m : "");
-        *start_s = epoch(icalcomponent_get_dtstart(ev));
-        *end_s = epoch(icalcomponent_get_dtend(ev));
+        if (event_of(ev, zone, &e)) {
+            *start_s = epoch(e.dtstart, zone);
+            *end_s = end_of(&e, e.dtstart, *start_s);
+        } else {
+            *start_s = *end_s = 0; /* no DTSTART: no times */
+        }
     }
     icalcomponent_free(cal);
     return ev != NULL;
@@ -145,6 +239,7 @@ struct acc {
     int64_t from, to;
     uint64_t work;
     struct calsync_allow *allow; /* the import's, borrowed; NULL: no import bound */
+    const icaltimezone *zone;    /* the calendar's, borrowed; NULL: UTC */
 };
 
 /* add - [s, e) as busy time when it overlaps the window. The last range
@@ -252,14 +347,6 @@ static uint64_t walk_cost(const struct icalrecurrencetype *r, int64_t walk_start
     return n; /* at most 1e5 * 366 * 25 * 61 * 62: no overflow */
 }
 
-/* One event being expanded. */
-struct event {
-    icalcomponent *ev;
-    struct icaltimetype dtstart;
-    int64_t dur;    /* seconds, >= 0 */
-    uint64_t check; /* what an EXDATE check costs; 0: no checks */
-};
-
 /* excluded - is the instance at t an EXDATE? When the budget is spent,
  * exclusions are no longer checked (more busy, never less). */
 static bool excluded(struct event *e, struct acc *a, struct icaltimetype t)
@@ -280,8 +367,8 @@ static bool excluded(struct event *e, struct acc *a, struct icaltimetype t)
 static void walk_rule(struct event *e, icalproperty *rrule, struct acc *a)
 {
     struct icalrecurrencetype r = icalproperty_get_rrule(rrule);
-    struct icaltimetype end = utc_time(a->to), t;
-    int64_t start = epoch(e->dtstart), s;
+    struct icaltimetype end = at(e, a->to), t;
+    int64_t start = epoch(e->dtstart, e->zone), s;
     icalrecur_iterator *it;
 
     if (r.count == 0 && start < a->from - e->dur)
@@ -296,14 +383,14 @@ static void walk_rule(struct event *e, icalproperty *rrule, struct acc *a)
     if (it == NULL)
         return;
     if (r.count == 0)
-        icalrecur_iterator_set_start(it, utc_time(start));
+        icalrecur_iterator_set_start(it, at(e, start));
     for (t = icalrecur_iterator_next(it); !icaltime_is_null_time(t) && *a->n < ICAL_MAX_RANGES;
          t = icalrecur_iterator_next(it)) {
         if (icaltime_compare(t, end) > 0)
             break;
-        s = epoch(t);
+        s = epoch(t, e->zone);
         if (!excluded(e, a, t))
-            add(a, s, s + e->dur);
+            add(a, s, end_of(e, t, s));
     }
     icalrecur_iterator_free(it);
 }
@@ -329,29 +416,31 @@ static icalproperty **props(icalcomponent *ev, icalproperty_kind kind, size_t *n
  * instance) disables exclusions: more busy, never less. */
 static void expand(icalcomponent *ev, struct acc *a)
 {
-    struct event e = {.ev = ev, .dtstart = icalcomponent_get_dtstart(ev)};
-    struct icaltime_span base;
+    struct event e;
     icalproperty **rrules, **rdates;
     size_t nrrules, nrdates;
+    int64_t s;
 
-    if (icaltime_is_null_time(e.dtstart))
+    if (!event_of(ev, a->zone, &e))
         return;
-    base = icaltime_span_new(e.dtstart, icalcomponent_get_dtend(ev), 1);
-    e.dur = base.end > base.start ? (int64_t)(base.end - base.start) : 0;
     if (icalcomponent_get_first_property(ev, ICAL_EXDATE_PROPERTY) != NULL &&
         icalcomponent_get_first_property(ev, ICAL_EXRULE_PROPERTY) == NULL)
         e.check = (uint64_t)icalcomponent_count_properties(ev, ICAL_ANY_PROPERTY);
     rrules = props(ev, ICAL_RRULE_PROPERTY, &nrrules);
     rdates = props(ev, ICAL_RDATE_PROPERTY, &nrdates);
-    if (nrrules == 0 && !excluded(&e, a, e.dtstart))
-        add(a, (int64_t)base.start, (int64_t)base.start + e.dur);
+    if (nrrules == 0 && !excluded(&e, a, e.dtstart)) {
+        s = epoch(e.dtstart, e.zone);
+        add(a, s, end_of(&e, e.dtstart, s));
+    }
     for (size_t i = 0; i < nrrules && allowed(a, false); i++)
         walk_rule(&e, rrules[i], a);
     for (size_t i = 0; i < nrdates; i++) {
         struct icaldatetimeperiodtype d = icalproperty_get_rdate(rdates[i]);
 
-        if (!icaltime_is_null_time(d.time) && !excluded(&e, a, d.time))
-            add(a, epoch(d.time), epoch(d.time) + e.dur); /* XXX: periods skipped, as libical */
+        if (icaltime_is_null_time(d.time) || excluded(&e, a, d.time))
+            continue;
+        s = epoch(d.time, e.zone);
+        add(a, s, end_of(&e, d.time, s)); /* XXX: periods skipped, as libical */
     }
     tn_free(rrules);
     tn_free(rdates);
@@ -371,8 +460,9 @@ static bool is_busy(icalcomponent *ev)
 
 /* calsync_ical_busy - busy ranges of text's events inside [from, to),
  * within the import's allowance (NULL: none) */
-void calsync_ical_busy(const char *text, int64_t from_s, int64_t to_s, struct calsync_allow *allow,
-                       struct calsync_range **ranges, size_t *n, size_t *cap)
+void calsync_ical_busy(const char *text, const struct _icaltimezone *zone, int64_t from_s,
+                       int64_t to_s, struct calsync_allow *allow, struct calsync_range **ranges,
+                       size_t *n, size_t *cap)
 {
     icalcomponent *cal, *ev;
     struct acc a = {.r = ranges,
@@ -381,7 +471,8 @@ void calsync_ical_busy(const char *text, int64_t from_s, int64_t to_s, struct ca
                     .from = from_s,
                     .to = to_s,
                     .work = ICAL_MAX_WORK,
-                    .allow = allow};
+                    .allow = allow,
+                    .zone = zone};
 
     if (!allowed(&a, true))
         return;

@@ -180,6 +180,8 @@ static void loaded(struct calsync_job *j)
             calsync_job_finish(j);
         return;
     }
+    if (j->has_account) /* here, on the loop: finding a zone is not thread-safe */
+        j->zone = calsync_zone_pick(j, j->acct.time_zone, "tenant", NULL);
     if (j->kind == CALSYNC_WATCH || j->kind == CALSYNC_UNWATCH)
         calsync_gwatch_run(j, calsync_job_finish);
     else if (j->kind == CALSYNC_DELETE && !j->has_account)

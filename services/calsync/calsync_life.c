@@ -7,13 +7,15 @@
  * DESCRIPTION
  *	init opens the key ring (calendar credentials), the Postgres pool,
  *	the HTTP client, the tern:cal consumer (group "calsync") and the scan
- *	timer, and works out the Google push address (none: no channels).
+ *	timer, works out the Google push address (none: no channels), and
+ *	loads libical's list of time zones (calsync_zone.c).
  *	drain stops intake and scans; jobs in flight finish (busy).
  *	fini releases everything.
  * RUNS ON
  *	loop.
  * DIAGNOSTICS
- *	calsync.no_database, calsync.no_master_key, config.invalid.
+ *	calsync.no_database, calsync.no_master_key, calsync.no_zone_data,
+ *	config.invalid.
  */
 #include <string.h>
 
@@ -63,6 +65,7 @@ enum tn_err calsync_init(struct tn_rt *rt, void *arg)
     ctx->redis = rt->redis;
     ctx->push_address = calsync_gwatch_address(&ctx->cfg);
     tn_log_info(NULL, "calsync.push_channels", TN_KV_BOOL("on", ctx->push_address != NULL));
+    calsync_zone_init(); /* libical's zone list, read once now rather than on a job */
     if (rt->base->pg_dsn == NULL || rt->base->pg_dsn[0] == '\0') {
         tn_log_warn(NULL, "calsync.no_database", TN_KV_STR("hint", "set TN_PG_DSN"));
         return TN_OK;

@@ -22,7 +22,10 @@
  *	callback, since uv_run waits for it, and the job is then only
  *	finished). The work touches only the job's ranges and seen list, the
  *	thread-safe allocator and libxml2 / libical, which keep no shared
- *	state for these calls (libxml2 is initialised on the loop first).
+ *	state for these calls (libxml2 is initialised on the loop first) but
+ *	libical's zones: the job's zone (the tenant's, for all-day and
+ *	floating times) was found on the loop before the import started
+ *	(calsync_zone.c), and converting in it takes libical's own lock.
  *
  *	read hands each calendar-data text to calsync_ical_busy, charged to
  *	the import's allowance (CALSYNC_IMPORT_MAX_EVENTS texts and
@@ -78,8 +81,9 @@ static void collect(const char *text, void *arg)
     char marker[64];
     int64_t s = 0, e = 0;
 
-    calsync_ical_busy(text, j->win_from, j->win_to, r->allow, &j->ranges, &j->nranges, &j->cap);
-    if (calsync_ical_inspect(text, marker, sizeof(marker), &s, &e) && marker[0] != '\0')
+    calsync_ical_busy(text, j->zone, j->win_from, j->win_to, r->allow, &j->ranges, &j->nranges,
+                      &j->cap);
+    if (calsync_ical_inspect(text, j->zone, marker, sizeof(marker), &s, &e) && marker[0] != '\0')
         calsync_twoway_seen(j, marker, s, e); /* Tern's own: for two-way sync */
 }
 

@@ -10,7 +10,9 @@
  *	mirror, the booking (state, times, service name, sync_version) and the
  *	connected CalDAV or Google account of its resource (one flagged
  *	needs_reconnect only when no other is live); for an import, the
- *	account. The account's password or tokens are opened here (tn_open,
+ *	account; with either, the tenant's time zone (tenants.time_zone: what
+ *	all-day and floating calendar times are read in, calsync_zone.c). The
+ *	account's password or tokens are opened here (tn_open,
  *	aad "oauth:<tenant>:<account>:access" / ":refresh") and live only in
  *	the job.
  *	save records the outcome: the mirror columns of the booking (only if
@@ -46,11 +48,12 @@
 
 /* The account columns every load reads (account_from): id, calendar, CalDAV
  * user, sealed access, provider, sealed refresh, expiry, needs_reconnect,
- * the tenant's sendUpdates. */
+ * the tenant's sendUpdates and time zone. */
 #define ACCOUNT_COLS                                                                               \
     " a.id, a.calendar_id, a.username, encode(a.access_token_sealed, 'hex'), a.provider,"          \
     " encode(a.refresh_token_sealed, 'hex'), extract(epoch FROM a.expires_at)::bigint,"            \
-    " a.needs_reconnect, (SELECT calendar_send_updates FROM tenants WHERE id = a.tenant_id)"
+    " a.needs_reconnect, (SELECT calendar_send_updates FROM tenants WHERE id = a.tenant_id),"      \
+    " (SELECT time_zone FROM tenants WHERE id = a.tenant_id)"
 
 static const char sql_booking[] =
     "SELECT b.status = 'confirmed', extract(epoch FROM lower(b.during))::bigint,"
@@ -130,6 +133,16 @@ static enum tn_err google_from(struct calsync_job *j, struct pg_result *res, int
     return err;
 }
 
+/* zone_from - the tenant's zone name; one too long to be a zone name is
+ * kept as one that names none, so that calsync_zone_pick says so */
+static void zone_from(struct calsync_job *j, const char *tz)
+{
+    if (tz != NULL && strlen(tz) < sizeof(j->acct.time_zone))
+        snprintf(j->acct.time_zone, sizeof(j->acct.time_zone), "%s", tz);
+    else if (tz != NULL)
+        snprintf(j->acct.time_zone, sizeof(j->acct.time_zone), "(too long)");
+}
+
 /* account_from - fill j->acct from the ACCOUNT_COLS at col.. of row 0; opens
  * the credentials. Errors: TN_EDENIED when they do not open */
 static enum tn_err account_from(struct calsync_job *j, struct pg_result *res, int col)
@@ -143,6 +156,7 @@ static enum tn_err account_from(struct calsync_job *j, struct pg_result *res, in
 
     snprintf(j->acct.id, sizeof(j->acct.id), "%s", tn_pg_result_value(res, 0, col));
     j->acct.reconnect = strcmp(tn_pg_result_value(res, 0, col + 7), "t") == 0;
+    zone_from(j, tn_pg_result_value(res, 0, col + 9));
     if (strcmp(tn_pg_result_value(res, 0, col + 4), "google") == 0)
         return google_from(j, res, col);
     n = strlen(url);
@@ -179,9 +193,9 @@ static enum tn_err load_mirror(struct tn_pgconn *c, struct calsync_job *j)
     if (j->has_account)
         err = account_from(j, res, 5);
     /* a check acts only on a booking mirrored at this version to this account */
-    j->in_sync = j->has_account && j->want_event && !strcmp(tn_pg_result_value(res, 0, 14), "t") &&
-                 tn_pg_result_value(res, 0, 15) != NULL &&
-                 strcmp(tn_pg_result_value(res, 0, 15), j->acct.id) == 0;
+    j->in_sync = j->has_account && j->want_event && !strcmp(tn_pg_result_value(res, 0, 15), "t") &&
+                 tn_pg_result_value(res, 0, 16) != NULL &&
+                 strcmp(tn_pg_result_value(res, 0, 16), j->acct.id) == 0;
 out:
     tn_pg_result_free(res);
     return err;

@@ -50,8 +50,10 @@
  *	through tn_consumer.
  * DATABASE
  *	bookings (read; update of the mirror columns), services, tenants
- *	(calendar_send_updates), oauth_accounts (read; connect upserts Google
- *	accounts, refresh stores tokens, invalid_grant sets needs_reconnect),
+ *	(calendar_send_updates; time_zone, in which all-day and floating
+ *	calendar times are read unless Google names the calendar's zone),
+ *	oauth_accounts (read; connect upserts Google accounts, refresh
+ *	stores tokens, invalid_grant sets needs_reconnect),
  *	audit_log (insert: calendar.connected, calendar.reconnect_needed),
  *	busy_blocks (replaced through tern_busy_replace), and the scans
  *	tern_calsync_pending / tern_calsync_accounts_due (ids only). Two-way
@@ -90,7 +92,9 @@
  *	code arrives sealed for its tenant and request, so an entry cannot
  *	attach a calendar to another tenant. Calendar servers are untrusted:
  *	responses are size-capped (8 MiB), JSON is parsed with jansson, XML
- *	is parsed without network or entity expansion, iCalendar with libical.
+ *	is parsed without network or entity expansion, iCalendar with libical;
+ *	a calendar's zone name reaches libical (which opens the tz database
+ *	file of that name) only when shaped like a tz database name.
  *	Postgres role tern_calsync may change only the mirror columns of
  *	bookings; a calendar-side cancel or move goes through the SECURITY
  *	DEFINER functions of 0010, bound to the tenant. A notice

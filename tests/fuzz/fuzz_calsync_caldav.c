@@ -8,7 +8,8 @@
  *           calendar-data) straight into the same two functions
  *   mode 2  a Google dateTime or date string (calsync_google_time)
  * The busy window is fixed: 60 days (the default TN_CALSYNC_BUSY_DAYS)
- * from 2026-01-01.
+ * from 2026-01-01; all-day and floating times are read in a fixed zone,
+ * Australia/Sydney (the tenant's).
  *
  * Checks what a caller relies on: the XML parse answers TN_OK or
  * TN_EPROTO and hands out NUL-terminated texts; inspect leaves a
@@ -35,10 +36,11 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-/* One input's accumulated busy time, as a job holds it. */
+/* One input's accumulated busy time, as a job holds it, and its zone. */
 struct busy {
     struct calsync_range *ranges;
     size_t n, cap;
+    const struct _icaltimezone *zone;
 };
 
 /* check_busy - the list grew by appending only, with sane ranges */
@@ -59,14 +61,14 @@ static void check_busy(const struct busy *b, size_t before)
 }
 
 /* check_inspect - one text through calsync_ical_inspect */
-static void check_inspect(const char *text)
+static void check_inspect(const char *text, const struct _icaltimezone *zone)
 {
     char *marker = tn_xmalloc(MARKER_SIZE); /* exact size: ASan sees an overrun */
     int64_t s = UNSET, e = UNSET;
     bool found;
 
     memset(marker, 0x5a, MARKER_SIZE);
-    found = calsync_ical_inspect(text, marker, MARKER_SIZE, &s, &e);
+    found = calsync_ical_inspect(text, zone, marker, MARKER_SIZE, &s, &e);
     if (memchr(marker, '\0', MARKER_SIZE) == NULL)
         __builtin_trap();
     if (!found && (marker[0] != '\0' || s != UNSET || e != UNSET))
@@ -82,9 +84,9 @@ static void check_text(const char *text, struct busy *b)
 {
     size_t before = b->n;
 
-    calsync_ical_busy(text, WIN_FROM, WIN_TO, NULL, &b->ranges, &b->n, &b->cap);
+    calsync_ical_busy(text, b->zone, WIN_FROM, WIN_TO, NULL, &b->ranges, &b->n, &b->cap);
     check_busy(b, before);
-    check_inspect(text);
+    check_inspect(text, b->zone);
 }
 
 /* on_data - calsync_xml_data_fn: one calendar-data text */
@@ -99,6 +101,7 @@ static void on_data(const char *calendar_data, void *arg)
 /* LLVMFuzzerTestOneInput - one answer per input */
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+    static const struct _icaltimezone *zone;
     struct busy b = {0};
     char *body;
     enum tn_err err;
@@ -106,6 +109,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     if (size == 0)
         return 0;
+    if (zone == NULL)
+        zone = calsync_zone_find("Australia/Sydney");
+    b.zone = zone;
     /* the HTTP layer hands bodies NUL-terminated; inspect relies on it */
     body = tn_xmalloc(size);
     memcpy(body, data + 1, size - 1);
@@ -124,7 +130,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         break;
     default:
         t = UNSET;
-        if (!calsync_google_time(body, &t) && t != UNSET)
+        if (!calsync_google_time(body, zone, &t) && t != UNSET)
             __builtin_trap(); /* refused, yet written */
         break;
     }

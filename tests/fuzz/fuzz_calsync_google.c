@@ -6,6 +6,9 @@
  * goes through every reader: as one event (events.get), as an events.list
  * page with each of its items, and as an error body. The busy window is
  * fixed: 60 days (the default TN_CALSYNC_BUSY_DAYS) from 2026-01-01.
+ * Times without an offset are read in the answer's timeZone when
+ * calsync_zone_find knows it (as the import does), else in
+ * Australia/Sydney (the tenant's zone, here fixed).
  *
  * Checks what a caller relies on: the readers only read (the value is
  * unchanged, and a second call answers the same); every string handed out
@@ -16,7 +19,8 @@
  * window, and only an untagged, uncancelled event is busy; Tern's own
  * event comes with its tag and times; a page is an error exactly when it
  * has no items array, and a nextPageToken that is there is never dropped
- * (dropping it ends the listing early: busy time lost); the reason is
+ * (dropping it ends the listing early: busy time lost); the timeZone is
+ * the answer's own string or NULL; the reason is
  * never NULL; a verdict is one of three codes with a reason exactly when
  * it is not TN_OK, and 429 and 5xx are always retried.
  */
@@ -58,13 +62,14 @@ static void check_etag(const char *e, size_t size)
     }
 }
 
-/* check_event - one value read as an event */
-static void check_event(const json_t *ev, size_t size, struct calsync_gevent *g)
+/* check_event - one value read as an event, its times in zone */
+static void check_event(const json_t *ev, const struct _icaltimezone *zone, size_t size,
+                        struct calsync_gevent *g)
 {
     struct calsync_gevent again;
 
     memset(g, 0x5a, sizeof(*g)); /* the reader must set every field */
-    calsync_gparse_event(ev, g);
+    calsync_gparse_event(ev, zone, g);
     check_str(g->tag, size);
     check_str(g->status, size);
     check_etag(g->etag, size);
@@ -74,21 +79,21 @@ static void check_event(const json_t *ev, size_t size, struct calsync_gevent *g)
         __builtin_trap(); /* times reported that were not read */
     if (g->tag != calsync_gparse_tag(ev) || g->etag != calsync_gparse_etag(ev))
         __builtin_trap();
-    calsync_gparse_event(ev, &again);
+    calsync_gparse_event(ev, zone, &again);
     if (memcmp(g, &again, sizeof(again)) != 0)
         __builtin_trap(); /* not pure */
 }
 
 /* check_busy - one value read as an item of an events.list */
-static void check_busy(const json_t *ev, size_t size)
+static void check_busy(const json_t *ev, const struct _icaltimezone *zone, size_t size)
 {
     struct calsync_gevent g;
     struct calsync_gitem it;
     enum calsync_gbusy kind;
 
-    check_event(ev, size, &g);
+    check_event(ev, zone, size, &g);
     memset(&it, 0x5a, sizeof(it));
-    kind = calsync_gparse_busy(ev, WIN_FROM, WIN_TO, &it);
+    kind = calsync_gparse_busy(ev, zone, WIN_FROM, WIN_TO, &it);
     check_str(it.tag, size);
     switch (kind) {
     case CALSYNC_GBUSY_FREE:
@@ -114,13 +119,19 @@ static void check_busy(const json_t *ev, size_t size)
     }
 }
 
-/* check_page - the value read as an events.list answer, and each item */
-static void check_page(const json_t *page, size_t size)
+/* check_page - the value read as an events.list answer, and each item in
+ * its calendar's zone (tenant: the fallback) */
+static void check_page(const json_t *page, const struct _icaltimezone *tenant, size_t size)
 {
     const json_t *items, *ev;
-    const char *next;
+    const char *next, *tz = calsync_gparse_zone(page);
+    const struct _icaltimezone *zone = calsync_zone_find(tz);
     size_t i;
     enum tn_err err;
+
+    check_str(tz, size);
+    if (tz != NULL && tz != json_string_value(json_object_get(page, "timeZone")))
+        __builtin_trap(); /* not the answer's own string */
 
     items = (const json_t *)page; /* overwritten: the reader must set both */
     next = "x";
@@ -139,7 +150,7 @@ static void check_page(const json_t *page, size_t size)
     if (err == TN_OK && next == NULL && json_object_get(page, "nextPageToken") != NULL &&
         !json_is_null(json_object_get(page, "nextPageToken")))
         __builtin_trap(); /* a next page announced, yet the listing ends here */
-    json_array_foreach(items, i, ev) check_busy(ev, size);
+    json_array_foreach(items, i, ev) check_busy(ev, zone != NULL ? zone : tenant, size);
 }
 
 /* check_error - the value read as an error body, with the status */
@@ -165,18 +176,21 @@ static void check_error(long status, const json_t *b, size_t size)
 /* LLVMFuzzerTestOneInput - one answer per input */
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+    static const struct _icaltimezone *tenant;
     json_t *b, *copy;
     struct calsync_gevent g;
     long status;
 
     if (size == 0)
         return 0;
+    if (tenant == NULL)
+        tenant = calsync_zone_find("Australia/Sydney");
     status = statuses[data[0] % (sizeof(statuses) / sizeof(statuses[0]))];
     b = json_loadb((const char *)data + 1, size - 1, 0, NULL);
     copy = json_deep_copy(b);
-    check_event(b, size - 1, &g);
-    check_busy(b, size - 1);
-    check_page(b, size - 1);
+    check_event(b, tenant, size - 1, &g);
+    check_busy(b, tenant, size - 1);
+    check_page(b, tenant, size - 1);
     check_error(status, b, size - 1);
     if (b != NULL && !json_equal(b, copy))
         __builtin_trap(); /* a reader changed the answer */

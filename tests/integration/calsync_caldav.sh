@@ -8,7 +8,8 @@
 # cancels the booking, moving it moves the booking, and nothing is written
 # back. Erasing a lead (a real tern-sweeper) deletes that lead's event and
 # no other, also when the erasure's cal.request was lost (the scan), and
-# never a foreign event. Bookings are written with the SQL the
+# never a foreign event. All-day (VALUE=DATE) and floating events are busy
+# in the tenant's time zone, not UTC. Bookings are written with the SQL the
 # booking tools use (tern_book, tern_reschedule); one change is announced on
 # tern:cal, the others only by sync_version, which the scan must find.
 set -u
@@ -235,6 +236,34 @@ wait_sql "foreign: calendar_deletions dropped" "SELECT count(*) = 0 FROM calenda
                                                 WHERE tenant_id = '$tid'"
 caldav_get "$href2" "$dir/squat.after2" "$rad_user:$rad_pass" >/dev/null
 cmp -s "$dir/squat.before" "$dir/squat.after2" && ok || bad "a deletion touched the squatting event"
+
+# ---------------------------------------------------------------- all-day and floating: the tenant's zone
+# A tenant in Los Angeles: an all-day "Closed" day is busy from its local
+# midnight to the next (before: UTC midnights, and two days less a second),
+# a floating 09:00-10:00 at 09:00 local. Postgres's own zone rules say
+# where those are.
+sql "UPDATE tenants SET time_zone = 'America/Los_Angeles' WHERE id = '$tid'" >/dev/null
+read -r d5 d5iso d6 d6iso < <(sql "SELECT to_char(d, 'YYYYMMDD'), to_char(d, 'YYYY-MM-DD'),
+    to_char(d + 1, 'YYYYMMDD'), to_char(d + 1, 'YYYY-MM-DD')
+    FROM (SELECT (now() AT TIME ZONE 'UTC')::date + 5 AS d) x" | tr '|' ' ')
+printf 'BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//Someone Else//EN\r\nBEGIN:VEVENT\r\nUID:closed\r\nDTSTAMP:20260101T000000Z\r\nDTSTART;VALUE=DATE:%s\r\nDTEND;VALUE=DATE:%s\r\nSUMMARY:Closed\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n' \
+    "$d5" "$d6" >"$dir/closed.ics"
+want 201 "$(caldav_put "${cal}closed.ics" "$dir/closed.ics" "$rad_user:$rad_pass")" "PUT all-day"
+ics floating "${d5}T090000" "${d5}T100000" >"$dir/floating.ics"
+want 201 "$(caldav_put "${cal}floating.ics" "$dir/floating.ics" "$rad_user:$rad_pass")" \
+    "PUT floating"
+since=$(sql "SELECT now()")
+xadd sync account_id "$acct"
+wait_sql "busy imported in the tenant's zone" "SELECT busy_synced_at > '$since'
+                                                FROM oauth_accounts WHERE id = '$acct'"
+la() { echo "('$1'::timestamp AT TIME ZONE 'America/Los_Angeles')"; }
+want 1 "$(sql "SELECT count(*) FROM busy_blocks WHERE account_id = '$acct'
+               AND during = tstzrange($(la "$d5iso"), $(la "$d6iso"))")" \
+    "all-day busy from local midnight to local midnight"
+want 1 "$(sql "SELECT count(*) FROM busy_blocks WHERE account_id = '$acct'
+               AND during = tstzrange($(la "$d5iso 09:00"), $(la "$d5iso 10:00"))")" \
+    "floating 09:00-10:00 busy at 09:00 local"
+grep -q '"calsync.zone_unknown"' "$dir/calsync.log" && bad "zone_unknown logged" || ok
 
 # ---------------------------------------------------------------- the foreign event, untouched
 caldav_get "${cal}foreign-1.ics" "$dir/foreign.after" "$rad_user:$rad_pass" >/dev/null

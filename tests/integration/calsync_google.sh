@@ -9,7 +9,9 @@
 # booking becomes an event with the deterministic id and Tern's private tag
 # (sendUpdates per tenant; a 503 first is retried), reschedule patches it
 # (If-Match), cancel deletes it; a foreign event, and one squatting on
-# Tern's id, are never touched; busy time from events.list removes slots;
+# Tern's id, are never touched; busy time from events.list removes slots
+# (an all-day event for its day in the calendar's zone, events.list's
+# timeZone);
 # erasing a lead (a real tern-sweeper) deletes that lead's event and no
 # other;
 # an access token the provider no longer accepts is refreshed exactly once
@@ -156,6 +158,15 @@ gcal GET "/calendars/primary/events/$(evid "$bid2")" >"$dir/squat.after"
 want "$(jq -S . "$dir/squat.before")" "$(jq -S . "$dir/squat.after")" "squatter untouched"
 
 # ---------------------------------------------------------------- busy time
+# The calendar is in Sydney (the tenant in UTC): an all-day "Closed" day is
+# busy from its local midnight to the next, as Postgres's zone rules say
+# (before: UTC midnights, so that morning stayed bookable).
+sandbox_config '{"google":{"time_zones":{"owner@example.com":"Australia/Sydney"}}}'
+read -r closed closed_end < <(sql "SELECT to_char(d, 'YYYY-MM-DD'), to_char(d + 1, 'YYYY-MM-DD')
+    FROM (SELECT (now() AT TIME ZONE 'UTC')::date + 6 AS d) x" | tr '|' ' ')
+gcal POST /calendars/primary/events -d "{\"summary\":\"Closed\",
+    \"start\":{\"date\":\"$closed\"},\"end\":{\"date\":\"$closed_end\"}}" >/dev/null
+want 200 "$gstatus" "all-day event"
 since=$(sql "SELECT now()")
 xadd sync account_id "$acct"
 wait_sql "busy imported" "SELECT busy_synced_at > '$since' FROM oauth_accounts WHERE id = '$acct'"
@@ -163,7 +174,12 @@ slots=$(tsql "SELECT string_agg(to_char(slot_start AT TIME ZONE 'UTC', 'HH24'), 
               FROM tern_available_slots('$svc', '$iso', '$iso')")
 # 11: bid2 (and the squatter), 13: the foreign event; 15 is transparent
 want "09 10 12 14 15 16" "$slots" "slots after busy import"
-want 2 "$(sql "SELECT count(*) FROM busy_blocks WHERE account_id = '$acct'")" "busy ranges"
+want 3 "$(sql "SELECT count(*) FROM busy_blocks WHERE account_id = '$acct'")" "busy ranges"
+want 1 "$(sql "SELECT count(*) FROM busy_blocks WHERE account_id = '$acct' AND during = tstzrange(
+    '$closed'::timestamp AT TIME ZONE 'Australia/Sydney',
+    '$closed_end'::timestamp AT TIME ZONE 'Australia/Sydney')")" \
+    "all-day busy in the calendar's zone"
+grep -q '"calsync.zone_unknown"' "$dir/calsync.log" && bad "zone_unknown logged" || ok
 
 # ---------------------------------------------------------------- refresh, once, with several jobs
 s2=$(google_seq)

@@ -297,6 +297,8 @@ function patch(ctx, g, ev, body) {
 
 // list - events.list: timeMin/timeMax (exclusive bounds on end/start),
 // privateExtendedProperty (repeatable), showDeleted, maxResults, pageToken.
+// timeZone is the calendar's: google.time_zones[calendar id], default UTC
+// (the window's test, ms(), still reads an all-day date as UTC midnight).
 function list(ctx, cal) {
     const q = new URL(ctx.req.url, 'http://x').searchParams;
     const lo = q.get('timeMin') ? Date.parse(q.get('timeMin')) : -Infinity;
@@ -310,8 +312,9 @@ function list(ctx, cal) {
         props.every(([k, v]) => e.extendedProperties?.private?.[k] === v))
         .sort((a, b) => ms(a.start) - ms(b.start));
     const items = all.slice(from, from + max);
+    const timeZone = cfg(ctx.st).time_zones?.[cal.id] || 'UTC';
     const body = { kind: 'calendar#events', etag: `"p${Date.now()}"`, summary: cal.id, description: '',
-        updated: new Date().toISOString(), timeZone: 'UTC', accessRole: 'owner',
+        updated: new Date().toISOString(), timeZone, accessRole: 'owner',
         defaultReminders: [{ method: 'popup', minutes: 30 }] };
     if (from + max < all.length) body.nextPageToken = String(from + max);
     else body.nextSyncToken = 'CP' + randomBytes(12).toString('base64url');

@@ -4,7 +4,10 @@
  * cancelled, transparent or declined one; an all-day one for its days;
  * only inside the window asked for), Tern's own event recognised by its
  * tag, a page's nextPageToken followed, an etag fit to send back, and
- * which errors are retried.
+ * which errors are retried. All-day dates are days of the calendar's zone
+ * (before: UTC days, so a business in Sydney that closed a day was
+ * bookable that morning and blocked the next), across DST changes too; a
+ * zone libical does not know falls back to UTC.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -12,6 +15,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include <cmocka.h>
 #include <jansson.h>
@@ -130,7 +134,7 @@ static void busy(void **state)
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         json_t *ev = load(cases[i].ev);
         struct calsync_gitem it;
-        enum calsync_gbusy got = calsync_gparse_busy(ev, JAN1, JAN1 + 60 * DAY, &it);
+        enum calsync_gbusy got = calsync_gparse_busy(ev, NULL, JAN1, JAN1 + 60 * DAY, &it);
 
         if (got != cases[i].want)
             fail_msg("%s: got %d, want %d", cases[i].name, (int)got, (int)cases[i].want);
@@ -155,7 +159,7 @@ static void event(void **state)
     struct calsync_gevent g;
 
     (void)state;
-    calsync_gparse_event(ev, &g);
+    calsync_gparse_event(ev, NULL, &g);
     assert_string_equal(g.tag, BOOKING);
     assert_string_equal(g.status, "confirmed");
     assert_string_equal(g.etag, "\"3181161784712000\"");
@@ -164,13 +168,13 @@ static void event(void **state)
     assert_int_equal(g.start, JAN1 + 5 * DAY + 11 * HOUR);
     assert_int_equal(g.end, g.start + HOUR);
 
-    calsync_gparse_event(gone, &g); /* a deleted event keeps only id and status */
+    calsync_gparse_event(gone, NULL, &g); /* a deleted event keeps only id and status */
     assert_true(g.cancelled);
     assert_false(g.timed);
     assert_null(g.tag);
     assert_null(g.etag);
 
-    calsync_gparse_event(NULL, &g); /* an answer that did not parse */
+    calsync_gparse_event(NULL, NULL, &g); /* an answer that did not parse */
     assert_false(g.cancelled || g.timed || g.tag != NULL || g.status != NULL);
     json_decref(gone);
     json_decref(ev);
@@ -322,28 +326,186 @@ static void reason(void **state)
 /* times - dateTime with offset or fraction, and all-day dates */
 static void times(void **state)
 {
+    const struct _icaltimezone *syd = calsync_zone_find("Australia/Sydney");
     int64_t t = 42;
 
     (void)state;
-    assert_true(calsync_google_time("2026-01-05", &t));
+    assert_non_null(syd);
+    assert_true(calsync_google_time("2026-01-05", NULL, &t));
     assert_int_equal(t, JAN1 + 4 * DAY);
-    assert_true(calsync_google_time("2026-01-05T10:00:00.123+01:00", &t));
+    assert_true(calsync_google_time("2026-01-05T10:00:00.123+01:00", NULL, &t));
     assert_int_equal(t, JAN1 + 4 * DAY + 9 * HOUR);
-    assert_true(calsync_google_time("2026-01-05T10:00:00-05:30", &t));
+    assert_true(calsync_google_time("2026-01-05T10:00:00-05:30", NULL, &t));
     assert_int_equal(t, JAN1 + 4 * DAY + 15 * HOUR + 1800);
+    /* an offset or Z says it all: the zone does not move it */
+    assert_true(calsync_google_time("2026-01-05T10:00:00.123+01:00", syd, &t));
+    assert_int_equal(t, JAN1 + 4 * DAY + 9 * HOUR);
+    assert_true(calsync_google_time("2026-01-05T10:00:00Z", syd, &t));
+    assert_int_equal(t, JAN1 + 4 * DAY + 10 * HOUR);
+    /* none: the calendar's local time (before: refused, so not busy) */
+    assert_true(calsync_google_time("2026-01-05T10:00:00", NULL, &t));
+    assert_int_equal(t, JAN1 + 4 * DAY + 10 * HOUR);
+    assert_true(calsync_google_time("2026-01-05T10:00:00", syd, &t)); /* AEDT, UTC+11 */
+    assert_int_equal(t, JAN1 + 3 * DAY + 23 * HOUR);
+    assert_true(calsync_google_time("2026-01-05", syd, &t));
+    assert_int_equal(t, JAN1 + 3 * DAY + 13 * HOUR);
     t = 42;
-    assert_false(calsync_google_time("2026-01-05T10:00:00", &t)); /* no zone */
-    assert_false(calsync_google_time("tomorrow", &t));
-    assert_false(calsync_google_time(NULL, &t));
+    assert_false(calsync_google_time("2026-13-05", syd, &t)); /* no 13th month */
+    assert_false(calsync_google_time("2026-01-05T25:00:00", syd, &t));
+    assert_false(calsync_google_time("2026-01-05X", syd, &t));
+    assert_false(calsync_google_time("tomorrow", NULL, &t));
+    assert_false(calsync_google_time(NULL, NULL, &t));
     assert_int_equal(t, 42);
+}
+
+/* utc - y-mo-d h:00 UTC as epoch seconds */
+static int64_t utc(int y, int mo, int d, int h)
+{
+    struct tm tm = {.tm_year = y - 1900, .tm_mon = mo - 1, .tm_mday = d, .tm_hour = h};
+
+    return (int64_t)timegm(&tm);
+}
+
+/* all_day_zones - an all-day event is busy for its days in the calendar's
+ * zone, local midnight to local midnight (23 or 25 hours across a DST
+ * change). Before: UTC midnight to UTC midnight whatever the zone. */
+static void all_day_zones(void **state)
+{
+    static const struct {
+        const char *name, *zone, *start, *end;
+        int64_t want_start, want_end;
+    } cases[] = {
+        {.name = "Sydney (AEST, UTC+10): closed on 5 May",
+         .zone = "Australia/Sydney",
+         .start = "2026-05-05",
+         .end = "2026-05-06",
+         .want_start = 1777903200, /* 2026-05-04T14:00:00Z */
+         .want_end = 1777989600},  /* 2026-05-05T14:00:00Z */
+        {.name = "Los Angeles (PDT, UTC-7): closed on 5 May",
+         .zone = "America/Los_Angeles",
+         .start = "2026-05-05",
+         .end = "2026-05-06",
+         .want_start = 1777964400, /* 2026-05-05T07:00:00Z */
+         .want_end = 1778050800},  /* 2026-05-06T07:00:00Z */
+        {.name = "Sydney, the day DST ends (5 April): 25 hours",
+         .zone = "Australia/Sydney",
+         .start = "2026-04-05",
+         .end = "2026-04-06",
+         .want_start = 1775307600, /* 2026-04-04T13:00:00Z, AEDT */
+         .want_end = 1775397600},  /* 2026-04-05T14:00:00Z, AEST */
+        {.name = "Los Angeles, the day DST starts (8 March): 23 hours",
+         .zone = "America/Los_Angeles",
+         .start = "2026-03-08",
+         .end = "2026-03-09",
+         .want_start = 1772956800, /* 2026-03-08T08:00:00Z, PST */
+         .want_end = 1773039600},  /* 2026-03-09T07:00:00Z, PDT */
+        {.name = "UTC",
+         .zone = "UTC",
+         .start = "2026-05-05",
+         .end = "2026-05-06",
+         .want_start = 1777939200,
+         .want_end = 1778025600},
+        {.name = "a link name (US/Pacific), not in zone.tab",
+         .zone = "US/Pacific",
+         .start = "2026-05-05",
+         .end = "2026-05-07",
+         .want_start = 1777964400,
+         .want_end = 1778137200},
+    };
+    char text[512];
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        const struct _icaltimezone *z = calsync_zone_find(cases[i].zone);
+        struct calsync_gitem it;
+        json_t *ev;
+
+        if (z == NULL)
+            fail_msg("%s: zone %s not found", cases[i].name, cases[i].zone);
+        snprintf(text, sizeof(text),
+                 "{\"status\":\"confirmed\",\"start\":{\"date\":\"%s\"},"
+                 "\"end\":{\"date\":\"%s\"}}",
+                 cases[i].start, cases[i].end);
+        ev = load(text);
+        if (calsync_gparse_busy(ev, z, utc(2026, 3, 1, 0), utc(2026, 6, 1, 0), &it) !=
+            CALSYNC_GBUSY_BUSY)
+            fail_msg("%s: not busy", cases[i].name);
+        if (it.start != cases[i].want_start || it.end != cases[i].want_end)
+            fail_msg("%s: busy [%lld, %lld), want [%lld, %lld)", cases[i].name, (long long)it.start,
+                     (long long)it.end, (long long)cases[i].want_start,
+                     (long long)cases[i].want_end);
+        json_decref(ev);
+    }
+    /* the constants above are what they say */
+    assert_int_equal(cases[0].want_start, utc(2026, 5, 4, 14));
+    assert_int_equal(cases[1].want_end, utc(2026, 5, 6, 7));
+    assert_int_equal(cases[2].want_start, utc(2026, 4, 4, 13));
+    assert_int_equal(cases[2].want_end, utc(2026, 4, 5, 14));
+    assert_int_equal(cases[3].want_start, utc(2026, 3, 8, 8));
+    assert_int_equal(cases[3].want_end, utc(2026, 3, 9, 7));
+}
+
+/* page_zone - the calendar's zone comes from the events.list answer */
+static void page_zone(void **state)
+{
+    json_t *p = load("{\"kind\":\"calendar#events\",\"timeZone\":\"Australia/Sydney\","
+                     "\"items\":[]}");
+    json_t *q = load("{\"kind\":\"calendar#events\",\"timeZone\":7,\"items\":[]}");
+
+    (void)state;
+    assert_string_equal(calsync_gparse_zone(p), "Australia/Sydney");
+    assert_null(calsync_gparse_zone(q));
+    assert_null(calsync_gparse_zone(NULL));
+    assert_true(calsync_zone_find(calsync_gparse_zone(p)) == calsync_zone_find("Australia/Sydney"));
+    json_decref(q);
+    json_decref(p);
+}
+
+/* unknown_zone - a name libical does not know, or one not shaped like a tz
+ * database name, is not looked up; pick falls back (the tenant's zone for
+ * a calendar's, UTC for a tenant's) and the day is then read in it */
+static void unknown_zone(void **state)
+{
+    static const char *const bad[] = {
+        "Mars/Olympus_Mons",   "../../../etc/passwd", "/etc/localtime",  "localtime",
+        "posix/Europe/Berlin", "Europe/Berlin ",      "Europe/Berlin\n", "",
+        "A/B/../../zone.tab"};
+    struct calsync_job j = {.tenant = "2c4f6a1e-0b8f-4d3b-9c57-2f4a0f7f0a11"};
+    const struct _icaltimezone *syd = calsync_zone_find("Australia/Sydney");
+    const struct _icaltimezone *z;
+    struct calsync_gitem it;
+    json_t *ev = load("{\"start\":{\"date\":\"2026-05-05\"},\"end\":{\"date\":\"2026-05-06\"}}");
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        if (calsync_zone_find(bad[i]) != NULL)
+            fail_msg("found a zone for \"%s\"", bad[i]);
+    }
+    assert_null(calsync_zone_find(NULL));
+    snprintf(j.acct.id, sizeof(j.acct.id), "%s", "0b8f4d3b-9c57-4f0a-8a11-2f4a0f7f0a11");
+
+    z = calsync_zone_pick(&j, "Mars/Olympus_Mons", "tenant", NULL); /* logs, UTC */
+    assert_null(z);
+    assert_int_equal(calsync_gparse_busy(ev, z, utc(2026, 5, 1, 0), utc(2026, 6, 1, 0), &it),
+                     CALSYNC_GBUSY_BUSY);
+    assert_int_equal(it.start, utc(2026, 5, 5, 0)); /* UTC midnight */
+    assert_int_equal(it.end, utc(2026, 5, 6, 0));
+
+    assert_true(calsync_zone_pick(&j, "Mars/Olympus_Mons", "calendar", syd) == syd);
+    assert_true(calsync_zone_pick(&j, NULL, "calendar", syd) == syd); /* absent: quiet */
+    assert_true(calsync_zone_pick(&j, "America/Los_Angeles", "calendar", syd) ==
+                calsync_zone_find("America/Los_Angeles"));
+    json_decref(ev);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(busy),  cmocka_unit_test(event),   cmocka_unit_test(etag),
-        cmocka_unit_test(page),  cmocka_unit_test(verdict), cmocka_unit_test(reason),
-        cmocka_unit_test(times),
+        cmocka_unit_test(busy),      cmocka_unit_test(event),
+        cmocka_unit_test(etag),      cmocka_unit_test(page),
+        cmocka_unit_test(verdict),   cmocka_unit_test(reason),
+        cmocka_unit_test(times),     cmocka_unit_test(all_day_zones),
+        cmocka_unit_test(page_zone), cmocka_unit_test(unknown_zone),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

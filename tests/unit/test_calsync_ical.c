@@ -1,12 +1,19 @@
 /*
  * test_calsync_ical - what tern-calsync reads from a calendar server's
  * iCalendar (calsync_ical.c): busy time from recurring events, bounded
- * whatever the server sends, and times read in their own time zone.
+ * whatever the server sends, and times read in their own time zone. An
+ * all-day (VALUE=DATE) or floating time has none: it is read in the
+ * tenant's zone (before: as UTC, and an all-day event was busy for two
+ * days less a second), recurring ones and DST changes included.
  */
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
 
 #include <cmocka.h>
 
@@ -23,8 +30,164 @@ static size_t busy(const char *text, int64_t from, int64_t days, struct calsync_
     size_t n = 0, cap = 0;
 
     *r = NULL;
-    calsync_ical_busy(text, from, from + days * DAY, NULL, r, &n, &cap);
+    calsync_ical_busy(text, NULL, from, from + days * DAY, NULL, r, &n, &cap);
     return n;
+}
+
+/* utc - y-mo-d h:00 UTC as epoch seconds */
+static int64_t utc(int y, int mo, int d, int h)
+{
+    struct tm tm = {.tm_year = y - 1900, .tm_mon = mo - 1, .tm_mday = d, .tm_hour = h};
+
+    return (int64_t)timegm(&tm);
+}
+
+/* One VEVENT's lines (CRLF-separated, without BEGIN/END) read in a zone. */
+struct zcase {
+    const char *name, *zone, *lines; /* zone NULL: what an unknown tenant zone gives (UTC) */
+    int64_t from, to;                /* the window */
+    size_t n;                        /* busy ranges wanted (at most 4) */
+    int64_t want[4][2];
+};
+
+/* zcase_run - the case's event through calsync_ical_busy, and through
+ * calsync_ical_inspect (its first instance) */
+static void zcase_run(const struct zcase *c)
+{
+    const struct _icaltimezone *z = c->zone != NULL ? calsync_zone_find(c->zone) : NULL;
+    struct calsync_range *r = NULL;
+    size_t n = 0, cap = 0;
+    char text[1024], marker[64];
+    int64_t s = 0, e = 0;
+
+    if (c->zone != NULL && z == NULL)
+        fail_msg("%s: zone %s not found", c->name, c->zone);
+    snprintf(text, sizeof(text),
+             "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//x//EN\r\nBEGIN:VEVENT\r\nUID:z\r\n"
+             "DTSTAMP:20260101T000000Z\r\n%s\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n",
+             c->lines);
+    calsync_ical_busy(text, z, c->from, c->to, NULL, &r, &n, &cap);
+    if (n != c->n)
+        fail_msg("%s: %zu ranges, want %zu (first [%lld, %lld))", c->name, n, c->n,
+                 n > 0 ? (long long)r[0].start : 0LL, n > 0 ? (long long)r[0].end : 0LL);
+    for (size_t i = 0; i < n; i++) {
+        if (r[i].start != c->want[i][0] || r[i].end != c->want[i][1])
+            fail_msg("%s: range %zu is [%lld, %lld), want [%lld, %lld)", c->name, i,
+                     (long long)r[i].start, (long long)r[i].end, (long long)c->want[i][0],
+                     (long long)c->want[i][1]);
+    }
+    assert_true(calsync_ical_inspect(text, z, marker, sizeof(marker), &s, &e));
+    if (c->n > 0 && !strstr(c->lines, "RRULE") && (s != c->want[0][0] || e != c->want[0][1]))
+        fail_msg("%s: inspect [%lld, %lld)", c->name, (long long)s, (long long)e);
+    tn_free(r);
+}
+
+/* in_tenant_zone - all-day dates and floating times are the calendar's
+ * local days and times; a TZID or UTC time keeps its own zone */
+static void in_tenant_zone(void **state)
+{
+    static const char *const syd = "Australia/Sydney", *const la = "America/Los_Angeles";
+    const struct zcase cases[] = {
+        {.name = "all-day 5 May, Sydney (AEST, UTC+10)",
+         .zone = syd,
+         .lines = "DTSTART;VALUE=DATE:20260505\r\nDTEND;VALUE=DATE:20260506",
+         .from = utc(2026, 5, 1, 0),
+         .to = utc(2026, 6, 1, 0),
+         .n = 1,
+         .want = {{utc(2026, 5, 4, 14), utc(2026, 5, 5, 14)}}},
+        {.name = "all-day 5 May, Los Angeles (PDT, UTC-7)",
+         .zone = la,
+         .lines = "DTSTART;VALUE=DATE:20260505\r\nDTEND;VALUE=DATE:20260506",
+         .from = utc(2026, 5, 1, 0),
+         .to = utc(2026, 6, 1, 0),
+         .n = 1,
+         .want = {{utc(2026, 5, 5, 7), utc(2026, 5, 6, 7)}}},
+        {.name = "all-day without DTEND: one day",
+         .zone = syd,
+         .lines = "DTSTART;VALUE=DATE:20260505",
+         .from = utc(2026, 5, 1, 0),
+         .to = utc(2026, 6, 1, 0),
+         .n = 1,
+         .want = {{utc(2026, 5, 4, 14), utc(2026, 5, 5, 14)}}},
+        {.name = "all-day, DURATION:P2D",
+         .zone = la,
+         .lines = "DTSTART;VALUE=DATE:20260505\r\nDURATION:P2D",
+         .from = utc(2026, 5, 1, 0),
+         .to = utc(2026, 6, 1, 0),
+         .n = 1,
+         .want = {{utc(2026, 5, 5, 7), utc(2026, 5, 7, 7)}}},
+        {.name = "all-day, daily over the day Sydney's DST ends (5 April: 25 hours)",
+         .zone = syd,
+         .lines = "DTSTART;VALUE=DATE:20260404\r\nDTEND;VALUE=DATE:20260405\r\n"
+                  "RRULE:FREQ=DAILY;COUNT=3",
+         .from = utc(2026, 3, 1, 0),
+         .to = utc(2026, 5, 1, 0),
+         .n = 3,
+         .want = {{utc(2026, 4, 3, 13), utc(2026, 4, 4, 13)},
+                  {utc(2026, 4, 4, 13), utc(2026, 4, 5, 14)},
+                  {utc(2026, 4, 5, 14), utc(2026, 4, 6, 14)}}},
+        {.name = "all-day weekly since January, walked from the window (Tuesdays in May)",
+         .zone = syd,
+         .lines = "DTSTART;VALUE=DATE:20260106\r\nDTEND;VALUE=DATE:20260107\r\n"
+                  "RRULE:FREQ=WEEKLY",
+         .from = utc(2026, 5, 4, 0),
+         .to = utc(2026, 5, 20, 0),
+         .n = 3,
+         .want = {{utc(2026, 5, 4, 14), utc(2026, 5, 5, 14)},
+                  {utc(2026, 5, 11, 14), utc(2026, 5, 12, 14)},
+                  {utc(2026, 5, 18, 14), utc(2026, 5, 19, 14)}}},
+        {.name = "floating 09:00-10:00, Sydney",
+         .zone = syd,
+         .lines = "DTSTART:20260505T090000\r\nDTEND:20260505T100000",
+         .from = utc(2026, 5, 1, 0),
+         .to = utc(2026, 6, 1, 0),
+         .n = 1,
+         .want = {{utc(2026, 5, 4, 23), utc(2026, 5, 5, 0)}}},
+        {.name = "floating daily 09:00 since January, Los Angeles",
+         .zone = la,
+         .lines = "DTSTART:20260101T090000\r\nDURATION:PT1H\r\nRRULE:FREQ=DAILY",
+         .from = utc(2026, 5, 4, 0),
+         .to = utc(2026, 5, 7, 0),
+         .n = 3,
+         .want = {{utc(2026, 5, 4, 16), utc(2026, 5, 4, 17)},
+                  {utc(2026, 5, 5, 16), utc(2026, 5, 5, 17)},
+                  {utc(2026, 5, 6, 16), utc(2026, 5, 6, 17)}}},
+        {.name = "floating daily 09:00 since January, Sydney",
+         .zone = syd,
+         .lines = "DTSTART:20260101T090000\r\nDURATION:PT1H\r\nRRULE:FREQ=DAILY",
+         .from = utc(2026, 5, 4, 0),
+         .to = utc(2026, 5, 7, 0),
+         .n = 3,
+         .want = {{utc(2026, 5, 4, 23), utc(2026, 5, 5, 0)},
+                  {utc(2026, 5, 5, 23), utc(2026, 5, 6, 0)},
+                  {utc(2026, 5, 6, 23), utc(2026, 5, 7, 0)}}},
+        {.name = "TZID (libical's zone, no VTIMEZONE) keeps its zone",
+         .zone = syd,
+         .lines = "DTSTART;TZID=America/New_York:20260505T090000\r\n"
+                  "DTEND;TZID=America/New_York:20260505T100000",
+         .from = utc(2026, 5, 1, 0),
+         .to = utc(2026, 6, 1, 0),
+         .n = 1,
+         .want = {{utc(2026, 5, 5, 13), utc(2026, 5, 5, 14)}}},
+        {.name = "UTC keeps its zone",
+         .zone = la,
+         .lines = "DTSTART:20260505T090000Z\r\nDTEND:20260505T100000Z",
+         .from = utc(2026, 5, 1, 0),
+         .to = utc(2026, 6, 1, 0),
+         .n = 1,
+         .want = {{utc(2026, 5, 5, 9), utc(2026, 5, 5, 10)}}},
+        {.name = "unknown tenant zone: UTC",
+         .zone = NULL,
+         .lines = "DTSTART;VALUE=DATE:20260505\r\nDTEND;VALUE=DATE:20260506",
+         .from = utc(2026, 5, 1, 0),
+         .to = utc(2026, 6, 1, 0),
+         .n = 1,
+         .want = {{utc(2026, 5, 5, 0), utc(2026, 5, 6, 0)}}},
+    };
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+        zcase_run(&cases[i]);
 }
 
 /* a weekly event, 4 times, one excluded: 3 hours busy, at their times */
@@ -80,20 +243,84 @@ static void times_in_their_zone(void **state)
     size_t n;
 
     (void)state;
-    assert_true(calsync_ical_inspect(ics, marker, sizeof(marker), &s, &e));
+    assert_true(calsync_ical_inspect(ics, NULL, marker, sizeof(marker), &s, &e));
     assert_int_equal(s, JAN1 + 5 * DAY + 13 * 3600); /* 14:00 in Berlin is 13:00Z */
     assert_int_equal(e, s + 3600);
+    /* the tenant's zone is only for times without one */
+    assert_true(calsync_ical_inspect(ics, calsync_zone_find("Australia/Sydney"), marker,
+                                     sizeof(marker), &s, &e));
+    assert_int_equal(s, JAN1 + 5 * DAY + 13 * 3600);
     n = busy(ics, JAN1, 60, &r);
     assert_int_equal(n, 0); /* Tern's own event is not busy time */
     tn_free(r);
 }
 
+/* One thread's share of zone_threads: all-day events in year0, year0 + 1, ... */
+struct zthread {
+    pthread_t t;
+    const struct _icaltimezone *zone;
+    int year0;
+    int64_t got[16][2];
+};
+
+/* zthread_run - read the thread's events in its zone (a fresh one: libical
+ * expands its changes year by year as they are asked for) */
+static void *zthread_run(void *arg)
+{
+    struct zthread *z = arg;
+    char text[256];
+
+    for (int k = 0; k < 16; k++) {
+        struct calsync_range *r = NULL;
+        size_t n = 0, cap = 0;
+
+        snprintf(text, sizeof(text),
+                 "BEGIN:VEVENT\r\nUID:t\r\nDTSTART;VALUE=DATE:%04d0704\r\n"
+                 "DTEND;VALUE=DATE:%04d0705\r\nEND:VEVENT\r\n",
+                 z->year0 + k, z->year0 + k);
+        calsync_ical_busy(text, z->zone, 0, INT64_MAX / 2, NULL, &r, &n, &cap);
+        z->got[k][0] = n == 1 ? r[0].start : -1;
+        z->got[k][1] = n == 1 ? r[0].end : -1;
+        tn_free(r);
+    }
+    return NULL;
+}
+
+/* zone_threads - a zone found on one thread converts on several at once
+ * (as imports do on the threadpool), each answer as on one thread: libical
+ * guards a zone's expanded changes (ASan and UBSan see it otherwise) */
+static void zone_threads(void **state)
+{
+    const struct _icaltimezone *z = calsync_zone_find("Europe/Paris"); /* not used before */
+    struct zthread th[4];
+
+    (void)state;
+    assert_non_null(z);
+    for (int i = 0; i < 4; i++) {
+        th[i] = (struct zthread){.zone = z, .year0 = 2030 + 40 * i};
+        assert_int_equal(pthread_create(&th[i].t, NULL, zthread_run, &th[i]), 0);
+    }
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(pthread_join(th[i].t, NULL), 0);
+    for (int i = 0; i < 4; i++) {
+        struct zthread again = {.zone = z, .year0 = th[i].year0};
+
+        zthread_run(&again);
+        for (int k = 0; k < 16; k++) {
+            assert_int_equal(th[i].got[k][0], again.got[k][0]);
+            assert_int_equal(th[i].got[k][1], again.got[k][1]);
+            assert_int_equal(again.got[k][1] - again.got[k][0], DAY); /* summer: CEST all day */
+        }
+    }
+    assert_int_equal(th[0].got[0][0], utc(2030, 7, 3, 22)); /* 4 July 2030 00:00 CEST */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(weekly_with_exdate),
-        cmocka_unit_test(dense_rule_is_bounded),
-        cmocka_unit_test(times_in_their_zone),
+        cmocka_unit_test(weekly_with_exdate),  cmocka_unit_test(dense_rule_is_bounded),
+        cmocka_unit_test(times_in_their_zone), cmocka_unit_test(in_tenant_zone),
+        cmocka_unit_test(zone_threads),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
