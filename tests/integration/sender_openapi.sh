@@ -6,7 +6,8 @@
 # reaches the sandbox, and the message fails instead of being sent. Covered:
 # WhatsApp Cloud text and template (window closed), the read marker of an
 # inbound message (outbound.read), Twilio SMS text and
-# WhatsApp ContentSid template, Telegram sendMessage. One deliberately
+# WhatsApp ContentSid template, Telegram sendMessage, a Gmail
+# users.messages.send. One deliberately
 # malformed request per provider proves the proxies do refuse.
 set -euo pipefail
 . "$TN_SRC_DIR/tests/bench/sender/lib.sh"
@@ -21,6 +22,10 @@ trap cleanup EXIT
 prism="$TN_SRC_DIR/tests/tools/node_modules/.bin/prism"
 [ -x "$prism" ] || snd_fail "prism missing: run npm ci in tests/tools (scripts/test does)"
 snd_setup "$dir"
+GM_TOKEN="ya29.$(snd_uuid | tr -d -)"
+sandbox_config "{\"gmail_tokens\":[\"$GM_TOKEN\"]}"
+CH_GM=$(snd_channel email "owner$RANDOM@gmail.example" --secret access_token="$GM_TOKEN")
+CT_GM=$(snd_contact email "lead$RANDOM@example.org" "$CH_GM")
 node "$TN_SRC_DIR/tests/specs/prepare.mjs" "$dir/specs" || {
     rc=$?
     # the official descriptions may only live beside the repository (../shared/specs)
@@ -39,7 +44,8 @@ proxy() {
 proxy whatsapp "$SANDBOX_URL/whatsapp"
 proxy twilio "$SANDBOX_URL/twilio"
 proxy telegram "$SANDBOX_URL/telegram"
-for name in whatsapp twilio telegram; do
+proxy gmail "$SANDBOX_URL/gmail"
+for name in whatsapp twilio telegram gmail; do
     for _ in $(seq 1 240); do
         grep -q "Prism is listening" "$dir/prism.$name.log" && break
         sleep 0.25
@@ -47,16 +53,16 @@ for name in whatsapp twilio telegram; do
     grep -q "Prism is listening" "$dir/prism.$name.log" ||
         snd_fail "prism $name did not start: $(tail -3 "$dir/prism.$name.log")"
 done
-echo "proxies up: $PROXY_whatsapp $PROXY_twilio $PROXY_telegram"
+echo "proxies up: $PROXY_whatsapp $PROXY_twilio $PROXY_telegram $PROXY_gmail"
 
 # refused NAME - the spec violations Prism logged for provider NAME
 refused() { grep -iE "violation|invalid request|✖" "$dir/prism.$1.log" || true; }
 
 # --- tern-sender's sends pass the descriptions and reach the sandbox
 snd_start TN_WHATSAPP_API_BASE="$PROXY_whatsapp" TN_TWILIO_API_BASE="$PROXY_twilio" \
-    TN_TELEGRAM_API_BASE="$PROXY_telegram" TN_WHATSAPP_API_VERSION=v23.0 \
-    TN_SENDER_RATE_TELEGRAM_CHAT=100
-wa_text=$(snd_uuid) wa_tpl=$(snd_uuid) sms=$(snd_uuid) twa_tpl=$(snd_uuid) tg=$(snd_uuid)
+    TN_TELEGRAM_API_BASE="$PROXY_telegram" TN_GMAIL_API_BASE="$PROXY_gmail" \
+    TN_WHATSAPP_API_VERSION=v23.0 TN_SENDER_RATE_TELEGRAM_CHAT=100
+wa_text=$(snd_uuid) wa_tpl=$(snd_uuid) sms=$(snd_uuid) twa_tpl=$(snd_uuid) tg=$(snd_uuid) gm=$(snd_uuid)
 snd_out "$wa_text" "$CH_WA" "$CT_WA" text "Your appointment is confirmed"
 snd_out "$wa_tpl" "$CH_WA" "$CT_WA_OLD" text "free text never goes out" \
     '{"template":{"name":"booking_followup","language":"en_US","variables":["Sam"],"buttons":[{"payload":"SLOT_A"}]}}'
@@ -64,18 +70,24 @@ snd_out "$sms" "$CH_SMS" "$CT_SMS" text "See you at 10:00"
 snd_out "$twa_tpl" "$CH_TWA" "$CT_TWA" template "" \
     '{"template":{"content_sid":"HX0123456789abcdef0123456789abcdef","variables":["Sam","10:00"]}}'
 snd_out "$tg" "$CH_TG" "$CT_TG" text "Telegram reply"
+snd_redis XADD tern:out '*' type outbound.message v 1 tenant "$T" \
+    trace "00-$(snd_uuid | tr -d -)-0123456789abcdef-01" channel "$CH_GM" provider email \
+    outbound "$gm" dedupe "out:$gm" data "$(jq -cn --arg t "$T" --arg c "$CH_GM" --arg id "$gm" \
+        --arg ct "$CT_GM" '{tenant:$t, channel:$c, provider:"email", outbound_id:$id,
+        contact_id:$ct, to:"x", transport:"email", kind:"text", text:"Your booking is confirmed",
+        subject:"Your booking", reason:"reply", created_at:(now|todate)}')" >/dev/null
 wa_read="wamid.HBgLMTY1MDU1NTEyMzQVAgASGBQzQTdE$(snd_uuid | tr -d - | cut -c1-12)"
 snd_redis XADD tern:out '*' type outbound.read v 1 tenant "$T" \
     trace "00-$(snd_uuid | tr -d -)-$(snd_uuid | tr -d - | cut -c1-16)-01" channel "$CH_WA" \
     provider whatsapp pmid "$wa_read" dedupe "read:$wa_read" \
     data "$(jq -cn --arg t "$T" --arg c "$CH_WA" --arg w "$wa_read" \
         '{tenant:$t, channel:$c, provider:"whatsapp", provider_message_id:$w}')" >/dev/null
-for id in "$wa_text" "$wa_tpl" "$sms" "$twa_tpl" "$tg"; do
+for id in "$wa_text" "$wa_tpl" "$sms" "$twa_tpl" "$tg" "$gm"; do
     end=$((SECONDS + 20))
     while [ "$(snd_state "$id")" != sent ] && [ $SECONDS -le $end ]; do sleep 0.2; done
     st=$(snd_state "$id")
     [ "$st" = sent ] || {
-        for n in whatsapp twilio telegram; do refused "$n" | tail -5 >&2; done
+        for n in whatsapp twilio telegram gmail; do refused "$n" | tail -5 >&2; done
         snd_fail "$id: $st ($(snd_row "$id" last_error_code)), want sent through the validating proxy"
     }
 done
@@ -94,10 +106,13 @@ while [ "$(snd_count whatsapp "$wa_read")" = 0 ] && [ $SECONDS -le $end ]; do sl
 [ "$(snd_count twilio "$twa_tpl")" = 1 ] || snd_fail "Twilio ContentSid did not reach the sandbox once"
 [ "$(sandbox_requests telegram | jq '[.[] | select(.path | endswith("/sendMessage"))] | length')" = 1 ] ||
     snd_fail "Telegram sendMessage did not reach the sandbox once"
-for n in whatsapp twilio telegram; do
+[ "$(sandbox_requests gmail | jq --arg m "<tern.$gm@gmail.example>" \
+    '[.[] | select(.path | endswith("/messages/send")) | select(.decoded // "" | contains($m))] | length')" = 1 ] ||
+    snd_fail "Gmail users.messages.send did not reach the sandbox once"
+for n in whatsapp twilio telegram gmail; do
     [ -z "$(refused "$n")" ] || snd_fail "prism $n refused a tern-sender request: $(refused "$n" | head -3)"
 done
-echo "tern-sender requests valid: WhatsApp text + template + read marker, Twilio SMS + ContentSid, Telegram"
+echo "tern-sender requests valid: WhatsApp text + template + read marker, Twilio SMS + ContentSid, Telegram, Gmail"
 
 # --- a malformed request is refused (422) and never reaches the sandbox
 before=$(sandbox_requests "" | jq length)
@@ -120,5 +135,8 @@ bad twilio "$PROXY_twilio/2010-04-01/Accounts/$SND_TW_SID/Messages.json" \
 # Telegram: sendMessage without text
 bad telegram "$PROXY_telegram/bot$SND_TG_TOKEN/sendMessage" -H 'Content-Type: application/json' \
     -d '{"chat_id":987654321}'
+# Gmail: raw not a string
+bad gmail "$PROXY_gmail/gmail/v1/users/me/messages/send" -H "Authorization: Bearer $GM_TOKEN" \
+    -H 'Content-Type: application/json' -d '{"raw":5}'
 [ "$(sandbox_requests "" | jq length)" = "$before" ] || snd_fail "a malformed request reached the sandbox"
 echo "malformed requests refused by every proxy"

