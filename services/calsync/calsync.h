@@ -91,6 +91,16 @@ struct calsync_seen {
 /* The longest time zone name kept (tz database names are at most about 32). */
 #define CALSYNC_ZONE_MAX 64
 
+/* The last year a clock reading is converted in a zone (calsync_ical.c,
+ * calsync_gparse.c); a later one is read as UTC. libical 3.0.16 expands a
+ * zone's changes only to 2582 and expands them all again on every
+ * conversion past that (12-25 ms each), so a server sending far dates
+ * could hold a thread for hours. 2200 lies far past any import window
+ * (TN_CALSYNC_BUSY_DAYS <= 730) and well short of 2582; read as UTC, a
+ * later time is off by the zone's offset (14 hours at most), centuries
+ * past any window. */
+#define CALSYNC_ZONE_YEAR_MAX 2200
+
 /* One busy range, epoch seconds [start, end). */
 struct calsync_range {
     int64_t start, end;
@@ -184,12 +194,14 @@ struct calsync_allow {
 /* calsync_ical.c - iCalendar through libical. Runs on: any thread.
  * zone (borrowed; NULL: UTC): what times without a zone of their own are
  * read in: all-day dates (VALUE=DATE) and floating date-times; a TZID or a
- * UTC time keeps its own. inspect: the marker and times of the first
- * VEVENT (an all-day event without DTEND lasts one day; a timed one
- * without DTEND or DURATION ends where it starts).
+ * UTC time keeps its own; past CALSYNC_ZONE_YEAR_MAX all are read as
+ * UTC. inspect: the marker and times of the first VEVENT (an all-day
+ * event lasts its whole days, a part of a day counting as one, at least
+ * one day; a timed one without DTEND or DURATION ends where it starts).
  * busy: the busy ranges of one calendar-data text, appended to *ranges
  * (new, tn_free; grown in place); allow (borrowed; NULL: no import bound)
- * is charged one text and checked before each rule; once it runs out the
+ * is charged one text and checked before each event, each rule and every
+ * 64 RDATEs; once it runs out the
  * whole window [from_s, to_s) is appended once and nothing more is
  * expanded. allow_init: a fresh allowance whose CPU time is counted on the
  * calling thread (call it on the thread that expands). */
@@ -209,13 +221,17 @@ void calsync_allow_init(struct calsync_allow *al);
  * pick: name's zone; NULL or "" gives fallback quietly; a name that is not
  * found gives fallback (NULL: UTC) and logs calsync.zone_unknown (warn:
  * account id, source "tenant" or "calendar", the name when well-formed).
- * init: load libical's list of zones; warns calsync.no_zone_data when
- * there is none (every zone would then be read as UTC).
+ * init: load libical's list of zones, and look up every zone file of the
+ * tz database whose name find accepts (logs calsync.zones); warns
+ * calsync.no_zone_data when there is none (every zone would then be read
+ * as UTC). Call it once at start, before the threadpool is used.
  * Runs on: loop only. libical 3.0.16 adds a zone that is not in zone.tab
- * (a link such as US/Pacific) to its shared list without a lock, so its
- * lookups are not safe on several threads at once; converting a time in
- * a zone found is (libical guards a zone's expanded changes with a mutex),
- * so a zone found here may be handed to the threadpool. */
+ * (a link such as US/Pacific) to its shared list without a lock; after
+ * init has added them all, a lookup of such a name only reads the list
+ * (one of a zone file init left out, such as posix/..., still adds).
+ * Converting a time in a zone found is thread-safe (libical guards a
+ * zone's expanded changes with a mutex), so a zone found here may be
+ * handed to the threadpool. */
 const struct _icaltimezone *calsync_zone_find(const char *name);
 const struct _icaltimezone *calsync_zone_pick(const struct calsync_job *j, const char *name,
                                               const char *source,
@@ -298,7 +314,8 @@ struct calsync_gitem {
 
 /* calsync_google_time - an RFC 3339 date-time, a date-time without offset
  * (read in zone) or a date ("2026-05-05": midnight starting that day in
- * zone), as epoch seconds in *out. false (and *out untouched) when s is
+ * zone), as epoch seconds in *out (the last two past
+ * CALSYNC_ZONE_YEAR_MAX: read as UTC). false (and *out untouched) when s is
  * NULL or not one of those, or is one of the last two with a field out of
  * range. Runs on: any thread. */
 bool calsync_google_time(const char *s, const struct _icaltimezone *zone, int64_t *out);

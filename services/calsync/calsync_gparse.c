@@ -20,7 +20,9 @@
  *	23 or 25 hours across a DST change. The caller passes that zone, found
  *	on the loop (calsync_zone.c), and libical converts; a date-time
  *	without an offset (Google sends none, but RFC 3339 parsers meet them)
- *	is read in the same zone, one with an offset or Z as it says.
+ *	is read in the same zone, one with an offset or Z as it says. One
+ *	past CALSYNC_ZONE_YEAR_MAX is read as UTC (calsync.h: libical would
+ *	take milliseconds for each, on the loop).
  *	Busy time: an event is busy unless it is cancelled, transparent,
  *	declined by the calendar's owner (the attendee with self: true), has
  *	no valid times, lies outside the window asked for, or is Tern's own
@@ -46,11 +48,11 @@
 
 #include "calsync.h"
 
-/* The years a clock reading is converted in its zone. One outside them is
- * centuries from any import window and is read as UTC, so that libical is
- * never asked to expand a zone's rules that far. */
+/* The years a clock reading is converted in its zone (the last one shared
+ * with calsync_ical.c: calsync.h). One outside them is centuries from any
+ * import window and is read as UTC, so that libical is never asked to
+ * expand a zone's rules that far. */
 #define ZONE_YEAR_MIN 1
-#define ZONE_YEAR_MAX 3000
 
 /* local_time - a clock reading (year .. second) in zone as epoch seconds,
  * through libical's rules for that zone (NULL: UTC); false when a field is
@@ -64,7 +66,8 @@ static bool local_time(const struct tm *tm, const struct _icaltimezone *zone, in
         tm->tm_hour < 0 || tm->tm_hour > 23 || tm->tm_min < 0 || tm->tm_min > 59 ||
         tm->tm_sec < 0 || tm->tm_sec > 60)
         return false;
-    if (zone == NULL || tm->tm_year + 1900 < ZONE_YEAR_MIN || tm->tm_year + 1900 > ZONE_YEAR_MAX) {
+    if (zone == NULL || tm->tm_year + 1900 < ZONE_YEAR_MIN ||
+        tm->tm_year + 1900 > CALSYNC_ZONE_YEAR_MAX) {
         *out = (int64_t)timegm(&u);
         return true;
     }

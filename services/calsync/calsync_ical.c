@@ -24,9 +24,13 @@
  *	tenant's, found on the loop: calsync_zone.c), through libical's rules.
  *	An all-day event lasts its days on the calendar, local midnight to
  *	local midnight (23 or 25 hours across a DST change; one day when it
- *	has no DTEND), each instance of a recurring one too; a timed event
- *	lasts its exact duration. A floating or all-day rule is walked in
- *	local time, from and to the window's ends as local times.
+ *	has no DTEND; a part of a day, as DTEND on its DTSTART's date or
+ *	DURATION:PT12H, counts as a whole one), each instance of a recurring
+ *	one too; a timed event lasts its exact duration. A floating or
+ *	all-day rule is walked in local time, from and to the window's ends
+ *	as local times, and a UTC UNTIL on it is read as a local time too.
+ *	A time past CALSYNC_ZONE_YEAR_MAX is read as UTC (calsync.h: libical
+ *	would take milliseconds for each), and an EXDATE past it is dropped.
  *
  *	The expansion is
  *	bounded (ICAL_MAX_WORK, ICAL_MAX_RANGES): a rule too costly to walk
@@ -37,16 +41,21 @@
  *	matches (FREQ=MONTHLY;BYMONTH=2;BYMONTHDAY=30: 40-180 ms each), which
  *	no per-walk budget can interrupt; once the import has expanded
  *	CALSYNC_IMPORT_MAX_EVENTS texts or spent CALSYNC_IMPORT_MAX_CPU_MS of
- *	its thread's CPU time, the whole window is busy and nothing more is
- *	expanded.
+ *	its thread's CPU time (checked before each event and rule and every
+ *	ICAL_RDATES_PER_CHECK RDATEs), the whole window is busy and nothing
+ *	more is expanded.
  *	XXX: an overridden instance (RECURRENCE-ID) counts as busy at both
  *	times: busy time errs on the side of fewer slots.
  * RUNS ON
  *	any thread. libical keeps no shared state for these calls but its
  *	zones: converting in a zone is guarded by libical's own mutex, and the
- *	zone passed in is found on the loop (calsync_zone.c), since finding
- *	one is not thread-safe. XXX: libical itself looks up the builtin zone
- *	of a TZID whose VTIMEZONE the text lacks, on whatever thread parses.
+ *	zone passed in is found on the loop (calsync_zone.c). libical itself
+ *	looks up the builtin zone of a TZID whose VTIMEZONE the text lacks,
+ *	on whatever thread parses; that only reads its list for a zone
+ *	calsync_zone_init preloaded at start (every tz database name that
+ *	calsync_zone.c accepts). XXX: a TZID naming a zone file that was not
+ *	preloaded (posix/Europe/Berlin) is added to the list unlocked, racing
+ *	with lookups on other threads.
  * DIAGNOSTICS
  *	None: malformed text yields no event or no ranges.
  */
@@ -66,15 +75,22 @@ static struct icaltimetype utc_time(int64_t s)
     return icaltime_from_timet_with_zone((time_t)s, 0, icaltimezone_get_utc_timezone());
 }
 
+/* in_zone - what a clock reading in year y is read in: zone, else (NULL,
+ * or y past CALSYNC_ZONE_YEAR_MAX, where libical's conversions cost
+ * milliseconds each: calsync.h) UTC */
+static const icaltimezone *in_zone(const icaltimezone *zone, int y)
+{
+    return zone != NULL && y <= CALSYNC_ZONE_YEAR_MAX ? zone : icaltimezone_get_utc_timezone();
+}
+
 /* epoch - an icaltime as epoch seconds: in its own zone (a TZID, or UTC),
  * else (an all-day date or a floating time) in zone, the calendar's (NULL:
- * UTC). A date is its local midnight. */
+ * UTC); past CALSYNC_ZONE_YEAR_MAX, as UTC. A date is its local midnight. */
 static int64_t epoch(struct icaltimetype t, const icaltimezone *zone)
 {
     if (t.zone != NULL)
         zone = t.zone;
-    return (int64_t)icaltime_as_timet_with_zone(t, zone != NULL ? zone
-                                                                : icaltimezone_get_utc_timezone());
+    return (int64_t)icaltime_as_timet_with_zone(t, in_zone(zone, t.year));
 }
 
 /* wall - t's clock reading as if it were UTC: for lengths in days and
@@ -101,20 +117,54 @@ struct event {
  * any number of RDATEs. */
 #define ICAL_LONG_DAYS 1000
 
+/* seconds - a DURATION in seconds (icaldurationtype_as_int overflows an
+ * int past some 68 years) */
+static int64_t seconds(struct icaldurationtype d)
+{
+    int64_t n = (((int64_t)d.weeks * 7 + d.days) * 24 + d.hours) * 3600 + (int64_t)d.minutes * 60 +
+                d.seconds;
+
+    return d.is_neg ? -n : n;
+}
+
+/* all_day_length - how long all-day event ev (DTSTART a date) lasts on
+ * the calendar's clock: its whole days, at least one, a part of a day
+ * counting as a day (a DTEND on DTSTART's date, a DATE-TIME DTEND, a
+ * DURATION:PT12H; icaltime_adjust would drop the part and the event take
+ * no time). DURATION is read itself: libical adds it to a date in whole
+ * days. */
+static int64_t all_day_length(icalcomponent *ev, struct icaltimetype start)
+{
+    icalproperty *d = icalcomponent_get_first_property(ev, ICAL_DURATION_PROPERTY);
+    struct icaltimetype end = icalcomponent_get_dtend(ev);
+    int64_t n = 86400; /* neither DTEND nor DURATION: one day */
+
+    if (icalcomponent_get_first_property(ev, ICAL_DTEND_PROPERTY) == NULL && d != NULL) {
+        if (icalproperty_get_value(d) != NULL)
+            n = seconds(icalproperty_get_duration(d));
+    } else if (!icaltime_is_null_time(end)) {
+        n = wall(end) - wall(start);
+    }
+    return n > 86400 ? (n + 86399) / 86400 * 86400 : 86400;
+}
+
 /* event_of - ev's DTSTART and length, times read in zone; false without a
- * DTSTART. An all-day event runs to DTEND (or DTSTART + DURATION) on the
- * calendar's clock, one day when it has neither; a timed one without
- * them takes no time. */
+ * DTSTART. An all-day event runs for its whole days (all_day_length) on
+ * the calendar's clock; a timed one without DTEND or DURATION takes no
+ * time. */
 static bool event_of(icalcomponent *ev, const icaltimezone *zone, struct event *e)
 {
-    struct icaltimetype end = icalcomponent_get_dtend(ev);
+    struct icaltimetype end;
 
     *e = (struct event){.ev = ev, .dtstart = icalcomponent_get_dtstart(ev), .zone = zone};
     if (icaltime_is_null_time(e->dtstart))
         return false;
-    if (e->dtstart.is_date)
-        e->dur = icaltime_is_null_time(end) ? 86400 : wall(end) - wall(e->dtstart);
-    else if (!icaltime_is_null_time(end))
+    if (e->dtstart.is_date) {
+        e->dur = all_day_length(ev, e->dtstart);
+        return true;
+    }
+    end = icalcomponent_get_dtend(ev);
+    if (!icaltime_is_null_time(end))
         e->dur = epoch(end, zone) - epoch(e->dtstart, zone);
     if (e->dur < 0)
         e->dur = 0;
@@ -134,15 +184,15 @@ static int64_t end_of(const struct event *e, struct icaltimetype t, int64_t s)
 
 /* at - epoch seconds s as a time like e's DTSTART, for libical's walk: a
  * UTC time when DTSTART has a zone (libical converts), else the floating
- * clock reading of s in the calendar's zone (a date when DTSTART is one) */
+ * clock reading of s in the calendar's zone (a date when DTSTART is one;
+ * UTC's past CALSYNC_ZONE_YEAR_MAX, as epoch reads it) */
 static struct icaltimetype at(const struct event *e, int64_t s)
 {
-    struct icaltimetype t;
+    struct icaltimetype t = utc_time(s);
 
     if (e->dtstart.zone != NULL)
-        return utc_time(s);
-    t = icaltime_from_timet_with_zone((time_t)s, e->dtstart.is_date,
-                                      e->zone != NULL ? e->zone : icaltimezone_get_utc_timezone());
+        return t;
+    t = icaltime_from_timet_with_zone((time_t)s, e->dtstart.is_date, in_zone(e->zone, t.year));
     t.zone = NULL;
     return t;
 }
@@ -231,6 +281,10 @@ bool calsync_ical_inspect(const char *text, const struct _icaltimezone *zone, ch
  * count (libical scans them all). */
 #define ICAL_MAX_RANGES 65536
 #define ICAL_MAX_WORK 100000
+
+/* RDATEs expanded between checks of the import's allowance: a text may
+ * hold some 100,000 of them, none charged to the budget above */
+#define ICAL_RDATES_PER_CHECK 64
 
 /* A growing list of ranges, and what this call may still spend. */
 struct acc {
@@ -360,6 +414,37 @@ static bool excluded(struct event *e, struct acc *a, struct icaltimetype t)
     return icalproperty_recurrence_is_excluded(e->ev, &e->dtstart, &t) != 0;
 }
 
+/* instance - the instance of e at t as busy time, unless it lies outside
+ * the window or is an EXDATE (tested last: a test may cost much) */
+static void instance(struct event *e, struct acc *a, struct icaltimetype t)
+{
+    int64_t s = epoch(t, e->zone), end = end_of(e, t, s);
+
+    if (end > a->from && s < a->to && !excluded(e, a, t))
+        add(a, s, end);
+}
+
+/* until_of - r's UNTIL as libical must compare it with e's instances. A
+ * UTC UNTIL on a floating or all-day rule (RFC 5545 wants a floating time
+ * or a date there, but servers send one) would be compared with their
+ * clock readings as if those were UTC, losing the last instances east of
+ * UTC: it becomes the calendar's clock reading of that instant, a date
+ * when DTSTART is one. A date UNTIL takes in its whole day, and a date's
+ * UTC reading is kept when later (UNTIL=20260505T000000Z, as some write
+ * "through 5 May", is 4 May in Los Angeles): more busy, never less. */
+static struct icaltimetype until_of(const struct event *e, struct icaltimetype until)
+{
+    struct icaltimetype local, day = until;
+
+    if (e->dtstart.zone != NULL || icaltime_is_null_time(until) || !icaltime_is_utc(until))
+        return until;
+    local = at(e, epoch(until, NULL));
+    if (!e->dtstart.is_date)
+        return local;
+    day.is_date = 1, day.hour = day.minute = day.second = 0, day.zone = NULL;
+    return icaltime_compare(day, local) > 0 ? day : local;
+}
+
 /* walk_rule - one RRULE's instances up to the window's end. Its UNTIL is
  * clamped to the window's end (libical tests it while it searches); a walk
  * over budget is not taken, and the event is busy from where it would
@@ -368,15 +453,18 @@ static void walk_rule(struct event *e, icalproperty *rrule, struct acc *a)
 {
     struct icalrecurrencetype r = icalproperty_get_rrule(rrule);
     struct icaltimetype end = at(e, a->to), t;
-    int64_t start = epoch(e->dtstart, e->zone), s;
+    int64_t start = epoch(e->dtstart, e->zone);
     icalrecur_iterator *it;
 
+    if (start >= a->to)
+        return; /* no instance starts before DTSTART */
     if (r.count == 0 && start < a->from - e->dur)
         start = a->from - e->dur; /* libical starts there (set_start below) */
     if (!spend(a, walk_cost(&r, start, a->to))) {
         add(a, start > a->from ? start : a->from, a->to);
         return;
     }
+    r.until = until_of(e, r.until);
     if (icaltime_is_null_time(r.until) || icaltime_compare(r.until, end) > 0)
         r.until = end;
     it = icalrecur_iterator_new(r, e->dtstart);
@@ -388,9 +476,7 @@ static void walk_rule(struct event *e, icalproperty *rrule, struct acc *a)
          t = icalrecur_iterator_next(it)) {
         if (icaltime_compare(t, end) > 0)
             break;
-        s = epoch(t, e->zone);
-        if (!excluded(e, a, t))
-            add(a, s, end_of(e, t, s));
+        instance(e, a, t);
     }
     icalrecur_iterator_free(it);
 }
@@ -409,6 +495,24 @@ static icalproperty **props(icalcomponent *ev, icalproperty_kind kind, size_t *n
     return v;
 }
 
+/* drop_far_exdates - remove ev's EXDATEs past CALSYNC_ZONE_YEAR_MAX. Only
+ * an instance inside the window is tested against EXDATEs, so they exclude
+ * nothing; but libical converts every EXDATE whose zone differs from the
+ * instance's at every test, 12-25 ms each that far out (calsync.h). */
+static void drop_far_exdates(icalcomponent *ev)
+{
+    size_t n;
+    icalproperty **v = props(ev, ICAL_EXDATE_PROPERTY, &n);
+
+    for (size_t i = 0; i < n; i++) {
+        if (icalproperty_get_exdate(v[i]).year > CALSYNC_ZONE_YEAR_MAX) {
+            icalcomponent_remove_property(ev, v[i]);
+            icalproperty_free(v[i]);
+        }
+    }
+    tn_free(v);
+}
+
 /* expand - the busy instances of ev in the window, as
  * icalcomponent_foreach_recurrence finds them (DTSTART when there is no
  * RRULE, each RRULE's, each RDATE's, minus EXDATEs) but within the bounds.
@@ -419,28 +523,26 @@ static void expand(icalcomponent *ev, struct acc *a)
     struct event e;
     icalproperty **rrules, **rdates;
     size_t nrrules, nrdates;
-    int64_t s;
 
     if (!event_of(ev, a->zone, &e))
         return;
+    drop_far_exdates(ev);
     if (icalcomponent_get_first_property(ev, ICAL_EXDATE_PROPERTY) != NULL &&
         icalcomponent_get_first_property(ev, ICAL_EXRULE_PROPERTY) == NULL)
         e.check = (uint64_t)icalcomponent_count_properties(ev, ICAL_ANY_PROPERTY);
     rrules = props(ev, ICAL_RRULE_PROPERTY, &nrrules);
     rdates = props(ev, ICAL_RDATE_PROPERTY, &nrdates);
-    if (nrrules == 0 && !excluded(&e, a, e.dtstart)) {
-        s = epoch(e.dtstart, e.zone);
-        add(a, s, end_of(&e, e.dtstart, s));
-    }
+    if (nrrules == 0)
+        instance(&e, a, e.dtstart);
     for (size_t i = 0; i < nrrules && allowed(a, false); i++)
         walk_rule(&e, rrules[i], a);
     for (size_t i = 0; i < nrdates; i++) {
         struct icaldatetimeperiodtype d = icalproperty_get_rdate(rdates[i]);
 
-        if (icaltime_is_null_time(d.time) || excluded(&e, a, d.time))
-            continue;
-        s = epoch(d.time, e.zone);
-        add(a, s, end_of(&e, d.time, s)); /* XXX: periods skipped, as libical */
+        if (i % ICAL_RDATES_PER_CHECK == ICAL_RDATES_PER_CHECK - 1 && !allowed(a, false))
+            break;
+        if (!icaltime_is_null_time(d.time))
+            instance(&e, a, d.time); /* XXX: periods skipped, as libical */
     }
     tn_free(rrules);
     tn_free(rdates);

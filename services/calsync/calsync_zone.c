@@ -22,21 +22,37 @@
  *	that name under the zoneinfo directory and a Google answer is
  *	untrusted.
  *
- *	Lookups stay on the loop: libical 3.0.16 looks a name up in its
- *	shared list of zones and, for a name missing from zone.tab (a link
- *	such as US/Pacific or Etc/UTC), appends the zone to that list without
- *	a lock. A zone found is kept by libical for the life of the process
- *	and converting a time in it is thread-safe (the zone's expanded
- *	changes are guarded by libical's own mutex), so the pointer is handed
- *	to the threadpool (calsync_report.c) with the job.
+ *	libical 3.0.16 looks a name up in its shared list of zones and, for a
+ *	name missing from zone.tab (a link such as US/Pacific or Etc/UTC),
+ *	appends the zone to that list without a lock; libical itself does
+ *	the same for a TZID whose VTIMEZONE a CalDAV text lacks, on the
+ *	threadpool thread that parses it (calsync_ical.c). So at start, on
+ *	the main thread before the threadpool is used, calsync_zone_init
+ *	looks up every zone file of the tz database directory whose name
+ *	passes the filter above (not its right/ and posix/ copies; some 600
+ *	names, 20-30 ms and 10 MB): from then on a lookup of any such name,
+ *	on the loop or on the threadpool, only reads the list. A name that
+ *	is not a file there is not added. XXX: a TZID naming a zone file
+ *	that was not preloaded (posix/Europe/Berlin, right/UTC, a file added
+ *	to the directory later) is still added by libical on the thread that
+ *	parses it, racing with any other lookup. A zone found is kept by
+ *	libical for the life of the process and converting a time in it is
+ *	thread-safe (the zone's expanded changes are guarded by libical's own
+ *	mutex), so the pointer is handed to the threadpool (calsync_report.c)
+ *	with the job.
  * RUNS ON
- *	loop.
+ *	loop; calsync_zone_init at start, before the threadpool is used.
  * DIAGNOSTICS
  *	calsync.zone_unknown (warn: account_id, source tenant | calendar,
  *	zone when well-formed, fallback tenant | utc); calsync.no_zone_data
- *	(warn, at start: libical finds no tz database).
+ *	(warn, at start: libical finds no tz database); calsync.zones (info,
+ *	at start: named, the zone names looked up; held, libical's list).
  */
+#include <dirent.h>
+#include <limits.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <libical/ical.h>
 
@@ -85,13 +101,82 @@ const struct _icaltimezone *calsync_zone_pick(const struct calsync_job *j, const
     return fallback;
 }
 
-/* calsync_zone_init - load libical's zone list now, at start, and say so
+/* A walk of the tz database directory: path is the directory, '/', then
+ * the name of the file being looked at (from path + root). */
+struct walk {
+    char path[PATH_MAX];
+    size_t root;  /* the directory's length, with the '/' */
+    size_t named; /* names looked up */
+};
+
+/* is_tzif - the file at path is a compiled zone (TZif), not zone.tab,
+ * tzdata.zi, leapseconds, SECURITY and the like */
+static bool is_tzif(const char *path)
+{
+    char magic[4];
+    FILE *f = fopen(path, "rb");
+    bool ok;
+
+    if (f == NULL)
+        return false;
+    ok = fread(magic, 1, sizeof(magic), f) == sizeof(magic) && memcmp(magic, "TZif", 4) == 0;
+    fclose(f);
+    return ok;
+}
+
+/* preload_dir - look up every zone file below w->path (of length len, at
+ * depth 0 the tz database directory itself, whose right/ and posix/ copies
+ * are left out), once */
+static void preload_dir(struct walk *w, size_t len, int depth)
+{
+    DIR *d = opendir(w->path);
+    struct dirent *de;
+    struct stat st;
+    size_t n;
+
+    if (d == NULL)
+        return;
+    while ((de = readdir(d)) != NULL) {
+        n = strlen(de->d_name);
+        if (de->d_name[0] == '.' || len + 1 + n >= sizeof(w->path))
+            continue;
+        w->path[len] = '/';
+        memcpy(w->path + len + 1, de->d_name, n + 1);
+        if (stat(w->path, &st) != 0) /* follows links: US/Eastern is one */
+            continue;
+        if (S_ISDIR(st.st_mode)) {
+            if (depth < 3 && (depth > 0 || (strcmp(de->d_name, "right") != 0 &&
+                                            strcmp(de->d_name, "posix") != 0)))
+                preload_dir(w, len + 1 + n, depth + 1);
+        } else if (S_ISREG(st.st_mode) && name_ok(w->path + w->root) && is_tzif(w->path)) {
+            if (icaltimezone_get_builtin_timezone(w->path + w->root) != NULL)
+                w->named++;
+        }
+    }
+    closedir(d);
+    w->path[len] = '\0';
+}
+
+/* calsync_zone_init - load libical's zone list now, at start, with every
+ * zone of the tz database (the file's DESCRIPTION says why), and say so
  * when there is no tz database: every calendar would be read in UTC */
 void calsync_zone_init(void)
 {
     icalarray *zones = icaltimezone_get_builtin_timezones();
+    const char *dir = icaltzutil_get_zone_directory();
+    struct walk w = {.named = 0};
+    int n;
 
-    if (zones == NULL || zones->num_elements == 0)
+    if (zones == NULL || zones->num_elements == 0 || dir == NULL) {
         tn_log_warn(NULL, "calsync.no_zone_data",
                     TN_KV_STR("hint", "install the tz database (tzdata) in /usr/share/zoneinfo"));
+        return;
+    }
+    n = snprintf(w.path, sizeof(w.path), "%s", dir);
+    if (n <= 0 || (size_t)n >= sizeof(w.path))
+        return;
+    w.root = (size_t)n + 1;
+    preload_dir(&w, (size_t)n, 0);
+    tn_log_info(NULL, "calsync.zones", TN_KV_INT("named", w.named),
+                TN_KV_INT("held", zones->num_elements));
 }

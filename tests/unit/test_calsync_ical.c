@@ -16,6 +16,7 @@
 #include <time.h>
 
 #include <cmocka.h>
+#include <libical/ical.h>
 
 #include <tn/tn_mem.h>
 
@@ -315,12 +316,206 @@ static void zone_threads(void **state)
     assert_int_equal(th[0].got[0][0], utc(2030, 7, 3, 22)); /* 4 July 2030 00:00 CEST */
 }
 
+/* cpu_ms - the calling thread's CPU time in milliseconds */
+static int64_t cpu_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* all_day_short_end - an all-day event whose end is not a whole number of
+ * days after DTSTART (DTEND equal to DTSTART, as some producers write a
+ * one-day event; a DATE-TIME DTEND; a DURATION in hours) is busy for its
+ * whole days, at least one (before: icaltime_adjust dropped the part of a
+ * day, and such an event took no time at all) */
+static void all_day_short_end(void **state)
+{
+    static const char *const syd = "Australia/Sydney";
+    const struct zcase cases[] = {
+        {.name = "all-day, DTEND equal to DTSTART: its one day",
+         .zone = syd,
+         .lines = "DTSTART;VALUE=DATE:20260505\r\nDTEND;VALUE=DATE:20260505",
+         .from = utc(2026, 5, 1, 0),
+         .to = utc(2026, 6, 1, 0),
+         .n = 1,
+         .want = {{utc(2026, 5, 4, 14), utc(2026, 5, 5, 14)}}},
+        {.name = "all-day, DTEND a DATE-TIME 1.5 days on: through to 6 May's end",
+         .zone = syd,
+         .lines = "DTSTART;VALUE=DATE:20260505\r\nDTEND:20260506T120000",
+         .from = utc(2026, 5, 1, 0),
+         .to = utc(2026, 6, 1, 0),
+         .n = 1,
+         .want = {{utc(2026, 5, 4, 14), utc(2026, 5, 6, 14)}}},
+        {.name = "all-day, DURATION:PT12H: its one day",
+         .zone = syd,
+         .lines = "DTSTART;VALUE=DATE:20260505\r\nDURATION:PT12H",
+         .from = utc(2026, 5, 1, 0),
+         .to = utc(2026, 6, 1, 0),
+         .n = 1,
+         .want = {{utc(2026, 5, 4, 14), utc(2026, 5, 5, 14)}}},
+        {.name = "all-day, DURATION:P1DT1H: two days",
+         .zone = syd,
+         .lines = "DTSTART;VALUE=DATE:20260505\r\nDURATION:P1DT1H",
+         .from = utc(2026, 5, 1, 0),
+         .to = utc(2026, 6, 1, 0),
+         .n = 1,
+         .want = {{utc(2026, 5, 4, 14), utc(2026, 5, 6, 14)}}},
+        {.name = "all-day, DTEND before DTSTART: its one day",
+         .zone = syd,
+         .lines = "DTSTART;VALUE=DATE:20260505\r\nDTEND;VALUE=DATE:20260501",
+         .from = utc(2026, 5, 1, 0),
+         .to = utc(2026, 6, 1, 0),
+         .n = 1,
+         .want = {{utc(2026, 5, 4, 14), utc(2026, 5, 5, 14)}}},
+    };
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+        zcase_run(&cases[i]);
+}
+
+/* utc_until_local_rule - a UTC UNTIL on a floating or all-day rule is read
+ * as the calendar's local time: libical would compare it with the
+ * floating clock readings, and east of UTC lose the last instances */
+static void utc_until_local_rule(void **state)
+{
+    const struct zcase cases[] = {
+        {.name = "floating daily 09:00 Sydney, UNTIL 5 May 09:00 there in UTC",
+         .zone = "Australia/Sydney",
+         .lines = "DTSTART:20260503T090000\r\nDTEND:20260503T100000\r\n"
+                  "RRULE:FREQ=DAILY;UNTIL=20260504T230000Z",
+         .from = utc(2026, 5, 1, 0),
+         .to = utc(2026, 6, 1, 0),
+         .n = 3,
+         .want = {{utc(2026, 5, 2, 23), utc(2026, 5, 3, 0)},
+                  {utc(2026, 5, 3, 23), utc(2026, 5, 4, 0)},
+                  {utc(2026, 5, 4, 23), utc(2026, 5, 5, 0)}}},
+        {.name = "floating daily 09:00 Sydney, UNTIL a second before 5 May's",
+         .zone = "Australia/Sydney",
+         .lines = "DTSTART:20260503T090000\r\nDTEND:20260503T100000\r\n"
+                  "RRULE:FREQ=DAILY;UNTIL=20260504T225959Z",
+         .from = utc(2026, 5, 1, 0),
+         .to = utc(2026, 6, 1, 0),
+         .n = 2,
+         .want = {{utc(2026, 5, 2, 23), utc(2026, 5, 3, 0)},
+                  {utc(2026, 5, 3, 23), utc(2026, 5, 4, 0)}}},
+        {.name = "all-day daily Sydney, UNTIL 5 May's local midnight in UTC",
+         .zone = "Australia/Sydney",
+         .lines = "DTSTART;VALUE=DATE:20260503\r\nRRULE:FREQ=DAILY;UNTIL=20260504T140000Z",
+         .from = utc(2026, 5, 1, 0),
+         .to = utc(2026, 6, 1, 0),
+         .n = 3,
+         .want = {{utc(2026, 5, 2, 14), utc(2026, 5, 3, 14)},
+                  {utc(2026, 5, 3, 14), utc(2026, 5, 4, 14)},
+                  {utc(2026, 5, 4, 14), utc(2026, 5, 5, 14)}}},
+        {.name = "all-day daily Los Angeles, UNTIL=20260505T000000Z: through 5 May",
+         .zone = "America/Los_Angeles",
+         .lines = "DTSTART;VALUE=DATE:20260503\r\nRRULE:FREQ=DAILY;UNTIL=20260505T000000Z",
+         .from = utc(2026, 5, 1, 0),
+         .to = utc(2026, 6, 1, 0),
+         .n = 3,
+         .want = {{utc(2026, 5, 3, 7), utc(2026, 5, 4, 7)},
+                  {utc(2026, 5, 4, 7), utc(2026, 5, 5, 7)},
+                  {utc(2026, 5, 5, 7), utc(2026, 5, 6, 7)}}},
+    };
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+        zcase_run(&cases[i]);
+}
+
+/* far_text - an all-day event on 5 May 2026 with 160 RDATEs (or EXDATEs
+ * in New York, kind "EXDATE;TZID=America/New_York") in the year 2999;
+ * new (tn_free) */
+static char *far_text(const char *kind, const char *suffix)
+{
+    size_t o = 0, size = 256 + 160 * 64;
+    char *text = tn_xmalloc(size);
+
+    o += (size_t)snprintf(text + o, size - o,
+                          "BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\nUID:r\r\n"
+                          "DTSTART;VALUE=DATE:20260505\r\nDTEND;VALUE=DATE:20260506\r\n"
+                          "RRULE:FREQ=DAILY;COUNT=3\r\n");
+    for (int i = 0; i < 160; i++)
+        o += (size_t)snprintf(text + o, size - o, "%s:2999%02d%02d%s\r\n", kind, 1 + i % 12,
+                              1 + i % 28, suffix);
+    snprintf(text + o, size - o, "END:VEVENT\r\nEND:VCALENDAR\r\n");
+    return text;
+}
+
+/* far_dates_bounded - RDATEs and EXDATEs in the year 2999, read in a zone:
+ * libical 3.0.16 expands zone changes only to 2582 and expands them again
+ * at every conversion past it (~12-25 ms each). Past CALSYNC_ZONE_YEAR_MAX
+ * they are read as UTC (RDATEs) or dropped (EXDATEs, which exclude
+ * nothing in a window), and the RDATE loop checks the import's allowance:
+ * before, 160 RDATEs (4 KB of text) took some 4 s of CPU, 8 MiB hours. */
+static void far_dates_bounded(void **state)
+{
+    static const char *const kinds[][2] = {{"RDATE;VALUE=DATE", ""},
+                                           {"EXDATE;TZID=America/New_York", "T000000"}};
+    const struct _icaltimezone *z = calsync_zone_find("Australia/Sydney");
+
+    (void)state;
+    assert_non_null(z);
+    for (size_t k = 0; k < 2; k++) {
+        struct calsync_range *r = NULL;
+        struct calsync_allow al;
+        size_t n = 0, cap = 0;
+        char *text = far_text(kinds[k][0], kinds[k][1]);
+        int64_t t0;
+
+        calsync_allow_init(&al);
+        t0 = cpu_ms();
+        calsync_ical_busy(text, z, utc(2026, 5, 1, 0), utc(2026, 8, 1, 0), &al, &r, &n, &cap);
+        t0 = cpu_ms() - t0;
+        if (t0 > 100)
+            fail_msg("160 far %s took %lld ms of CPU", kinds[k][0], (long long)t0);
+        assert_null(al.over);
+        assert_int_equal(n, 3); /* 5, 6 and 7 May */
+        assert_int_equal(r[0].start, utc(2026, 5, 4, 14));
+        tn_free(r);
+        tn_free(text);
+    }
+}
+
+/* zones_preloaded - after calsync_zone_init, looking up a zone missing
+ * from zone.tab (a link), on the loop or as libical does for a TZID
+ * without a VTIMEZONE on the thread that parses, only reads libical's
+ * shared list: it no longer appends to it (unlocked) */
+static void zones_preloaded(void **state)
+{
+    const icalarray *zones = icaltimezone_get_builtin_timezones();
+    const struct zcase c = {.name = "TZID of a link, no VTIMEZONE",
+                            .zone = "US/Eastern",
+                            .lines = "DTSTART;TZID=US/Pacific:20260505T090000\r\n"
+                                     "DTEND;TZID=US/Pacific:20260505T100000",
+                            .from = utc(2026, 5, 1, 0),
+                            .to = utc(2026, 6, 1, 0),
+                            .n = 1,
+                            .want = {{utc(2026, 5, 5, 16), utc(2026, 5, 5, 17)}}};
+    size_t held;
+
+    (void)state;
+    calsync_zone_init();
+    held = zones->num_elements;
+    assert_true(held > 500); /* zone.tab's some 420, and the links */
+    assert_non_null(calsync_zone_find("Etc/UTC"));
+    assert_non_null(calsync_zone_find("Asia/Calcutta"));
+    zcase_run(&c);
+    calsync_zone_init(); /* again: nothing new */
+    assert_int_equal(zones->num_elements, held);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(weekly_with_exdate),  cmocka_unit_test(dense_rule_is_bounded),
-        cmocka_unit_test(times_in_their_zone), cmocka_unit_test(in_tenant_zone),
-        cmocka_unit_test(zone_threads),
+        cmocka_unit_test(weekly_with_exdate),   cmocka_unit_test(dense_rule_is_bounded),
+        cmocka_unit_test(times_in_their_zone),  cmocka_unit_test(in_tenant_zone),
+        cmocka_unit_test(zone_threads),         cmocka_unit_test(all_day_short_end),
+        cmocka_unit_test(utc_until_local_rule), cmocka_unit_test(far_dates_bounded),
+        cmocka_unit_test(zones_preloaded),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
