@@ -179,6 +179,11 @@ want 1 "$(sql "SELECT count(*) FROM busy_blocks WHERE account_id = '$acct' AND d
     '$closed'::timestamp AT TIME ZONE 'Australia/Sydney',
     '$closed_end'::timestamp AT TIME ZONE 'Australia/Sydney')")" \
     "all-day busy in the calendar's zone"
+# the sandbox lists that day as Google does, from Sydney's midnight (13:00
+# or 14:00 UTC the day before): a window ending before UTC midnight has it
+prev=$(sql "SELECT to_char('$closed'::date - 1, 'YYYY-MM-DD')")
+want 1 "$(gcal GET "/calendars/primary/events?timeMin=${prev}T13:30:00Z&timeMax=${prev}T14:30:00Z" |
+    jq '[.items[] | select(.summary == "Closed")] | length')" "sandbox: the day from the zone's midnight"
 grep -q '"calsync.zone_unknown"' "$dir/calsync.log" && bad "zone_unknown logged" || ok
 
 # ---------------------------------------------------------------- refresh, once, with several jobs

@@ -227,6 +227,41 @@ function apiError(status, message, reason) {
     return a;
 }
 const ms = (t) => (t?.dateTime ? Date.parse(t.dateTime) : t?.date ? Date.parse(t.date + 'T00:00:00Z') : NaN);
+
+// A calendar day starts at its zone's midnight: an all-day date is read in
+// the calendar's zone (as Google does), a dateTime carries its own offset.
+// The zone's rules are Intl's (Node's ICU); a zone it does not know is UTC.
+const clocks = new Map();
+function clock(zone) {
+    let f = clocks.get(zone);
+    if (f === undefined) {
+        try {
+            f = new Intl.DateTimeFormat('en-US', { timeZone: zone, hourCycle: 'h23', year: 'numeric',
+                month: 'numeric', day: 'numeric', hour: 'numeric', minute: 'numeric', second: 'numeric' });
+        } catch {
+            f = null;
+        }
+        clocks.set(zone, f);
+    }
+    return f;
+}
+
+// ahead - how far zone's clock is ahead of UTC at instant t (ms)
+function ahead(f, t) {
+    const p = {};
+    for (const x of f.formatToParts(t)) p[x.type] = x.value;
+    return Date.UTC(+p.year, +p.month - 1, +p.day, +p.hour, +p.minute, +p.second) - Math.floor(t / 1000) * 1000;
+}
+
+// msIn - t (an event's start or end) as epoch ms, an all-day date at the
+// midnight of zone (the offset found at the guess, then at the instant it
+// gives: right on both sides of a change)
+function msIn(t, zone) {
+    const f = t?.date && !t?.dateTime && zone !== 'UTC' ? clock(zone) : null;
+    const utc = ms(t);
+    if (f === null || Number.isNaN(utc)) return utc;
+    return utc - ahead(f, utc - ahead(f, utc));
+}
 const iso = (t) => new Date(t).toISOString().replace(/\.000Z$/, 'Z');
 
 function timesOk(ev) {
@@ -297,8 +332,8 @@ function patch(ctx, g, ev, body) {
 
 // list - events.list: timeMin/timeMax (exclusive bounds on end/start),
 // privateExtendedProperty (repeatable), showDeleted, maxResults, pageToken.
-// timeZone is the calendar's: google.time_zones[calendar id], default UTC
-// (the window's test, ms(), still reads an all-day date as UTC midnight).
+// timeZone is the calendar's: google.time_zones[calendar id], default UTC;
+// the window's test reads an all-day date at that zone's midnight.
 function list(ctx, cal) {
     const q = new URL(ctx.req.url, 'http://x').searchParams;
     const lo = q.get('timeMin') ? Date.parse(q.get('timeMin')) : -Infinity;
@@ -307,12 +342,12 @@ function list(ctx, cal) {
     const props = q.getAll('privateExtendedProperty').map((s) => s.split('='));
     const max = Math.min(Number(q.get('maxResults') || 250), 2500);
     const from = Number(q.get('pageToken') || 0);
-    const all = [...cal.events.values()].filter((e) => (q.get('showDeleted') === 'true' || e.status !== 'cancelled') &&
-        ms(e.end) > lo && ms(e.start) < hi &&
-        props.every(([k, v]) => e.extendedProperties?.private?.[k] === v))
-        .sort((a, b) => ms(a.start) - ms(b.start));
-    const items = all.slice(from, from + max);
     const timeZone = cfg(ctx.st).time_zones?.[cal.id] || 'UTC';
+    const all = [...cal.events.values()].filter((e) => (q.get('showDeleted') === 'true' || e.status !== 'cancelled') &&
+        msIn(e.end, timeZone) > lo && msIn(e.start, timeZone) < hi &&
+        props.every(([k, v]) => e.extendedProperties?.private?.[k] === v))
+        .sort((a, b) => msIn(a.start, timeZone) - msIn(b.start, timeZone));
+    const items = all.slice(from, from + max);
     const body = { kind: 'calendar#events', etag: `"p${Date.now()}"`, summary: cal.id, description: '',
         updated: new Date().toISOString(), timeZone, accessRole: 'owner',
         defaultReminders: [{ method: 'popup', minutes: 30 }] };
@@ -336,10 +371,12 @@ function freeBusy(ctx, g, grant) {
             calendars[it.id] = { errors: [{ domain: 'global', reason: 'notFound' }], busy: [] };
             continue;
         }
+        const z = cfg(ctx.st).time_zones?.[cal.id] || 'UTC';
         calendars[it.id] = { busy: [...cal.events.values()]
-            .filter((e) => e.status !== 'cancelled' && e.transparency !== 'transparent' && ms(e.end) > lo && ms(e.start) < hi)
-            .sort((x, y) => ms(x.start) - ms(y.start))
-            .map((e) => ({ start: iso(Math.max(ms(e.start), lo)), end: iso(Math.min(ms(e.end), hi)) })) };
+            .filter((e) => e.status !== 'cancelled' && e.transparency !== 'transparent' && msIn(e.end, z) > lo &&
+                msIn(e.start, z) < hi)
+            .sort((x, y) => msIn(x.start, z) - msIn(y.start, z))
+            .map((e) => ({ start: iso(Math.max(msIn(e.start, z), lo)), end: iso(Math.min(msIn(e.end, z), hi)) })) };
     }
     return { status: 200, body: { kind: 'calendar#freeBusy', timeMin: iso(lo), timeMax: iso(hi), calendars } };
 }
