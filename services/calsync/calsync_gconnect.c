@@ -13,7 +13,10 @@
  *	     redelivered entry: acknowledged, the code is not exchanged twice);
  *	  2. opens the code (tn_oauth_code_open) and exchanges it at
  *	     TN_GOOGLE_TOKEN_URL (authorization_code, client id and secret,
- *	     redirect_uri from the entry, code_verifier; protocols.md 4.3);
+ *	     redirect_uri from the entry, code_verifier; protocols.md 4.3),
+ *	     the answer classified by tn_oauth_token_read (429, 5xx, network:
+ *	     google_token_unavailable; any other answer without a usable
+ *	     access token: code_rejected);
  *	  3. reads the identity from TN_GOOGLE_USERINFO_URL, or, when that is
  *	     empty or fails, from the id_token received directly from the token
  *	     endpoint over TLS (aud and exp checked; protocols.md 4.6);
@@ -27,9 +30,11 @@
  * RUNS ON
  *	loop; the store work on the threadpool.
  * DIAGNOSTICS
- *	calsync.connected (info, email masked); calsync.job_failed with why
- *	code_does_not_open, code_rejected, google_token_unavailable,
- *	google_identity. The code, verifier and tokens are never logged.
+ *	calsync.connected (info, email masked); calsync.code_rejected (warn:
+ *	the HTTP status and Google's error code, at most 63 printable
+ *	characters); calsync.job_failed with why code_does_not_open,
+ *	code_rejected, google_token_unavailable, google_identity. The code,
+ *	verifier and tokens are never logged.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,6 +48,7 @@
 #include <tn/tn_log.h>
 #include <tn/tn_mem.h>
 #include <tn/tn_oauth.h>
+#include <tn/tn_oauth_token.h>
 #include <tn/tn_pg.h>
 #include <tn/tn_time.h>
 
@@ -318,30 +324,30 @@ static void userinfo(struct calsync_job *j)
         identified(j, NULL);
 }
 
-/* on_token - the code exchange's answer. Runs on: loop */
+/* on_token - the code exchange's answer (tn_oauth_token_read). Runs on: loop */
 static void on_token(const struct tn_http_response *resp, enum tn_err err, void *arg)
 {
     struct calsync_job *j = arg;
     struct calsync_connect *cn = j->conn;
-    json_t *b = err == TN_OK ? json_loadb(resp->body, resp->body_len, 0, NULL) : NULL;
-    json_int_t ttl = json_integer_value(json_object_get(b, "expires_in"));
+    struct tn_oauth_token t;
 
-    if (err == TN_OK && resp->status == 200)
-        cn->access = dup(b, "access_token", 4096);
-    if (err != TN_OK || resp->status >= 500 || resp->status == 429) {
+    tn_oauth_token_read(resp, err, tn_now_ms() / 1000, &t);
+    if (t.outcome == TN_OAUTH_TOKEN_UNAVAILABLE) {
         fail(j, err == TN_ECANCELED ? err : TN_EUNAVAIL, "google_token_unavailable");
-    } else if (cn->access == NULL) {
+    } else if (t.outcome != TN_OAUTH_TOKEN_OK) { /* invalid_grant, invalid_client, no token */
         tn_log_warn(&(struct tn_log_ctx){.tenant_id = j->tenant}, "calsync.code_rejected",
-                    TN_KV_INT("http_status", resp->status),
-                    TN_KV_STR("error", json_string_value(json_object_get(b, "error"))));
+                    TN_KV_INT("http_status", t.status),
+                    TN_KV_STR("error", t.error[0] != '\0' ? t.error : NULL));
         fail(j, TN_EPROTO, "code_rejected");
     } else {
-        cn->refresh = dup(b, "refresh_token", 4096);
-        cn->id_token = dup(b, "id_token", 16384);
-        cn->expires_s = tn_now_ms() / 1000 + (ttl > 0 ? ttl : 3600);
+        cn->access = t.access;
+        cn->refresh = t.refresh;
+        cn->id_token = t.id_token;
+        t.access = t.refresh = t.id_token = NULL;
+        cn->expires_s = t.expires_s;
         userinfo(j);
     }
-    json_decref(b);
+    tn_oauth_token_clear(&t);
 }
 
 /* exchange - open the code and POST it to the token endpoint */

@@ -10,11 +10,16 @@
  *	store). get gives it a usable access token: the newest one this
  *	process knows for the account if that is newer than the job's, else
  *	the job's own while it has more than TN_CALSYNC_REFRESH_AHEAD left;
- *	otherwise the job waits for a refresh (protocols.md 4.3). One refresh
- *	is in flight per account: jobs that need one while it runs join its
- *	wait list and all get its outcome. A refreshed token is sealed into
+ *	otherwise the job waits for a refresh (protocols.md 4.3;
+ *	tn_oauth_token_refresh, the answer classified by tn_oauth_token_read).
+ *	One refresh is in flight per account: jobs that need one while it
+ *	runs join its wait list and all get its outcome. A refreshed token
+ *	(and a refresh token, when the answer carries one) is sealed into
  *	oauth_accounts (aad "oauth:<tenant>:<account>:access") before the
- *	waiters continue, so the next load sees it.
+ *	waiters continue, so the next load sees it. 429, 5xx and network
+ *	failures fail the waiters TN_EUNAVAIL "google_token_unavailable";
+ *	other refusals (invalid_client, a 200 without a usable token: an
+ *	empty access_token too) TN_EPROTO "google_token_refused".
  *
  *	rejected (a 401 from Calendar) forgets the job's token: if another job
  *	has refreshed meanwhile the newer token is used, else a refresh runs.
@@ -30,19 +35,19 @@
  *	loop; the store work on the threadpool.
  * DIAGNOSTICS
  *	calsync.token_refreshed (info), calsync.token_refresh_failed,
- *	calsync.reconnect_needed (warn). Tokens are never logged.
+ *	calsync.token_store_failed, calsync.reconnect_needed (warn). Tokens
+ *	are never logged.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include <jansson.h>
 
 #include <tn/tn_crypto.h>
 #include <tn/tn_http.h>
 #include <tn/tn_log.h>
 #include <tn/tn_mem.h>
 #include <tn/tn_metrics.h>
+#include <tn/tn_oauth_token.h>
 #include <tn/tn_pg.h>
 #include <tn/tn_time.h>
 
@@ -280,31 +285,33 @@ static void refresh_failed(struct calsync_gtoken *e, enum tn_err err, const char
     wake(e);
 }
 
-/* on_token - the token endpoint's answer to a refresh. Runs on: loop */
+/* on_token - the token endpoint's answer to a refresh (tn_oauth_token_read).
+ * Runs on: loop */
 static void on_token(const struct tn_http_response *resp, enum tn_err err, void *arg)
 {
     struct calsync_gtoken *e = arg;
-    json_t *b = err == TN_OK ? json_loadb(resp->body, resp->body_len, 0, NULL) : NULL;
-    const char *at = json_string_value(json_object_get(b, "access_token"));
-    const char *rt = json_string_value(json_object_get(b, "refresh_token"));
-    const char *error = json_string_value(json_object_get(b, "error"));
-    json_int_t ttl = json_integer_value(json_object_get(b, "expires_in"));
+    struct tn_oauth_token t;
 
-    if (err != TN_OK) {
-        refresh_failed(e, TN_EUNAVAIL, "google_token_unavailable", 0);
-    } else if (resp->status == 200 && at != NULL && strlen(at) < 4096) {
-        e->new_access = tn_xstrdup(at);
-        e->new_refresh = rt != NULL && strlen(rt) < 4096 ? tn_xstrdup(rt) : NULL;
-        e->new_exp_s = tn_now_ms() / 1000 + (ttl > 0 ? ttl : 3600);
+    tn_oauth_token_read(resp, err, tn_now_ms() / 1000, &t);
+    switch (t.outcome) {
+    case TN_OAUTH_TOKEN_OK:
+        e->new_access = t.access;
+        e->new_refresh = t.refresh; /* NULL: the stored one stays */
+        t.access = t.refresh = NULL;
+        e->new_exp_s = t.expires_s;
         submit(e, save_work, saved);
-    } else if (resp->status == 400 && error != NULL && strcmp(error, "invalid_grant") == 0) {
+        break;
+    case TN_OAUTH_TOKEN_DEAD_GRANT:
         submit(e, flag_work, flagged);
-    } else if (resp->status >= 500 || resp->status == 429) {
-        refresh_failed(e, TN_EUNAVAIL, "google_token_unavailable", resp->status);
-    } else {
-        refresh_failed(e, TN_EPROTO, "google_token_refused", resp->status); /* invalid_client */
+        break;
+    case TN_OAUTH_TOKEN_UNAVAILABLE:
+        refresh_failed(e, TN_EUNAVAIL, "google_token_unavailable", t.status);
+        break;
+    case TN_OAUTH_TOKEN_REFUSED: /* invalid_client, a 200 without a usable token */
+        refresh_failed(e, TN_EPROTO, "google_token_refused", t.status);
+        break;
     }
-    json_decref(b);
+    tn_oauth_token_clear(&t);
 }
 
 /* start_refresh - POST grant_type=refresh_token for e with refresh */
@@ -313,11 +320,9 @@ static void start_refresh(struct calsync_gtoken *e, const char *refresh)
     struct calsync_cfg *cfg = &e->ctx->cfg;
 
     e->refreshing = true;
-    if (tn_http_form_post(e->ctx->http, cfg->google_token_url,
-                          (const char *const[]){"grant_type", "refresh_token", "refresh_token",
-                                                refresh, "client_id", cfg->google_client_id,
-                                                "client_secret", cfg->google_client_secret, NULL},
-                          0, TOKEN_MAX_RESPONSE, on_token, e) != TN_OK)
+    if (tn_oauth_token_refresh(e->ctx->http, cfg->google_token_url, cfg->google_client_id,
+                               cfg->google_client_secret, refresh, 0, TOKEN_MAX_RESPONSE, on_token,
+                               e) != TN_OK)
         refresh_failed(e, TN_EUNAVAIL, "google_token_unavailable", 0);
 }
 

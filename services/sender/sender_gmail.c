@@ -16,10 +16,13 @@
  *	  - else, with a refresh token and TN_GOOGLE_CLIENT_ID/_SECRET, the
  *	    job waits for the channel's refresh: POST TN_GOOGLE_TOKEN_URL
  *	    (grant_type=refresh_token, protocols.md 4.3) through tn_http on
- *	    the loop. One refresh is in flight per channel; the jobs that need
- *	    one meanwhile join its wait list and all get its outcome.
+ *	    the loop (tn_oauth_token_refresh), the answer classified by
+ *	    tn_oauth_token_read. One refresh is in flight per channel; the
+ *	    jobs that need one meanwhile join its wait list and all get its
+ *	    outcome.
  *	A new access token (and expires_at from expires_in; a rotated
- *	refresh token too) is sealed into channels.secrets_sealed (aad
+ *	refresh token too, when it differs from the one sent) is sealed into
+ *	channels.secrets_sealed (aad
  *	"channel:<tenant>:<channel>", the other secrets kept) before the
  *	waiters continue, so the next prepare reads it; the write is skipped
  *	when the stored refresh token changed meanwhile (a reconnect), and a
@@ -34,8 +37,9 @@
  *	same way after their 401 without asking Google again (until the
  *	channel's secrets carry another refresh token). 429, 5xx and network
  *	failures are retries ("gmail_token_unavailable"); other refusals
- *	(invalid_client: our configuration) retry too, "gmail_token_refused",
- *	and end dead after TN_SENDER_MAX_ATTEMPTS (replayable).
+ *	(invalid_client: our configuration; a 200 without a usable token)
+ *	retry too, "gmail_token_refused", and end dead after
+ *	TN_SENDER_MAX_ATTEMPTS (replayable).
  *	XXX: the single flight is per process; two replicas may each refresh
  *	the same channel once (Google accepts both, and both tokens work).
  * RUNS ON
@@ -55,6 +59,7 @@
 #include <tn/tn_http.h>
 #include <tn/tn_log.h>
 #include <tn/tn_mem.h>
+#include <tn/tn_oauth_token.h>
 #include <tn/tn_pg.h>
 #include <tn/tn_secrets.h>
 #include <tn/tn_time.h>
@@ -62,7 +67,6 @@
 #include "sender.h"
 
 #define TOKEN_MAX_RESPONSE (64u << 10)
-#define TOKEN_MAX_LEN 4096 /* longer tokens from the endpoint are refused */
 #define EXPIRY_MARGIN_S 60 /* a token with less left than this is expired */
 
 /* One Gmail channel's token state; lives until sender_fini. */
@@ -255,36 +259,37 @@ static void failed(struct sender_gtoken *e, const char *code, long status, enum 
     wake(e, SENDER_V_RETRY, code);
 }
 
-/* on_token - the token endpoint's answer. Runs on: loop */
+/* on_token - the token endpoint's answer (tn_oauth_token_read). Runs on: loop */
 static void on_token(const struct tn_http_response *resp, enum tn_err err, void *arg)
 {
     struct sender_gtoken *e = arg;
-    json_t *b = err == TN_OK ? json_loadb(resp->body, resp->body_len, 0, NULL) : NULL;
-    const char *at = json_string_value(json_object_get(b, "access_token"));
-    const char *rt = json_string_value(json_object_get(b, "refresh_token"));
-    const char *error = json_string_value(json_object_get(b, "error"));
-    json_int_t ttl = json_integer_value(json_object_get(b, "expires_in"));
+    struct tn_oauth_token t;
 
-    if (err != TN_OK) {
-        failed(e, "gmail_token_unavailable", 0, err);
-    } else if (resp->status == 200 && at != NULL && *at != '\0' && strlen(at) < TOKEN_MAX_LEN) {
-        e->new_access = tn_xstrdup(at);
-        e->new_refresh =
-            rt != NULL && *rt != '\0' && strlen(rt) < TOKEN_MAX_LEN && strcmp(rt, e->refresh) != 0
-                ? tn_xstrdup(rt)
-                : NULL;
-        e->new_exp_s = tn_now_ms() / 1000 + (ttl > 0 ? (int64_t)ttl : 3600);
+    tn_oauth_token_read(resp, err, tn_now_ms() / 1000, &t);
+    switch (t.outcome) {
+    case TN_OAUTH_TOKEN_OK:
+        e->new_access = t.access;
+        t.access = NULL;
+        if (t.refresh != NULL && strcmp(t.refresh, e->refresh) != 0) {
+            e->new_refresh = t.refresh; /* rotated: kept only when it differs */
+            t.refresh = NULL;
+        }
+        e->new_exp_s = t.expires_s;
         e->stored = false;
         if (tn_pg_submit(e->ctx->pg, save_work, saved, e) != TN_OK)
             saved(TN_ECANCELED, e);
-    } else if (resp->status == 400 && error != NULL && strcmp(error, "invalid_grant") == 0) {
+        break;
+    case TN_OAUTH_TOKEN_DEAD_GRANT:
         refused(e);
-    } else if (resp->status == 429 || resp->status >= 500) {
-        failed(e, "gmail_token_unavailable", resp->status, TN_EUNAVAIL);
-    } else {
-        failed(e, "gmail_token_refused", resp->status, TN_EPROTO); /* invalid_client, ... */
+        break;
+    case TN_OAUTH_TOKEN_UNAVAILABLE:
+        failed(e, "gmail_token_unavailable", t.status, err != TN_OK ? err : TN_EUNAVAIL);
+        break;
+    case TN_OAUTH_TOKEN_REFUSED:
+        failed(e, "gmail_token_refused", t.status, TN_EPROTO); /* invalid_client, ... */
+        break;
     }
-    json_decref(b);
+    tn_oauth_token_clear(&t);
 }
 
 /* start_refresh - POST grant_type=refresh_token with refresh (borrowed) */
@@ -298,12 +303,10 @@ static void start_refresh(struct sender_gtoken *e, const char *refresh)
     e->refresh = tn_xstrdup(refresh);
     h = sender_http(e->ctx);
     err = h == NULL ? TN_ECANCELED
-                    : tn_http_form_post(
-                          h, cfg->google_token_url,
-                          (const char *const[]){"grant_type", "refresh_token", "refresh_token",
-                                                refresh, "client_id", cfg->google_client_id,
-                                                "client_secret", cfg->google_client_secret, NULL},
-                          (uint32_t)cfg->http_timeout_ms, TOKEN_MAX_RESPONSE, on_token, e);
+                    : tn_oauth_token_refresh(h, cfg->google_token_url, cfg->google_client_id,
+                                             cfg->google_client_secret, refresh,
+                                             (uint32_t)cfg->http_timeout_ms, TOKEN_MAX_RESPONSE,
+                                             on_token, e);
     if (err != TN_OK)
         failed(e, "gmail_token_unavailable", 0, err);
 }
