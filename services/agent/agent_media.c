@@ -240,7 +240,7 @@ static const char *lookup_done(struct media *q, const struct tn_http_response *r
         why = get(q, u, auth.data, NULL, (size_t)q->t->ctx->cfg.media_max);
         wipe(&auth);
     }
-    memset(u, 0, strlen(u)); /* Telegram's carries the token */
+    tn_wipe(u, strlen(u)); /* Telegram's carries the token */
     tn_free(u);
     return why;
 }

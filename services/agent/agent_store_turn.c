@@ -43,14 +43,6 @@
 
 #include "agent.h"
 
-/* wipe_free - clear a credential, then free it (NULL-safe) */
-static void wipe_free(char *s)
-{
-    if (s != NULL)
-        memset(s, 0, strlen(s));
-    tn_free(s);
-}
-
 /* hmsg_clear - free one message's strings */
 static void hmsg_clear(struct agent_hmsg *m)
 {
@@ -76,8 +68,8 @@ void agent_load_clear(struct agent_load *l)
         hmsg_clear(&l->hist[i]);
     for (size_t i = 0; i < l->nfresh; i++)
         hmsg_clear(&l->fresh[i]);
-    wipe_free(l->media_user);
-    wipe_free(l->media_token);
+    tn_free_secret(l->media_user);
+    tn_free_secret(l->media_token);
     tn_free(l->hist);
     tn_free(l->fresh);
     memset(l, 0, sizeof(*l));

@@ -228,7 +228,7 @@ static void transcribe(struct agent_voice *v, char *bytes, size_t len, char *mim
     memset(body.data, 0, body.len);
     tn_buf_free(&body);
     tn_buf_free(&url);
-    memset(auth.data, 0, auth.len);
+    tn_wipe(auth.data, auth.len);
     tn_buf_free(&auth);
     tn_buf_free(&ctype);
     tn_free(boundary);

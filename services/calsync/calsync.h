@@ -406,7 +406,6 @@ void calsync_gwatch_free(struct calsync_job *j);
 
 /* calsync_job.c - a job's life. Runs on: loop. */
 void calsync_job_finish(struct calsync_job *j);
-void calsync_free_secret(char *s); /* wipe a NUL-terminated secret, then tn_free (NULL-safe) */
 void calsync_job_start(struct calsync_ctx *ctx, enum calsync_kind kind, const char *tenant,
                        const char *id, struct tn_consumer *c, struct tn_entry *e);
 void calsync_entry(struct tn_consumer *c, struct tn_entry *e, void *arg);

@@ -97,10 +97,10 @@ void calsync_connect_free(struct calsync_connect *cn)
 {
     if (cn == NULL)
         return;
-    calsync_free_secret(cn->code_sealed);
-    calsync_free_secret(cn->access);
-    calsync_free_secret(cn->refresh);
-    calsync_free_secret(cn->id_token);
+    tn_free_secret(cn->code_sealed);
+    tn_free_secret(cn->access);
+    tn_free_secret(cn->refresh);
+    tn_free_secret(cn->id_token);
     tn_free(cn->redirect_uri);
     tn_free(cn->resource);
     tn_free(cn->sub);
@@ -319,7 +319,7 @@ static void userinfo(struct calsync_job *j)
     }
     snprintf(auth, sizeof(auth), "Authorization: Bearer %s", j->conn->access);
     err = tn_http_send(j->ctx->http, &rq, on_userinfo, j);
-    memset(auth, 0, sizeof(auth));
+    tn_wipe(auth, sizeof(auth));
     if (err != TN_OK)
         identified(j, NULL);
 }
@@ -369,8 +369,8 @@ static void exchange(struct calsync_job *j)
                               cn->redirect_uri, "client_id", cfg->google_client_id, "client_secret",
                               cfg->google_client_secret, "code_verifier", verifier, NULL},
         0, CONNECT_MAX_RESPONSE, on_token, j);
-    calsync_free_secret(code);
-    calsync_free_secret(verifier);
+    tn_free_secret(code);
+    tn_free_secret(verifier);
     if (err != TN_OK)
         fail(j, TN_EUNAVAIL, "google_token_unavailable");
 }

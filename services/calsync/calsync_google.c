@@ -217,7 +217,7 @@ static void send_step(struct calsync_job *j)
     rq.body = g->body;
     rq.body_len = g->body != NULL ? strlen(g->body) : 0;
     err = tn_http_send(j->ctx->http, &rq, on_response, j);
-    memset(auth, 0, sizeof(auth));
+    tn_wipe(auth, sizeof(auth));
     if (err != TN_OK)
         fail(j, TN_EUNAVAIL, "google_unavailable");
 }

@@ -135,7 +135,7 @@ static struct calsync_gtoken *entry_for(struct calsync_ctx *ctx, const char *ten
 /* set_access - replace e's known token (copied) */
 static void set_access(struct calsync_gtoken *e, const char *access, int64_t exp_s)
 {
-    calsync_free_secret(e->access);
+    tn_free_secret(e->access);
     e->access = access != NULL ? tn_xstrdup(access) : NULL;
     e->exp_s = exp_s;
 }
@@ -158,7 +158,7 @@ static void wake(struct calsync_gtoken *e)
         next = w->next_waiter;
         w->next_waiter = NULL;
         if (e->err == TN_OK) {
-            calsync_free_secret(w->acct.access);
+            tn_free_secret(w->acct.access);
             w->acct.access = tn_xstrdup(e->access);
             w->acct.expires_s = e->exp_s;
         } else if (w->err == TN_OK) {
@@ -167,8 +167,8 @@ static void wake(struct calsync_gtoken *e)
         }
         w->token_then(w);
     }
-    calsync_free_secret(e->new_access);
-    calsync_free_secret(e->new_refresh);
+    tn_free_secret(e->new_access);
+    tn_free_secret(e->new_refresh);
     e->new_access = e->new_refresh = NULL;
 }
 
@@ -334,7 +334,7 @@ void calsync_gtoken_get(struct calsync_job *j, void (*then)(struct calsync_job *
 
     if (e->access != NULL && e->exp_s > j->acct.expires_s &&
         (j->acct.access == NULL || strcmp(e->access, j->acct.access) != 0)) {
-        calsync_free_secret(j->acct.access);
+        tn_free_secret(j->acct.access);
         j->acct.access = tn_xstrdup(e->access);
         j->acct.expires_s = e->exp_s;
     }
@@ -375,9 +375,9 @@ void calsync_gtoken_free_all(struct calsync_ctx *ctx)
 
     for (; e != NULL; e = next) {
         next = e->next;
-        calsync_free_secret(e->access);
-        calsync_free_secret(e->new_access);
-        calsync_free_secret(e->new_refresh);
+        tn_free_secret(e->access);
+        tn_free_secret(e->new_access);
+        tn_free_secret(e->new_refresh);
         tn_free(e);
     }
     ctx->tokens = NULL;

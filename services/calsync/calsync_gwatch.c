@@ -110,7 +110,7 @@ void calsync_gwatch_free(struct calsync_job *j)
     tn_free(w->old_id);
     tn_free(w->old_res);
     tn_free(w->new_res);
-    calsync_free_secret(w->token);
+    tn_free_secret(w->token);
     tn_free(w);
     j->watch = NULL;
 }
@@ -216,7 +216,7 @@ static char *request_body(struct calsync_job *j)
     s = json_dumps(o, JSON_COMPACT);
     json_decref(o);
     out = tn_xstrdup(s != NULL ? s : "{}");
-    calsync_free_secret(s); /* jansson's buffer; tn_free is free */
+    tn_free_secret(s); /* jansson's buffer; tn_free is free */
     return out;
 }
 
@@ -316,7 +316,7 @@ static void watched(struct calsync_job *j, json_t *b)
         fail(j, TN_EPROTO, "google_refused");
         return;
     }
-    calsync_free_secret(w->token); /* Google has it; only the hash is kept */
+    tn_free_secret(w->token); /* Google has it; only the hash is kept */
     w->token = NULL;
     w->new_res = tn_xstrdup(res);
     w->exp_ms = exp != NULL             ? strtoll(exp, NULL, 10)
@@ -390,8 +390,8 @@ static void send_request(struct calsync_job *j)
                                                  .body_len = strlen(body),
                                                  .max_response = WATCH_MAX_RESPONSE},
                        on_response, j);
-    memset(auth, 0, sizeof(auth));
-    calsync_free_secret(body);
+    tn_wipe(auth, sizeof(auth));
+    tn_free_secret(body);
     tn_free(url);
     if (err != TN_OK && w->stopping)
         stopped(j, 0);

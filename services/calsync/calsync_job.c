@@ -71,20 +71,12 @@ static bool uuid_ok(const char *s)
     return true;
 }
 
-/* calsync_free_secret - wipe a secret string, then release it */
-void calsync_free_secret(char *s)
-{
-    if (s != NULL)
-        memset(s, 0, strlen(s));
-    tn_free(s);
-}
-
 /* calsync_job_free - release a job and everything it holds */
 void calsync_job_free(struct calsync_job *j)
 {
-    calsync_free_secret(j->acct.userpwd);
-    calsync_free_secret(j->acct.access);
-    calsync_free_secret(j->acct.refresh);
+    tn_free_secret(j->acct.userpwd);
+    tn_free_secret(j->acct.access);
+    tn_free_secret(j->acct.refresh);
     calsync_google_free(j);
     calsync_connect_free(j->conn);
     tn_free(j->page_token);

@@ -170,7 +170,7 @@ static enum tn_err account_from(struct calsync_job *j, struct pg_result *res, in
         j->acct.userpwd = tn_xmalloc(n);
         snprintf(j->acct.userpwd, n, "%s:%s", user, pw);
     }
-    calsync_free_secret(pw);
+    tn_free_secret(pw);
     return err;
 }
 

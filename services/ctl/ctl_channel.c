@@ -206,7 +206,7 @@ static int channel_add(int argc, char **argv)
         printf("%s\n", cid);
 out:
     if (json != NULL)
-        memset(json, 0, strlen(json)); /* plaintext secrets */
+        tn_wipe(json, strlen(json)); /* plaintext secrets */
     tn_free(json);
     tn_keyring_free(ring);
     tn_pgconn_close(c);

@@ -168,7 +168,7 @@ static void pending_free(struct pending *p)
     tn_free(p->trace);
     tn_free((char *)p->goog.channel_id);
     if (p->goog.token != NULL) /* a secret: wiped */
-        memset((char *)p->goog.token, 0, strlen(p->goog.token));
+        tn_wipe((char *)p->goog.token, strlen(p->goog.token));
     tn_free((char *)p->goog.token);
     tn_free((char *)p->goog.resource_id);
     tn_free((char *)p->goog.resource_state);

@@ -88,7 +88,7 @@ static void snap_free(struct snapshot *s)
     if (s == NULL)
         return;
     for (size_t i = 0; i < s->nstrings; i++) {
-        memset(s->strings[i], 0, strlen(s->strings[i]));
+        tn_wipe(s->strings[i], strlen(s->strings[i]));
         tn_free(s->strings[i]);
     }
     tn_free(s->strings);

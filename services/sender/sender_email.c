@@ -162,11 +162,11 @@ static int64_t expires_s(const json_t *secrets)
 void sender_gmail_set_token(struct sender_req *r, const char *token)
 {
     if (r->headers[0] != NULL)
-        memset(r->headers[0], 0, strlen(r->headers[0]));
+        tn_wipe(r->headers[0], strlen(r->headers[0]));
     tn_free(r->headers[0]);
     r->headers[0] = bearer(token);
     if (r->gm_access != NULL)
-        memset(r->gm_access, 0, strlen(r->gm_access));
+        tn_wipe(r->gm_access, strlen(r->gm_access));
     tn_free(r->gm_access);
     r->gm_access = tn_xstrdup(token);
 }

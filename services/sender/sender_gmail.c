@@ -92,14 +92,6 @@ static const char sql_lock[] = "SELECT encode(secrets_sealed, 'hex') FROM channe
 static const char sql_save[] = "UPDATE channels SET secrets_sealed = decode($3, 'hex'),"
                                " secrets_key_id = $4::int WHERE tenant_id = $1 AND id = $2";
 
-/* wipe_free - zero a secret string, then free it (NULL-safe) */
-static void wipe_free(char *s)
-{
-    if (s != NULL)
-        memset(s, 0, strlen(s));
-    tn_free(s);
-}
-
 /* entry_for - the state of a channel, created on first use */
 static struct sender_gtoken *entry_for(struct sender_ctx *ctx, const char *tenant,
                                        const char *channel)
@@ -135,7 +127,7 @@ static void wake(struct sender_gtoken *e, enum sender_verdict v, const char *cod
 
     e->waiters = NULL;
     e->refreshing = false;
-    wipe_free(e->refresh);
+    tn_free_secret(e->refresh);
     e->refresh = NULL;
     for (; job != NULL; job = next) {
         next = job->token_next;
@@ -163,7 +155,7 @@ static char *seal_secrets(const struct sender_gtoken *e, json_t *secrets)
         json_object_set_new(secrets, "refresh_token", json_string(e->new_refresh));
     text = sender_json_text(secrets);
     hex = tn_secrets_seal_hex(e->ctx->keys, e->tenant, e->channel, text);
-    wipe_free(text);
+    tn_free_secret(text);
     return hex;
 }
 
@@ -227,11 +219,11 @@ static void saved(enum tn_err err, void *arg)
     else
         tn_log_info(&lc, "sender.gmail_token_refreshed", TN_KV_STR("channel", e->channel),
                     TN_KV_BOOL("stored", e->stored));
-    wipe_free(e->access);
+    tn_free_secret(e->access);
     e->access = e->new_access;
     e->exp_s = e->new_exp_s;
     e->new_access = NULL;
-    wipe_free(e->new_refresh);
+    tn_free_secret(e->new_refresh);
     e->new_refresh = NULL;
     wake(e, SENDER_V_OK, NULL);
 }
@@ -244,7 +236,7 @@ static void refused(struct sender_gtoken *e)
     tn_log_warn(&lc, "sender.gmail_reauth", TN_KV_STR("channel", e->channel),
                 TN_KV_STR("reason", "invalid_grant"),
                 TN_KV_STR("effect", "the channel's messages fail until it is connected again"));
-    wipe_free(e->dead_refresh);
+    tn_free_secret(e->dead_refresh);
     e->dead_refresh = tn_xstrdup(e->refresh);
     wake(e, SENDER_V_FINAL, "gmail_reauth");
 }
@@ -368,8 +360,8 @@ void sender_gmail_free_all(struct sender_ctx *ctx)
         next = e->next;
         if (e->refreshing)
             continue; /* XXX: its save is still on the threadpool (drain timed out): leaked */
-        wipe_free(e->access);
-        wipe_free(e->dead_refresh);
+        tn_free_secret(e->access);
+        tn_free_secret(e->dead_refresh);
         tn_free(e);
     }
     ctx->gtokens = NULL;

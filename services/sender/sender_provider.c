@@ -43,14 +43,6 @@ const struct sender_provider *sender_provider_of(const char *channel_kind)
     return NULL;
 }
 
-/* wipe_free - zero a secret string, then free it (NULL-safe) */
-static void wipe_free(char *s)
-{
-    if (s != NULL)
-        memset(s, 0, strlen(s));
-    tn_free(s);
-}
-
 struct tn_http_request sender_req_http(const struct sender_req *r, int64_t timeout_ms,
                                        size_t max_response)
 {
@@ -74,13 +66,13 @@ void sender_req_free(struct sender_req *r)
     for (size_t i = 0; i < sizeof(r->headers) / sizeof(r->headers[0]); i++)
         tn_free(r->headers[i]);
     if (r->userpwd != NULL)
-        memset(r->userpwd, 0, strlen(r->userpwd)); /* holds a credential */
+        tn_wipe(r->userpwd, strlen(r->userpwd)); /* holds a credential */
     tn_free(r->userpwd);
     tn_free(r->mail_from);
     tn_free(r->rcpt_to);
     tn_free(r->message_id);
-    wipe_free(r->gm_access); /* Gmail tokens */
-    wipe_free(r->gm_refresh);
+    tn_free_secret(r->gm_access); /* Gmail tokens */
+    tn_free_secret(r->gm_refresh);
     memset(r, 0, sizeof(*r));
 }
 

@@ -121,7 +121,7 @@ static void request(const struct sender_cfg *cfg, const char *from, const char *
     snprintf(auth, n, "Bearer %s", token);
     out->headers[0] = header("Authorization", auth);
     out->headers[1] = header("Content-Type", "application/json");
-    memset(auth, 0, strlen(auth));
+    tn_wipe(auth, strlen(auth));
     tn_free(auth);
     tn_free(text);
 }

@@ -242,7 +242,7 @@ static void send_stop(struct revoke *r)
                                                  .body = body,
                                                  .body_len = strlen(body)},
                        on_done, r);
-    memset(auth, 0, sizeof(auth));
+    tn_wipe(auth, sizeof(auth));
     tn_free(body);
     if (err != TN_OK)
         on_stopped(r, 0, err); /* no callback will come */

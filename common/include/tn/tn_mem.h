@@ -20,5 +20,11 @@ char *tn_xstrndup(const char *s, size_t n);
 void *tn_xmemdup(const void *p, size_t n);
 /* tn_free - release p (NULL-safe). */
 void tn_free(void *p);
+/* tn_wipe - overwrite n bytes at p with zeros, a store the compiler may
+ * not drop as dead (OPENSSL_cleanse) even when p is freed next. */
+void tn_wipe(void *p, size_t n);
+/* tn_free_secret - wipe the NUL-terminated string s (a token, a password,
+ * a URL that carries one), then release it (NULL-safe). */
+void tn_free_secret(char *s);
 
 #endif

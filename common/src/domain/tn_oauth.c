@@ -32,7 +32,7 @@ static char *seal_json(const struct tn_keyring *k, const char *aad, json_t *obj)
         return NULL;
     if (tn_seal(k, aad, strlen(aad), text, strlen(text), &sealed, &len) == TN_OK)
         out = tn_base64_encode(sealed, len, true);
-    memset(text, 0, strlen(text));
+    tn_wipe(text, strlen(text));
     tn_free(text); /* jansson allocates with malloc */
     tn_free(sealed);
     return out;

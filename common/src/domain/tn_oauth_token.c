@@ -118,21 +118,13 @@ out:
     json_decref(b);
 }
 
-/* wipe_free - zero a secret string, then free it (NULL-safe) */
-static void wipe_free(char *s)
-{
-    if (s != NULL)
-        memset(s, 0, strlen(s));
-    tn_free(s);
-}
-
 void tn_oauth_token_clear(struct tn_oauth_token *t)
 {
     if (t == NULL)
         return;
-    wipe_free(t->access);
-    wipe_free(t->refresh);
-    wipe_free(t->id_token);
+    tn_free_secret(t->access);
+    tn_free_secret(t->refresh);
+    tn_free_secret(t->id_token);
     memset(t, 0, sizeof(*t));
 }
 

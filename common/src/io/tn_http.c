@@ -343,7 +343,7 @@ enum tn_err tn_http_form_post(struct tn_http *h, const char *url, const char *co
         if (esc == NULL)
             tn_fatal("mem.exhausted", TN_KV_STR("what", "curl_easy_escape"));
         tn_buf_printf(&b, "%s%s=%s", b.len > 0 ? "&" : "", fields[i], esc);
-        memset(esc, 0, strlen(esc));
+        tn_wipe(esc, strlen(esc));
         curl_free(esc);
     }
     err = tn_http_send(h,
@@ -355,7 +355,7 @@ enum tn_err tn_http_form_post(struct tn_http *h, const char *url, const char *co
                                                  .timeout_ms = timeout_ms,
                                                  .max_response = max_response},
                        done, arg);
-    memset(b.data, 0, b.len);
+    tn_wipe(b.data, b.len);
     tn_buf_free(&b);
     return err;
 }

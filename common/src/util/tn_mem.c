@@ -15,6 +15,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <openssl/crypto.h>
+
 #include <tn/tn_mem.h>
 
 /* oom - report and abort; uses no allocation */
@@ -89,4 +91,19 @@ void *tn_xmemdup(const void *p, size_t n)
 void tn_free(void *p)
 {
     free(p);
+}
+
+/* tn_wipe - zeros that stay written: see tn_mem.h */
+void tn_wipe(void *p, size_t n)
+{
+    if (p != NULL && n > 0)
+        OPENSSL_cleanse(p, n);
+}
+
+/* tn_free_secret - wipe, then free, NULL-safe */
+void tn_free_secret(char *s)
+{
+    if (s != NULL)
+        tn_wipe(s, strlen(s));
+    free(s);
 }

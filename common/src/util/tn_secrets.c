@@ -54,7 +54,7 @@ json_t *tn_secrets_open_object(const struct tn_keyring *k, const char *aad, size
         json_decref(obj);
         obj = NULL;
     }
-    memset(pt, 0, plen);
+    tn_wipe(pt, plen);
     tn_free(pt);
     return obj;
 }
