@@ -203,7 +203,9 @@ struct calsync_allow {
  * is charged one text and checked before each event, each rule and every
  * 64 RDATEs; once it runs out the
  * whole window [from_s, to_s) is appended once and nothing more is
- * expanded. allow_init: a fresh allowance whose CPU time is counted on the
+ * expanded. read: busy and (marker not NULL) inspect of one text, which
+ * it parses once; the inspection is made even when the allowance is out.
+ * allow_init: a fresh allowance whose CPU time is counted on the
  * calling thread (call it on the thread that expands). */
 char *calsync_ical_event(const char *booking_id, int64_t start_s, int64_t end_s,
                          const char *summary, int64_t now_s);
@@ -212,6 +214,10 @@ bool calsync_ical_inspect(const char *text, const struct _icaltimezone *zone, ch
 void calsync_ical_busy(const char *text, const struct _icaltimezone *zone, int64_t from_s,
                        int64_t to_s, struct calsync_allow *allow, struct calsync_range **ranges,
                        size_t *n, size_t *cap);
+bool calsync_ical_read(const char *text, const struct _icaltimezone *zone, int64_t from_s,
+                       int64_t to_s, struct calsync_allow *allow, struct calsync_range **ranges,
+                       size_t *n, size_t *cap, char *marker, size_t size, int64_t *start_s,
+                       int64_t *end_s);
 void calsync_allow_init(struct calsync_allow *al);
 
 /* calsync_zone.c - the zone a calendar's local times are read in.

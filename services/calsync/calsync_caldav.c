@@ -20,7 +20,7 @@
  *	X-TERN-BOOKING with this booking's id.
  *
  *	Import: REPORT calendar-query (Depth: 1) over [now, now + busy days];
- *	each calendar-data becomes busy ranges (calsync_ical_busy; all-day
+ *	each calendar-data becomes busy ranges (calsync_ical_read; all-day
  *	and floating times in the tenant's zone, j->zone). Works on
  *	servers without free-busy-query (Radicale). Tern's own events in the
  *	answer are noted for two-way sync (calsync_twoway.c). The answer is

@@ -245,31 +245,43 @@ static const char *marker_of(icalcomponent *ev)
 }
 
 /* calsync_ical_inspect - marker and times of the first VEVENT of text */
-bool calsync_ical_inspect(const char *text, const struct _icaltimezone *zone, char *marker,
-                          size_t size, int64_t *start_s, int64_t *end_s)
+/* inspect - the marker and times of cal's first VEVENT; false without one */
+static bool inspect(icalcomponent *cal, const icaltimezone *zone, char *marker, size_t size,
+                    int64_t *start_s, int64_t *end_s)
 {
-    icalcomponent *cal = icalparser_parse_string(text), *ev;
+    icalcomponent *ev;
     struct event e;
     const char *m;
 
     marker[0] = '\0';
-    if (cal == NULL)
-        return false;
     ev = icalcomponent_isa(cal) == ICAL_VEVENT_COMPONENT
              ? cal
              : icalcomponent_get_first_component(cal, ICAL_VEVENT_COMPONENT);
-    if (ev != NULL) {
-        m = marker_of(ev);
-        snprintf(marker, size, "%s", m != NULL ? m : "");
-        if (event_of(ev, zone, &e)) {
-            *start_s = epoch(e.dtstart, zone);
-            *end_s = end_of(&e, e.dtstart, *start_s);
-        } else {
-            *start_s = *end_s = 0; /* no DTSTART: no times */
-        }
+    if (ev == NULL)
+        return false;
+    m = marker_of(ev);
+    snprintf(marker, size, "%s", m != NULL ? m : "");
+    if (event_of(ev, zone, &e)) {
+        *start_s = epoch(e.dtstart, zone);
+        *end_s = end_of(&e, e.dtstart, *start_s);
+    } else {
+        *start_s = *end_s = 0; /* no DTSTART: no times */
     }
+    return true;
+}
+
+bool calsync_ical_inspect(const char *text, const struct _icaltimezone *zone, char *marker,
+                          size_t size, int64_t *start_s, int64_t *end_s)
+{
+    icalcomponent *cal = icalparser_parse_string(text);
+    bool found;
+
+    marker[0] = '\0';
+    if (cal == NULL)
+        return false;
+    found = inspect(cal, zone, marker, size, start_s, end_s);
     icalcomponent_free(cal);
-    return ev != NULL;
+    return found;
 }
 
 /* Bounds (R16): what one calendar server sends must neither hold the loop
@@ -560,13 +572,41 @@ static bool is_busy(icalcomponent *ev)
     return icalcomponent_get_status(ev) != ICAL_STATUS_CANCELLED;
 }
 
+/* busy - the busy ranges of cal's events into a, while a's import allows */
+static void busy(icalcomponent *cal, struct acc *a)
+{
+    icalcomponent *ev;
+
+    if (icalcomponent_isa(cal) == ICAL_VEVENT_COMPONENT) {
+        if (is_busy(cal))
+            expand(cal, a);
+        return;
+    }
+    for (ev = icalcomponent_get_first_component(cal, ICAL_VEVENT_COMPONENT);
+         ev != NULL && allowed(a, false);
+         ev = icalcomponent_get_next_component(cal, ICAL_VEVENT_COMPONENT)) {
+        if (is_busy(ev))
+            expand(ev, a);
+    }
+}
+
 /* calsync_ical_busy - busy ranges of text's events inside [from, to),
  * within the import's allowance (NULL: none) */
 void calsync_ical_busy(const char *text, const struct _icaltimezone *zone, int64_t from_s,
                        int64_t to_s, struct calsync_allow *allow, struct calsync_range **ranges,
                        size_t *n, size_t *cap)
 {
-    icalcomponent *cal, *ev;
+    calsync_ical_read(text, zone, from_s, to_s, allow, ranges, n, cap, NULL, 0, NULL, NULL);
+}
+
+/* calsync_ical_read - busy ranges and (marker not NULL) the inspection of
+ * one text, parsed once; the inspection also when the allowance is out */
+bool calsync_ical_read(const char *text, const struct _icaltimezone *zone, int64_t from_s,
+                       int64_t to_s, struct calsync_allow *allow, struct calsync_range **ranges,
+                       size_t *n, size_t *cap, char *marker, size_t size, int64_t *start_s,
+                       int64_t *end_s)
+{
+    icalcomponent *cal;
     struct acc a = {.r = ranges,
                     .n = n,
                     .cap = cap,
@@ -575,23 +615,19 @@ void calsync_ical_busy(const char *text, const struct _icaltimezone *zone, int64
                     .work = ICAL_MAX_WORK,
                     .allow = allow,
                     .zone = zone};
+    bool expand_ok = allowed(&a, true), found = false;
 
-    if (!allowed(&a, true))
-        return;
+    if (marker != NULL)
+        marker[0] = '\0';
+    if (!expand_ok && marker == NULL)
+        return false;
     cal = icalparser_parse_string(text);
     if (cal == NULL)
-        return;
-    if (icalcomponent_isa(cal) == ICAL_VEVENT_COMPONENT) {
-        if (is_busy(cal))
-            expand(cal, &a);
-        icalcomponent_free(cal);
-        return;
-    }
-    for (ev = icalcomponent_get_first_component(cal, ICAL_VEVENT_COMPONENT);
-         ev != NULL && allowed(&a, false);
-         ev = icalcomponent_get_next_component(cal, ICAL_VEVENT_COMPONENT)) {
-        if (is_busy(ev))
-            expand(ev, &a);
-    }
+        return false;
+    if (expand_ok)
+        busy(cal, &a);
+    if (marker != NULL)
+        found = inspect(cal, zone, marker, size, start_s, end_s);
     icalcomponent_free(cal);
+    return found;
 }

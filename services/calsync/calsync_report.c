@@ -27,7 +27,8 @@
  *	floating times) was found on the loop before the import started
  *	(calsync_zone.c), and converting in it takes libical's own lock.
  *
- *	read hands each calendar-data text to calsync_ical_busy, charged to
+ *	read hands each calendar-data text to calsync_ical_read (parsed once
+ *	for its busy ranges and its marker), charged to
  *	the import's allowance (CALSYNC_IMPORT_MAX_EVENTS texts and
  *	CALSYNC_IMPORT_MAX_CPU_MS of CPU time, calsync.h); past it the whole
  *	window is busy. Every text is still inspected for Tern's own events
@@ -71,7 +72,8 @@ struct reading {
     struct calsync_allow *allow;
 };
 
-/* collect - one calendar-data text into the job's ranges and seen list.
+/* collect - one calendar-data text into the job's ranges and seen list
+ * (one parse for both).
  * Runs on: the thread that called calsync_report_read (the threadpool in
  * the daemon). */
 static void collect(const char *text, void *arg)
@@ -81,9 +83,9 @@ static void collect(const char *text, void *arg)
     char marker[64];
     int64_t s = 0, e = 0;
 
-    calsync_ical_busy(text, j->zone, j->win_from, j->win_to, r->allow, &j->ranges, &j->nranges,
-                      &j->cap);
-    if (calsync_ical_inspect(text, j->zone, marker, sizeof(marker), &s, &e) && marker[0] != '\0')
+    if (calsync_ical_read(text, j->zone, j->win_from, j->win_to, r->allow, &j->ranges, &j->nranges,
+                          &j->cap, marker, sizeof(marker), &s, &e) &&
+        marker[0] != '\0')
         calsync_twoway_seen(j, marker, s, e); /* Tern's own: for two-way sync */
 }
 

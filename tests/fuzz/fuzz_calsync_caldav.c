@@ -2,8 +2,8 @@
  * fuzz_calsync_caldav - arbitrary CalDAV answers into tern-calsync's
  * parsers. Byte 0 picks the mode, the rest is the body:
  *   mode 0  a REPORT 207 multistatus body (calsync_xml_calendar_data);
- *           each calendar-data text goes through calsync_ical_busy and
- *           calsync_ical_inspect, as the import's collect() does
+ *           each calendar-data text goes through calsync_ical_read, as
+ *           the import's collect() does, and calsync_ical_inspect alone
  *   mode 1  an iCalendar text (a GET of Tern's event, or one
  *           calendar-data) straight into the same two functions
  *   mode 2  a Google dateTime or date string (calsync_google_time)
@@ -60,33 +60,41 @@ static void check_busy(const struct busy *b, size_t before)
     }
 }
 
-/* check_inspect - one text through calsync_ical_inspect */
-static void check_inspect(const char *text, const struct _icaltimezone *zone)
+/* check_marker - what an inspection reported: a terminated marker, both
+ * times set with an event, nothing without one */
+static void check_marker(const char *marker, bool found, int64_t s, int64_t e)
 {
-    char *marker = tn_xmalloc(MARKER_SIZE); /* exact size: ASan sees an overrun */
-    int64_t s = UNSET, e = UNSET;
-    bool found;
-
-    memset(marker, 0x5a, MARKER_SIZE);
-    found = calsync_ical_inspect(text, zone, marker, MARKER_SIZE, &s, &e);
     if (memchr(marker, '\0', MARKER_SIZE) == NULL)
         __builtin_trap();
     if (!found && (marker[0] != '\0' || s != UNSET || e != UNSET))
         __builtin_trap(); /* no event, yet something reported */
     if (found && (s == UNSET || e == UNSET))
         __builtin_trap(); /* an event without both times set */
-    tn_free(marker);
 }
 
-/* check_text - one iCalendar text, as collect() in calsync_report.c takes it (without the
- * import's bounds, which only cut the work short) */
+/* check_text - one iCalendar text through calsync_ical_read, as collect()
+ * in calsync_report.c takes it (without the import's bounds, which only cut
+ * the work short), and through calsync_ical_inspect alone: the same marker
+ * and times */
 static void check_text(const char *text, struct busy *b)
 {
+    char *marker = tn_xmalloc(MARKER_SIZE), *alone = tn_xmalloc(MARKER_SIZE); /* exact sizes */
+    int64_t s = UNSET, e = UNSET, s2 = UNSET, e2 = UNSET;
     size_t before = b->n;
+    bool found, found2;
 
-    calsync_ical_busy(text, b->zone, WIN_FROM, WIN_TO, NULL, &b->ranges, &b->n, &b->cap);
+    memset(marker, 0x5a, MARKER_SIZE);
+    memset(alone, 0x5a, MARKER_SIZE);
+    found = calsync_ical_read(text, b->zone, WIN_FROM, WIN_TO, NULL, &b->ranges, &b->n, &b->cap,
+                              marker, MARKER_SIZE, &s, &e);
     check_busy(b, before);
-    check_inspect(text, b->zone);
+    check_marker(marker, found, s, e);
+    found2 = calsync_ical_inspect(text, b->zone, alone, MARKER_SIZE, &s2, &e2);
+    check_marker(alone, found2, s2, e2);
+    if (found != found2 || strcmp(marker, alone) != 0 || s != s2 || e != e2)
+        __builtin_trap(); /* one parse must read what two did */
+    tn_free(alone);
+    tn_free(marker);
 }
 
 /* on_data - calsync_xml_data_fn: one calendar-data text */
