@@ -368,7 +368,7 @@ static void exchange(struct calsync_job *j)
         (const char *const[]){"grant_type", "authorization_code", "code", code, "redirect_uri",
                               cn->redirect_uri, "client_id", cfg->google_client_id, "client_secret",
                               cfg->google_client_secret, "code_verifier", verifier, NULL},
-        0, CONNECT_MAX_RESPONSE, on_token, j);
+        0, TN_OAUTH_TOKEN_MAX_RESPONSE, on_token, j);
     tn_free_secret(code);
     tn_free_secret(verifier);
     if (err != TN_OK)

@@ -53,8 +53,6 @@
 
 #include "calsync.h"
 
-#define TOKEN_MAX_RESPONSE (64u << 10)
-
 /* One account's token state; lives until calsync_fini. */
 struct calsync_gtoken {
     struct calsync_gtoken *next;
@@ -321,8 +319,7 @@ static void start_refresh(struct calsync_gtoken *e, const char *refresh)
 
     e->refreshing = true;
     if (tn_oauth_token_refresh(e->ctx->http, cfg->google_token_url, cfg->google_client_id,
-                               cfg->google_client_secret, refresh, 0, TOKEN_MAX_RESPONSE, on_token,
-                               e) != TN_OK)
+                               cfg->google_client_secret, refresh, 0, on_token, e) != TN_OK)
         refresh_failed(e, TN_EUNAVAIL, "google_token_unavailable", 0);
 }
 

@@ -66,7 +66,6 @@
 
 #include "sender.h"
 
-#define TOKEN_MAX_RESPONSE (64u << 10)
 #define EXPIRY_MARGIN_S 60 /* a token with less left than this is expired */
 
 /* One Gmail channel's token state; lives until sender_fini. */
@@ -297,8 +296,7 @@ static void start_refresh(struct sender_gtoken *e, const char *refresh)
     err = h == NULL ? TN_ECANCELED
                     : tn_oauth_token_refresh(h, cfg->google_token_url, cfg->google_client_id,
                                              cfg->google_client_secret, refresh,
-                                             (uint32_t)cfg->http_timeout_ms, TOKEN_MAX_RESPONSE,
-                                             on_token, e);
+                                             (uint32_t)cfg->http_timeout_ms, on_token, e);
     if (err != TN_OK)
         failed(e, "gmail_token_unavailable", 0, err);
 }

@@ -18,6 +18,7 @@
 #define TN_OAUTH_TOKEN_MAX 4096                     /* access and refresh tokens are shorter */
 #define TN_OAUTH_ID_TOKEN_MAX 16384                 /* id_token is shorter */
 #define TN_OAUTH_TOKEN_ERROR_LEN 64                 /* the error code kept, NUL included */
+#define TN_OAUTH_TOKEN_MAX_RESPONSE (64u << 10)     /* a token endpoint answer read, at most */
 #define TN_OAUTH_TOKEN_TTL_DEFAULT_S 3600           /* expires_in absent, 0 or negative */
 #define TN_OAUTH_TOKEN_TTL_MAX_S (365 * 24 * 3600L) /* expires_in is capped at a year */
 
@@ -59,13 +60,13 @@ void tn_oauth_token_clear(struct tn_oauth_token *t);
 
 /* tn_oauth_token_refresh - POST grant_type=refresh_token with client_id,
  * client_secret and refresh_token to url (tn_http_form_post: the body is
- * wiped once sent). All strings are borrowed for the call. timeout_ms and
- * max_response as in tn_http_request (0: the client's default). Returns and
+ * wiped once sent). All strings are borrowed for the call. timeout_ms as
+ * in tn_http_request (0: the client's default); the answer is read up to
+ * TN_OAUTH_TOKEN_MAX_RESPONSE. Returns and
  * calls done as tn_http_send (R9: on an error return done never runs).
  * Runs on: loop. */
 enum tn_err tn_oauth_token_refresh(struct tn_http *h, const char *url, const char *client_id,
                                    const char *client_secret, const char *refresh_token,
-                                   uint32_t timeout_ms, size_t max_response, tn_http_done_fn *done,
-                                   void *arg);
+                                   uint32_t timeout_ms, tn_http_done_fn *done, void *arg);
 
 #endif

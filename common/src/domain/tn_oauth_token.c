@@ -4,7 +4,7 @@
  *	the reading of its answers
  * SYNOPSIS
  *	#include <tn/tn_oauth_token.h>
- *	tn_oauth_token_refresh(http, url, id, secret, refresh, 0, max, on_token, arg);
+ *	tn_oauth_token_refresh(http, url, id, secret, refresh, 0, on_token, arg);
  *	tn_oauth_token_read(resp, err, now_s, &t);  (in on_token)
  *	...
  *	tn_oauth_token_clear(&t);
@@ -130,12 +130,11 @@ void tn_oauth_token_clear(struct tn_oauth_token *t)
 
 enum tn_err tn_oauth_token_refresh(struct tn_http *h, const char *url, const char *client_id,
                                    const char *client_secret, const char *refresh_token,
-                                   uint32_t timeout_ms, size_t max_response, tn_http_done_fn *done,
-                                   void *arg)
+                                   uint32_t timeout_ms, tn_http_done_fn *done, void *arg)
 {
     const char *const fields[] = {"grant_type",    "refresh_token", "refresh_token",
                                   refresh_token,   "client_id",     client_id,
                                   "client_secret", client_secret,   NULL};
 
-    return tn_http_form_post(h, url, fields, timeout_ms, max_response, done, arg);
+    return tn_http_form_post(h, url, fields, timeout_ms, TN_OAUTH_TOKEN_MAX_RESPONSE, done, arg);
 }
