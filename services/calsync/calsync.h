@@ -231,18 +231,22 @@ void calsync_allow_init(struct calsync_allow *al);
  * tz database whose name find accepts (logs calsync.zones); warns
  * calsync.no_zone_data when there is none (every zone would then be read
  * as UTC). Call it once at start, before the threadpool is used.
- * Runs on: loop only. libical 3.0.16 adds a zone that is not in zone.tab
+ * Once init has run, find accepts only the names it preloaded.
+ * known: name is one init preloaded (false before init).
+ * Runs on: loop only; known on any thread (init's list is not changed
+ * after init). libical 3.0.16 adds a zone that is not in zone.tab
  * (a link such as US/Pacific) to its shared list without a lock; after
- * init has added them all, a lookup of such a name only reads the list
- * (one of a zone file init left out, such as posix/..., still adds).
- * Converting a time in a zone found is thread-safe (libical guards a
- * zone's expanded changes with a mutex), so a zone found here may be
- * handed to the threadpool. */
+ * init has added them all, a lookup of such a name only reads the list,
+ * and no other name is looked up (calsync_ical.c drops a TZID that is
+ * neither a VTIMEZONE of its text nor known). Converting a time in a
+ * zone found is thread-safe (libical guards a zone's expanded changes
+ * with a mutex), so a zone found here may be handed to the threadpool. */
 const struct _icaltimezone *calsync_zone_find(const char *name);
 const struct _icaltimezone *calsync_zone_pick(const struct calsync_job *j, const char *name,
                                               const char *source,
                                               const struct _icaltimezone *fallback);
 void calsync_zone_init(void);
+bool calsync_zone_known(const char *name);
 
 /* calsync_xml.c - multistatus bodies through libxml2. Runs on: any thread. */
 typedef void calsync_xml_data_fn(const char *calendar_data, void *arg);

@@ -51,11 +51,12 @@
  *	zones: converting in a zone is guarded by libical's own mutex, and the
  *	zone passed in is found on the loop (calsync_zone.c). libical itself
  *	looks up the builtin zone of a TZID whose VTIMEZONE the text lacks,
- *	on whatever thread parses; that only reads its list for a zone
- *	calsync_zone_init preloaded at start (every tz database name that
- *	calsync_zone.c accepts). XXX: a TZID naming a zone file that was not
- *	preloaded (posix/Europe/Berlin) is added to the list unlocked, racing
- *	with lookups on other threads.
+ *	on whatever thread parses, and adds one it does not hold to its list
+ *	without a lock. So right after parsing, a TZID that names neither a
+ *	VTIMEZONE of the text nor a zone calsync_zone_init preloaded at start
+ *	(posix/Europe/Berlin, a name with libical's own prefix, a made-up
+ *	one) is dropped (tzid_guard): that time is read as floating, in the
+ *	calendar's zone, and libical's lookups only read its list.
  * DIAGNOSTICS
  *	None: malformed text yields no event or no ranges.
  */
@@ -244,6 +245,34 @@ static const char *marker_of(icalcomponent *ev)
     return NULL;
 }
 
+/* tzid_guard - drop from c's properties (and its components', but for
+ * VTIMEZONEs) every TZID that names neither one of root's VTIMEZONEs nor a
+ * preloaded zone (RUNS ON above says why); the first TZID is the one
+ * libical reads */
+static void tzid_guard(icalcomponent *root, icalcomponent *c)
+{
+    icalcomponent *sub;
+    icalproperty *p;
+    icalparameter *t;
+    const char *tzid;
+
+    for (p = icalcomponent_get_first_property(c, ICAL_ANY_PROPERTY); p != NULL;
+         p = icalcomponent_get_next_property(c, ICAL_ANY_PROPERTY)) {
+        while ((t = icalproperty_get_first_parameter(p, ICAL_TZID_PARAMETER)) != NULL) {
+            tzid = icalparameter_get_tzid(t);
+            if (tzid != NULL &&
+                (calsync_zone_known(tzid) || icalcomponent_get_timezone(root, tzid) != NULL))
+                break;
+            icalproperty_remove_parameter_by_ref(p, t);
+        }
+    }
+    for (sub = icalcomponent_get_first_component(c, ICAL_ANY_COMPONENT); sub != NULL;
+         sub = icalcomponent_get_next_component(c, ICAL_ANY_COMPONENT)) {
+        if (icalcomponent_isa(sub) != ICAL_VTIMEZONE_COMPONENT)
+            tzid_guard(root, sub);
+    }
+}
+
 /* calsync_ical_inspect - marker and times of the first VEVENT of text */
 /* inspect - the marker and times of cal's first VEVENT; false without one */
 static bool inspect(icalcomponent *cal, const icaltimezone *zone, char *marker, size_t size,
@@ -279,6 +308,7 @@ bool calsync_ical_inspect(const char *text, const struct _icaltimezone *zone, ch
     marker[0] = '\0';
     if (cal == NULL)
         return false;
+    tzid_guard(cal, cal);
     found = inspect(cal, zone, marker, size, start_s, end_s);
     icalcomponent_free(cal);
     return found;
@@ -624,6 +654,7 @@ bool calsync_ical_read(const char *text, const struct _icaltimezone *zone, int64
     cal = icalparser_parse_string(text);
     if (cal == NULL)
         return false;
+    tzid_guard(cal, cal);
     if (expand_ok)
         busy(cal, &a);
     if (marker != NULL)

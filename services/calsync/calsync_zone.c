@@ -32,16 +32,20 @@
  *	passes the filter above (not its right/ and posix/ copies; some 600
  *	names, 20-30 ms and 10 MB): from then on a lookup of any such name,
  *	on the loop or on the threadpool, only reads the list. A name that
- *	is not a file there is not added. XXX: a TZID naming a zone file
- *	that was not preloaded (posix/Europe/Berlin, right/UTC, a file added
- *	to the directory later) is still added by libical on the thread that
- *	parses it, racing with any other lookup. A zone found is kept by
+ *	is not a file there is not added. The names preloaded are kept, in
+ *	order, in a list of Tern's own that nothing changes after init
+ *	(calsync_zone_known, safe on any thread): once init has run, a name
+ *	outside it is not passed to libical, neither here nor as a TZID
+ *	(calsync_ical.c drops a TZID that is neither a VTIMEZONE of the text
+ *	nor a preloaded name, so the time is read as floating), so nothing
+ *	adds to libical's list after start. A zone found is kept by
  *	libical for the life of the process and converting a time in it is
  *	thread-safe (the zone's expanded changes are guarded by libical's own
  *	mutex), so the pointer is handed to the threadpool (calsync_report.c)
  *	with the job.
  * RUNS ON
- *	loop; calsync_zone_init at start, before the threadpool is used.
+ *	loop; calsync_zone_init at start, before the threadpool is used;
+ *	calsync_zone_known on any thread.
  * DIAGNOSTICS
  *	calsync.zone_unknown (warn: account_id, source tenant | calendar,
  *	zone when well-formed, fallback tenant | utc); calsync.no_zone_data
@@ -50,13 +54,16 @@
  */
 #include <dirent.h>
 #include <limits.h>
+#include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
 #include <libical/ical.h>
 
 #include <tn/tn_log.h>
+#include <tn/tn_mem.h>
 #include <tn/tn_proto.h>
 
 #include "calsync.h"
@@ -73,10 +80,30 @@ static bool name_ok(const char *s)
     return strspn(s, allowed) == n && strstr(s, "..") == NULL;
 }
 
+/* The names calsync_zone_init looked up, sorted; written by init only. */
+static struct {
+    char **names;
+    size_t n, cap;
+    bool ready;
+} preloaded;
+
+static int by_name(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* calsync_zone_known - name is one calsync_zone_init preloaded */
+bool calsync_zone_known(const char *name)
+{
+    if (!preloaded.ready || name == NULL)
+        return false;
+    return bsearch(&name, preloaded.names, preloaded.n, sizeof(char *), by_name) != NULL;
+}
+
 /* calsync_zone_find - libical's zone of a tz database name, or NULL */
 const struct _icaltimezone *calsync_zone_find(const char *name)
 {
-    if (!name_ok(name))
+    if (!name_ok(name) || (preloaded.ready && !calsync_zone_known(name)))
         return NULL;
     return icaltimezone_get_builtin_timezone(name);
 }
@@ -105,8 +132,7 @@ const struct _icaltimezone *calsync_zone_pick(const struct calsync_job *j, const
  * the name of the file being looked at (from path + root). */
 struct walk {
     char path[PATH_MAX];
-    size_t root;  /* the directory's length, with the '/' */
-    size_t named; /* names looked up */
+    size_t root; /* the directory's length, with the '/' */
 };
 
 /* is_tzif - the file at path is a compiled zone (TZif), not zone.tab,
@@ -122,6 +148,16 @@ static bool is_tzif(const char *path)
     ok = fread(magic, 1, sizeof(magic), f) == sizeof(magic) && memcmp(magic, "TZif", 4) == 0;
     fclose(f);
     return ok;
+}
+
+/* keep - name (copied) on the preloaded list */
+static void keep(const char *name)
+{
+    if (preloaded.n == preloaded.cap) {
+        preloaded.cap = preloaded.cap ? preloaded.cap * 2 : 1024;
+        preloaded.names = tn_xrealloc(preloaded.names, preloaded.cap * sizeof(char *));
+    }
+    preloaded.names[preloaded.n++] = tn_xstrdup(name);
 }
 
 /* preload_dir - look up every zone file below w->path (of length len, at
@@ -150,7 +186,7 @@ static void preload_dir(struct walk *w, size_t len, int depth)
                 preload_dir(w, len + 1 + n, depth + 1);
         } else if (S_ISREG(st.st_mode) && name_ok(w->path + w->root) && is_tzif(w->path)) {
             if (icaltimezone_get_builtin_timezone(w->path + w->root) != NULL)
-                w->named++;
+                keep(w->path + w->root);
         }
     }
     closedir(d);
@@ -164,9 +200,11 @@ void calsync_zone_init(void)
 {
     icalarray *zones = icaltimezone_get_builtin_timezones();
     const char *dir = icaltzutil_get_zone_directory();
-    struct walk w = {.named = 0};
+    struct walk w = {.root = 0};
     int n;
 
+    if (preloaded.ready)
+        return; /* once: the list is read by other threads from here on */
     if (zones == NULL || zones->num_elements == 0 || dir == NULL) {
         tn_log_warn(NULL, "calsync.no_zone_data",
                     TN_KV_STR("hint", "install the tz database (tzdata) in /usr/share/zoneinfo"));
@@ -177,6 +215,8 @@ void calsync_zone_init(void)
         return;
     w.root = (size_t)n + 1;
     preload_dir(&w, (size_t)n, 0);
-    tn_log_info(NULL, "calsync.zones", TN_KV_INT("named", w.named),
+    qsort(preloaded.names, preloaded.n, sizeof(char *), by_name);
+    preloaded.ready = true;
+    tn_log_info(NULL, "calsync.zones", TN_KV_INT("named", preloaded.n),
                 TN_KV_INT("held", zones->num_elements));
 }

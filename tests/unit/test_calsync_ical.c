@@ -508,6 +508,73 @@ static void zones_preloaded(void **state)
     assert_int_equal(zones->num_elements, held);
 }
 
+/* zones - what tern-calsync does at start (calsync_zone_init): from here
+ * on only the tz database's zones are looked up */
+static int zones(void **state)
+{
+    (void)state;
+    calsync_zone_init();
+    return 0;
+}
+
+/* unknown_tzid_floating - a TZID that names neither a VTIMEZONE of the
+ * text nor a zone preloaded at start (a posix/ copy, libical's own
+ * prefix, a made-up name) is not looked up: libical would add it to its
+ * shared list unlocked, on the parsing thread. The time is read as
+ * floating, in the calendar's zone; a VTIMEZONE of the text still counts. */
+static void unknown_tzid_floating(void **state)
+{
+    const icalarray *zones = icaltimezone_get_builtin_timezones();
+    const struct zcase cases[] = {
+        {.name = "posix/ copy of a zone",
+         .zone = "Australia/Sydney",
+         .lines = "DTSTART;TZID=posix/Europe/Berlin:20260505T090000\r\n"
+                  "DTEND;TZID=posix/Europe/Berlin:20260505T100000",
+         .from = utc(2026, 5, 1, 0),
+         .to = utc(2026, 6, 1, 0),
+         .n = 1,
+         .want = {{utc(2026, 5, 4, 23), utc(2026, 5, 5, 0)}}},
+        {.name = "libical's prefix",
+         .zone = "Australia/Sydney",
+         .lines = "DTSTART;TZID=/freeassociation.sourceforge.net/Europe/Berlin:20260505T090000\r\n"
+                  "DTEND;TZID=/freeassociation.sourceforge.net/Europe/Berlin:20260505T100000",
+         .from = utc(2026, 5, 1, 0),
+         .to = utc(2026, 6, 1, 0),
+         .n = 1,
+         .want = {{utc(2026, 5, 4, 23), utc(2026, 5, 5, 0)}}},
+        {.name = "made-up name, and a second TZID that is known",
+         .zone = "America/Los_Angeles",
+         .lines = "DTSTART;TZID=Mars/Olympus;TZID=Europe/Berlin:20260505T090000\r\n"
+                  "DURATION:PT1H",
+         .from = utc(2026, 5, 1, 0),
+         .to = utc(2026, 6, 1, 0),
+         .n = 1,
+         .want = {{utc(2026, 5, 5, 7), utc(2026, 5, 5, 8)}}},
+    };
+    static const char own[] =
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//x//EN\r\nBEGIN:VTIMEZONE\r\n"
+        "TZID:Office time\r\nBEGIN:STANDARD\r\nDTSTART:19700101T000000\r\n"
+        "TZOFFSETFROM:+0300\r\nTZOFFSETTO:+0300\r\nEND:STANDARD\r\nEND:VTIMEZONE\r\n"
+        "BEGIN:VEVENT\r\nUID:o\r\nDTSTAMP:20260101T000000Z\r\n"
+        "DTSTART;TZID=Office time:20260505T090000\r\nDURATION:PT1H\r\nEND:VEVENT\r\n"
+        "END:VCALENDAR\r\n";
+    size_t held = zones->num_elements;
+    char marker[64];
+    int64_t s = 0, e = 0;
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+        zcase_run(&cases[i]);
+    assert_int_equal(zones->num_elements, held); /* nothing added to libical's list */
+    assert_false(calsync_zone_known("posix/Europe/Berlin"));
+    assert_true(calsync_zone_known("Europe/Berlin"));
+    assert_null(calsync_zone_find("posix/Europe/Berlin"));
+    assert_true(calsync_ical_inspect(own, calsync_zone_find("Australia/Sydney"), marker,
+                                     sizeof(marker), &s, &e));
+    assert_int_equal(s, utc(2026, 5, 5, 6)); /* the text's own zone, UTC+3 */
+    assert_int_equal(e, utc(2026, 5, 5, 7));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -515,8 +582,8 @@ int main(void)
         cmocka_unit_test(times_in_their_zone),  cmocka_unit_test(in_tenant_zone),
         cmocka_unit_test(zone_threads),         cmocka_unit_test(all_day_short_end),
         cmocka_unit_test(utc_until_local_rule), cmocka_unit_test(far_dates_bounded),
-        cmocka_unit_test(zones_preloaded),
+        cmocka_unit_test(zones_preloaded),      cmocka_unit_test(unknown_tzid_floating),
     };
 
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return cmocka_run_group_tests(tests, zones, NULL);
 }

@@ -309,6 +309,15 @@ static void not_xml(void **state)
     free_job(j);
 }
 
+/* zones - what tern-calsync does at start (calsync_zone_init): from here
+ * on only the tz database's zones are looked up */
+static int zones(void **state)
+{
+    (void)state;
+    calsync_zone_init();
+    return 0;
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -320,5 +329,5 @@ int main(void)
         cmocka_unit_test(not_xml),
     };
 
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return cmocka_run_group_tests(tests, zones, NULL);
 }
