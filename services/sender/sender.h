@@ -485,13 +485,22 @@ enum tn_err sender_store_prepare(struct tn_pgconn *c, void *arg);
  * sender_store_decide_fresh reads (sender_store.c has the parameters). */
 extern const char sender_sql_fresh[];
 
+/* What a fresh entry says of its message (strings borrowed from the entry;
+ * NULL: absent), as its row would hold it. */
+struct sender_fresh {
+    const char *kind, *text, *template_text, *reply_to, *reason, *trace, *source_entry;
+    const char *conversation, *transport;
+};
+
 /* sender_store_decide_fresh - decide, as prepare would for a row just
  * inserted, each job of jobs (n; jobs[i] is the entry with index i in res,
- * a sender_sql_fresh result; jobs without a result row are left alone):
- * sets the job's id, contact, channel, row, provider, plan and mark
- * ('sending' with the request built, 'failed' or 'dead' with job->code).
- * Records nothing: the caller's INSERT writes the mark. Runs on: threadpool. */
-void sender_store_decide_fresh(struct sender_job **jobs, size_t n, const struct pg_result *res);
+ * a sender_sql_fresh result, and entries[i] what it says; jobs without a
+ * result row are left alone): sets the job's id, contact, channel, row
+ * (its own copies), provider, plan and mark ('sending' with the request
+ * built, 'failed' or 'dead' with job->code). Records nothing: the caller's
+ * INSERT writes the mark. Runs on: threadpool. */
+void sender_store_decide_fresh(struct sender_job **jobs, const struct sender_fresh *entries,
+                               size_t n, const struct pg_result *res);
 
 /* sender_store_record - for every job of a struct sender_batch: record the
  * provider's answer (job->res): sent, failed, back to queued with a due

@@ -33,8 +33,9 @@
 
 #include "sender.h"
 
-/* The entry values sender_sql_fresh takes ($4..$17), as indexes of job->p. */
-static const int fresh_cols[] = {1, 3, 4, 5, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16};
+/* The entry values sender_sql_fresh takes ($4..$8: id, contact, channel,
+ * expiry, address), as indexes of job->p (sender_out.c's INSERT). */
+static const int fresh_cols[] = {1, 4, 5, 13, 16};
 #define NFRESH (sizeof(fresh_cols) / sizeof(fresh_cols[0]))
 
 /* fresh_state - the state job's row is inserted in (NULL: queued) once
@@ -60,6 +61,20 @@ static const char *fresh_state(struct sender_out_job *job)
     return sj->mark;
 }
 
+/* fresh_of - what job's entry says of its message (job->p, sender_out.c) */
+static struct sender_fresh fresh_of(const struct sender_out_job *job)
+{
+    return (struct sender_fresh){.kind = job->p[9],
+                                 .text = job->p[7],
+                                 .template_text = job->p[8],
+                                 .reply_to = job->p[11],
+                                 .reason = job->p[12],
+                                 .trace = job->p[14],
+                                 .source_entry = job->p[15],
+                                 .conversation = job->p[3],
+                                 .transport = job->p[10]};
+}
+
 /* sender_intake_decide - the entries with a reserved send job: their facts in one
  * SELECT, each decided as prepare would (consent, window, credentials,
  * request), so that the INSERT stores the outcome. Runs on: threadpool. */
@@ -67,6 +82,7 @@ enum tn_err sender_intake_decide(struct tn_pgconn *c, struct sender_out_job **jo
 {
     struct sender_job **sj = tn_xcalloc(n + 1, sizeof(*sj));
     struct sender_out_job **oj = tn_xcalloc(n + 1, sizeof(*oj));
+    struct sender_fresh *f = tn_xcalloc(n + 1, sizeof(*f));
     struct tn_buf a[NFRESH + 1];
     const char *p[3 + NFRESH] = {jobs[0]->p[0]};
     struct pg_result *res = NULL;
@@ -79,6 +95,7 @@ enum tn_err sender_intake_decide(struct tn_pgconn *c, struct sender_out_job **jo
         jobs[i]->direct = false;
         if (jobs[i]->send != NULL && jobs[i]->send->row.state == NULL) {
             oj[m] = jobs[i];
+            f[m] = fresh_of(jobs[i]);
             sj[m++] = jobs[i]->send;
         }
     }
@@ -100,7 +117,7 @@ enum tn_err sender_intake_decide(struct tn_pgconn *c, struct sender_out_job **jo
         p[3 + k] = sender_pg_array_end(&a[1 + k]);
     err = tn_pgconn_query_cached(c, sender_sql_fresh, (int)(3 + NFRESH), p, &res);
     if (err == TN_OK)
-        sender_store_decide_fresh(sj, m, res);
+        sender_store_decide_fresh(sj, f, m, res);
     for (size_t i = 0; err == TN_OK && i < m; i++)
         oj[i]->st = fresh_state(oj[i]);
     for (size_t k = 0; k <= NFRESH; k++)
@@ -109,6 +126,7 @@ out:
     tn_pg_result_free(res);
     tn_free(sj);
     tn_free(oj);
+    tn_free(f);
     return err;
 }
 

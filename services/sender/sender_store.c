@@ -104,20 +104,21 @@ static const char sql_load[] =
 
 /* sql_load's columns for entries not stored yet (a row as the INSERT would
  * make it, due now), then the entry's index, the contact and channel ids.
- * $1 tenant, $2 the indexes, $3 the suppression key, $4.. as sender_out.c's
- * INSERT ($2 id .. $17 addr, without key and not_before). */
+ * What the entry itself says (kind, body, template, reply_to, reason,
+ * trace, source entry, conversation, transport) is not sent through the
+ * database and back: those columns are NULL here, and
+ * sender_store_decide_fresh takes them from the entry (struct
+ * sender_fresh). $1 tenant, $2 the indexes, $3 the suppression key, then
+ * the entries' ids, contact ids, channel ids, expiry times and addresses. */
 const char sender_sql_fresh[] =
-    "SELECT 'queued', u.kind, u.body, u.tpl::jsonb::text, u.reply_to, u.reason, u.trace, u.src,"
-    " u.conv::text, u.transport, " NOW_TS ", " NOW_TS ", " TS("u.exp") ","
+    "SELECT 'queued', NULL::text, NULL::text, NULL::text, NULL::text, NULL::text, NULL::text,"
+    " NULL::text, NULL::text, NULL::text, " NOW_TS ", " NOW_TS ", " TS("u.exp") ","
     " ch.kind, ch.external_address, ct.address, 0, NULL::bigint,"
     " (SELECT (extract(epoch FROM now()) * 1000)::bigint), u.exp IS NOT NULL AND u.exp < now(),"
     CONSENT "," WINDOW ", encode(ch.secrets_sealed, 'hex'),"
     " COALESCE(u.id, gen_random_uuid())::text," LAST_EMAIL ", u.i, ct.id::text, ch.id::text"
-    " FROM unnest($2::int[], $4::uuid[], $5::uuid[], $6::uuid[], $7::uuid[], $8::text[],"
-    " $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::timestamptz[],"
-    " $15::text[], $16::text[], $17::text[])"
-    " AS u(i, id, conv, contact, channel, body, tpl, kind, transport, reply_to, reason, exp,"
-    " trace, src, addr)"
+    " FROM unnest($2::int[], $4::uuid[], $5::uuid[], $6::uuid[], $7::timestamptz[], $8::text[])"
+    " AS u(i, id, contact, channel, exp, addr)"
     " JOIN channels ch ON ch.tenant_id = $1 AND ch.id = u.channel"
     SENDER_SQL_CONTACT;
 /* clang-format on */
@@ -226,6 +227,31 @@ static void load_row(struct sender_job *job, const struct pg_result *res, int ro
     tpl = tn_pg_result_value(res, row, C_LAST_EMAIL);
     r->last_in = tpl != NULL ? json_loads(tpl, 0, NULL) : NULL;
     r->attempts = (int)strtol(tn_pg_result_value(res, row, C_ATTEMPTS), NULL, 10);
+}
+
+/* xdup - new copy of s, NULL for NULL */
+static char *xdup(const char *s)
+{
+    return s != NULL ? tn_xstrdup(s) : NULL;
+}
+
+/* load_fresh - load_row for a sender_sql_fresh row: the facts from the
+ * result, what the entry says from f */
+static void load_fresh(struct sender_job *job, const struct pg_result *res, int row,
+                       const struct sender_fresh *f)
+{
+    struct sender_row *r = &job->row;
+
+    load_row(job, res, row);
+    r->kind = xdup(f->kind);
+    r->text = xdup(f->text);
+    r->reply_to = xdup(f->reply_to);
+    r->reason = xdup(f->reason);
+    r->trace = xdup(f->trace);
+    r->source_entry = xdup(f->source_entry);
+    r->conversation = xdup(f->conversation);
+    r->transport = xdup(f->transport);
+    r->template = f->template_text != NULL ? json_loads(f->template_text, 0, NULL) : NULL;
 }
 
 /* col_ms - a bigint column, 0 for NULL */
@@ -469,7 +495,8 @@ static void copy_col(char *dst, size_t size, const struct pg_result *res, int ro
 }
 
 /* sender_store_decide_fresh - see sender.h */
-void sender_store_decide_fresh(struct sender_job **jobs, size_t n, const struct pg_result *res)
+void sender_store_decide_fresh(struct sender_job **jobs, const struct sender_fresh *entries,
+                               size_t n, const struct pg_result *res)
 {
     struct group g = {.jobs = jobs, .n = n, .res = res};
 
@@ -483,7 +510,7 @@ void sender_store_decide_fresh(struct sender_job **jobs, size_t n, const struct 
         copy_col(job->id, sizeof(job->id), res, r, C_ID);
         copy_col(job->contact, sizeof(job->contact), res, r, C_FRESH_CONTACT);
         copy_col(job->channel, sizeof(job->channel), res, r, C_FRESH_CHANNEL);
-        load_row(job, res, r);
+        load_fresh(job, res, r, &entries[i]);
         job->prov = sender_provider_of(job->row.channel_kind);
         decide(&g, job, r);
     }
