@@ -54,9 +54,11 @@
  *	on whatever thread parses, and adds one it does not hold to its list
  *	without a lock. So right after parsing, a TZID that names neither a
  *	VTIMEZONE of the text nor a zone calsync_zone_init preloaded at start
- *	(posix/Europe/Berlin, a name with libical's own prefix, a made-up
- *	one) is dropped (tzid_guard): that time is read as floating, in the
- *	calendar's zone, and libical's lookups only read its list.
+ *	is rewritten to the preloaded zone it ends with (posix/Europe/Berlin,
+ *	libical's own /freeassociation.sourceforge.net/ prefix: Europe/Berlin),
+ *	or else dropped (a made-up name: the time is read as floating, in the
+ *	calendar's zone; tzid_guard), and libical's lookups only read its
+ *	list.
  * DIAGNOSTICS
  *	None: malformed text yields no event or no ranges.
  */
@@ -245,16 +247,31 @@ static const char *marker_of(icalcomponent *ev)
     return NULL;
 }
 
-/* tzid_guard - drop from c's properties (and its components', but for
- * VTIMEZONEs) every TZID that names neither one of root's VTIMEZONEs nor a
- * preloaded zone (RUNS ON above says why); the first TZID is the one
+/* known_tail - the longest part of tzid after a '/' that names a
+ * preloaded zone (posix/Europe/Berlin, /freeassociation.sourceforge.net/
+ * Tzfile/Europe/Berlin, /citadel.org/20190914_1/Europe/Berlin: Europe/Berlin),
+ * or NULL (borrowed from tzid) */
+static const char *known_tail(const char *tzid)
+{
+    for (const char *s = strchr(tzid, '/'); s != NULL; s = strchr(s + 1, '/')) {
+        if (calsync_zone_known(s + 1))
+            return s + 1;
+    }
+    return NULL;
+}
+
+/* tzid_guard - in c's properties (and its components', but for
+ * VTIMEZONEs), keep a TZID that names one of root's VTIMEZONEs or a
+ * preloaded zone, name the zone a TZID ends with (known_tail) instead,
+ * and drop any other (RUNS ON above says why); the first TZID is the one
  * libical reads */
 static void tzid_guard(icalcomponent *root, icalcomponent *c)
 {
     icalcomponent *sub;
     icalproperty *p;
     icalparameter *t;
-    const char *tzid;
+    const char *tzid, *tail;
+    char *name;
 
     for (p = icalcomponent_get_first_property(c, ICAL_ANY_PROPERTY); p != NULL;
          p = icalcomponent_get_next_property(c, ICAL_ANY_PROPERTY)) {
@@ -263,6 +280,12 @@ static void tzid_guard(icalcomponent *root, icalcomponent *c)
             if (tzid != NULL &&
                 (calsync_zone_known(tzid) || icalcomponent_get_timezone(root, tzid) != NULL))
                 break;
+            if (tzid != NULL && (tail = known_tail(tzid)) != NULL) {
+                name = tn_xstrdup(tail); /* tail points into the value being replaced */
+                icalparameter_set_tzid(t, name);
+                tn_free(name);
+                break;
+            }
             icalproperty_remove_parameter_by_ref(p, t);
         }
     }

@@ -518,10 +518,11 @@ static int zones(void **state)
 }
 
 /* unknown_tzid_floating - a TZID that names neither a VTIMEZONE of the
- * text nor a zone preloaded at start (a posix/ copy, libical's own
- * prefix, a made-up name) is not looked up: libical would add it to its
- * shared list unlocked, on the parsing thread. The time is read as
- * floating, in the calendar's zone; a VTIMEZONE of the text still counts. */
+ * text nor a zone preloaded at start is not looked up: libical would add
+ * it to its shared list unlocked, on the parsing thread. One that ends
+ * with a preloaded zone's name (a posix/ copy, libical's own prefix) is
+ * read in that zone; any other as floating, in the calendar's zone. A
+ * VTIMEZONE of the text still counts, whatever its name. */
 static void unknown_tzid_floating(void **state)
 {
     const icalarray *zones = icaltimezone_get_builtin_timezones();
@@ -533,11 +534,20 @@ static void unknown_tzid_floating(void **state)
          .from = utc(2026, 5, 1, 0),
          .to = utc(2026, 6, 1, 0),
          .n = 1,
-         .want = {{utc(2026, 5, 4, 23), utc(2026, 5, 5, 0)}}},
+         .want = {{utc(2026, 5, 5, 7), utc(2026, 5, 5, 8)}}},
         {.name = "libical's prefix",
          .zone = "Australia/Sydney",
-         .lines = "DTSTART;TZID=/freeassociation.sourceforge.net/Europe/Berlin:20260505T090000\r\n"
+         .lines = "DTSTART;TZID=/freeassociation.sourceforge.net/Tzfile/Europe/Berlin:"
+                  "20260505T090000\r\n"
                   "DTEND;TZID=/freeassociation.sourceforge.net/Europe/Berlin:20260505T100000",
+         .from = utc(2026, 5, 1, 0),
+         .to = utc(2026, 6, 1, 0),
+         .n = 1,
+         .want = {{utc(2026, 5, 5, 7), utc(2026, 5, 5, 8)}}},
+        {.name = "made-up name: floating",
+         .zone = "Australia/Sydney",
+         .lines = "DTSTART;TZID=Mars/Olympus_Mons:20260505T090000\r\n"
+                  "DTEND;TZID=Mars/Olympus_Mons:20260505T100000",
          .from = utc(2026, 5, 1, 0),
          .to = utc(2026, 6, 1, 0),
          .n = 1,
@@ -551,13 +561,23 @@ static void unknown_tzid_floating(void **state)
          .n = 1,
          .want = {{utc(2026, 5, 5, 7), utc(2026, 5, 5, 8)}}},
     };
+    /* the text's own zones: one named like a zone file init left out, used
+     * by an EXDATE too (libical finds it by walking up from the event) */
     static const char own[] =
         "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//x//EN\r\nBEGIN:VTIMEZONE\r\n"
         "TZID:Office time\r\nBEGIN:STANDARD\r\nDTSTART:19700101T000000\r\n"
         "TZOFFSETFROM:+0300\r\nTZOFFSETTO:+0300\r\nEND:STANDARD\r\nEND:VTIMEZONE\r\n"
+        "BEGIN:VTIMEZONE\r\nTZID:posix/Asia/Dubai\r\nBEGIN:STANDARD\r\n"
+        "DTSTART:19700101T000000\r\nTZOFFSETFROM:+0500\r\nTZOFFSETTO:+0500\r\n"
+        "END:STANDARD\r\nEND:VTIMEZONE\r\n"
         "BEGIN:VEVENT\r\nUID:o\r\nDTSTAMP:20260101T000000Z\r\n"
         "DTSTART;TZID=Office time:20260505T090000\r\nDURATION:PT1H\r\nEND:VEVENT\r\n"
-        "END:VCALENDAR\r\n";
+        "BEGIN:VEVENT\r\nUID:p\r\nDTSTAMP:20260101T000000Z\r\n"
+        "DTSTART;TZID=posix/Asia/Dubai:20260504T090000\r\nDURATION:PT1H\r\n"
+        "RRULE:FREQ=DAILY;COUNT=3\r\nEXDATE;TZID=posix/Asia/Dubai:20260505T090000\r\n"
+        "END:VEVENT\r\nEND:VCALENDAR\r\n";
+    struct calsync_range *r = NULL;
+    size_t n = 0, cap = 0;
     size_t held = zones->num_elements;
     char marker[64];
     int64_t s = 0, e = 0;
@@ -573,6 +593,15 @@ static void unknown_tzid_floating(void **state)
                                      sizeof(marker), &s, &e));
     assert_int_equal(s, utc(2026, 5, 5, 6)); /* the text's own zone, UTC+3 */
     assert_int_equal(e, utc(2026, 5, 5, 7));
+    /* Office time 06-07Z on the 5th; the +05 event on the 4th and 6th at 04Z */
+    calsync_ical_busy(own, calsync_zone_find("Australia/Sydney"), utc(2026, 5, 1, 0),
+                      utc(2026, 6, 1, 0), NULL, &r, &n, &cap);
+    assert_int_equal(n, 3);
+    assert_int_equal(r[0].start, utc(2026, 5, 5, 6));
+    assert_int_equal(r[1].start, utc(2026, 5, 4, 4));
+    assert_int_equal(r[2].start, utc(2026, 5, 6, 4));
+    assert_int_equal(zones->num_elements, held);
+    tn_free(r);
 }
 
 int main(void)
