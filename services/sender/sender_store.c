@@ -34,6 +34,7 @@
  *	Runs on: threadpool (blocking libpq). Touches only the job, and the
  *	immutable configuration and key ring it points to.
  */
+#include <ctype.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -250,6 +251,8 @@ static void load_fresh(struct sender_job *job, const struct pg_result *res, int 
     r->trace = xdup(f->trace);
     r->source_entry = xdup(f->source_entry);
     r->conversation = xdup(f->conversation);
+    for (char *c = r->conversation; c != NULL && *c != '\0'; c++)
+        *c = (char)tolower((unsigned char)*c); /* as Postgres prints a uuid */
     r->transport = xdup(f->transport);
     r->template = f->template_text != NULL ? json_loads(f->template_text, 0, NULL) : NULL;
 }
