@@ -108,6 +108,12 @@ int tn_pgconn_ok(const struct tn_pgconn *c);
  * none. */
 const char *tn_pgconn_last_error(const struct tn_pgconn *c);
 
+/* tn_pgconn_last_sqlstate - the SQLSTATE of the last statement on c that
+ * failed with a server answer (a CLI telling a foreign-key refusal, 23503,
+ * from other failures), "" when it had none. Returns: borrowed, valid until
+ * the next call on c. */
+const char *tn_pgconn_last_sqlstate(const struct tn_pgconn *c);
+
 /* tn_pgconn_query - one parameterised statement (PQexecParams, text format).
  * params: nparams borrowed strings, NULL entries are SQL NULL. On success
  * *out (if out != NULL) is a new result (tn_pg_result_free); with out == NULL

@@ -43,6 +43,7 @@ struct tn_pgconn {
     PGconn *conn;
     const char *prepared[TN_PG_PREPARED_MAX]; /* tn_pgconn_query_cached: statement i's text */
     int nprepared;
+    char sqlstate[6]; /* of the last failed statement; "" when it had none */
 };
 
 struct pg_slot {
@@ -158,6 +159,12 @@ const char *tn_pgconn_last_error(const struct tn_pgconn *c)
     return PQerrorMessage(c->conn);
 }
 
+/* tn_pgconn_last_sqlstate - the last failure's SQLSTATE */
+const char *tn_pgconn_last_sqlstate(const struct tn_pgconn *c)
+{
+    return c != NULL ? c->sqlstate : "";
+}
+
 /* map_sqlstate - SQLSTATE to what the caller should do */
 static enum tn_err map_sqlstate(const char *st)
 {
@@ -188,6 +195,7 @@ static enum tn_err result_error(struct tn_pgconn *c, const PGresult *res)
     if (st != NULL && strncmp(st, "22", 2) == 0)
         prim = "data exception (message withheld: it may quote input)";
     chomp_copy(prim != NULL ? prim : PQerrorMessage(c->conn), msg, sizeof(msg));
+    snprintf(c->sqlstate, sizeof(c->sqlstate), "%s", st != NULL ? st : "");
     err = map_sqlstate(st);
     if (PQstatus(c->conn) != CONNECTION_OK)
         err = TN_EUNAVAIL;
