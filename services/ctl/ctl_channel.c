@@ -360,9 +360,9 @@ static int reseal(struct tn_pgconn *c, const char *tid, const char *id, const ch
         goto out;
     }
     hex = seal_hex(k, tid, id, text, keyid);
-    err = hex != NULL ? tn_pgconn_query(c, sql_reseal, 4, (const char *[]){tid, id, hex, keyid},
-                                        NULL)
-                      : TN_EINVAL;
+    err = TN_EINVAL;
+    if (hex != NULL)
+        err = tn_pgconn_query(c, sql_reseal, 4, (const char *[]){tid, id, hex, keyid}, NULL);
     if (err == TN_OK)
         err = tn_pgconn_commit(c);
     if (err != TN_OK) {
