@@ -46,8 +46,27 @@ struct tn_keyring;
  * (new; tn_keyring_free). Prints the reason to stderr. Returns an exit code. */
 int ctl_load_keyring(struct tn_keyring **out);
 
-/* ctl_channel_main - `ternctl channel add|list|remove`. Returns an exit code. */
+/* ctl_channel_main - `ternctl channel add|list|secrets|disconnect|enable|remove`.
+ * Returns an exit code. */
 int ctl_channel_main(int argc, char **argv);
+
+/* ctl_secrets_json - "k=v" strings (n of them, borrowed) into new compact
+ * JSON text with sorted keys (the caller wipes and frees it), or NULL when
+ * one is malformed or a key repeats (ctl_channel.c). */
+char *ctl_secrets_json(const char **kv, size_t n);
+
+/* ctl_seal_hex - json sealed with k's current key for (tenant, channel),
+ * as new "\\x..." bytea text, and that key's id as text into keyid; NULL
+ * when sealing fails (ctl_channel.c). */
+char *ctl_seal_hex(const struct tn_keyring *k, const char *tenant, const char *channel,
+                   const char *json, char keyid[16]);
+
+/* ctl_channel_secrets, ctl_channel_disconnect, ctl_channel_enable - `ternctl
+ * channel secrets|disconnect|enable` with the arguments after the verb
+ * (ctl_channel_state.c). Return an exit code. */
+int ctl_channel_secrets(int argc, char **argv);
+int ctl_channel_disconnect(int argc, char **argv);
+int ctl_channel_enable(int argc, char **argv);
 
 /* ctl_dead_main - `ternctl dead list|show|replay` (ctl_dead.c). Returns an exit code. */
 int ctl_dead_main(int argc, char **argv);

@@ -1,10 +1,12 @@
 /*
  * NAME
- *	ctl_channel - `ternctl channel add|list|secrets|remove`
+ *	ctl_channel - `ternctl channel add|list|secrets|disconnect|enable|remove`
  * SYNOPSIS
  *	ternctl channel add --tenant T --kind K --address A [--name N] [--secret k=v ...]
  *	ternctl channel list --tenant T [--json]
  *	ternctl channel secrets --tenant T --id ID [--secret k=v ...]
+ *	ternctl channel disconnect --tenant T --id ID
+ *	ternctl channel enable --tenant T --id ID
  *	ternctl channel remove --tenant T --id ID
  * DESCRIPTION
  *	A channel is one provider endpoint of a tenant (a WhatsApp
@@ -20,14 +22,8 @@
  *	plaintext never reaches the database, a log or the terminal: list
  *	shows only whether secrets are set and under which key.
  *
- *	secrets changes a channel's secrets in place: the ones given replace
- *	those of the same name, the others are kept, and the whole set is
- *	sealed again under the ring's current key. Without --secret it only
- *	seals again (after a new master key was put first). This is how a
- *	provider secret is rotated: the channel keeps its id, conversations and
- *	messages (a second channel of the same kind and address cannot exist,
- *	and remove is refused while the channel has history). The row is
- *	locked while it is read, opened, merged and written.
+ *	secrets, disconnect and enable change a channel in place
+ *	(ctl_channel_state.c).
  *
  *	remove deletes the channel row; the server refuses (a foreign key) while
  *	conversations or messages still refer to it, and the message says so.
@@ -57,6 +53,7 @@
     "--address A [--name N] [--secret k=v ...]\n"                                                  \
     "       ternctl channel list --tenant T [--json]\n"                                            \
     "       ternctl channel secrets --tenant T --id ID [--secret k=v ...]\n"                       \
+    "       ternctl channel disconnect|enable --tenant T --id ID\n"                                \
     "       ternctl channel remove --tenant T --id ID"
 #define CHANNEL_MAX_SECRETS 16
 
@@ -72,14 +69,6 @@ static const char sql_list[] =
     " secrets_sealed IS NOT NULL, secrets_key_id FROM channels WHERE tenant_id = $1"
     " ORDER BY kind, external_address";
 
-static const char sql_lock[] =
-    "SELECT encode(secrets_sealed, 'hex') FROM channels WHERE tenant_id = $1 AND id::text = $2"
-    " FOR UPDATE";
-
-static const char sql_reseal[] =
-    "UPDATE channels SET secrets_sealed = $3::bytea, secrets_key_id = $4::int"
-    " WHERE tenant_id = $1 AND id::text = $2";
-
 /* kind_valid - is k one of the channel kinds? */
 static bool kind_valid(const char *k)
 {
@@ -90,9 +79,8 @@ static bool kind_valid(const char *k)
     return false;
 }
 
-/* secrets_json - "k=v" strings into new compact JSON text, or NULL when one is
- * malformed or a key repeats */
-static char *secrets_json(const char **kv, size_t n)
+/* ctl_secrets_json - see ctl.h */
+char *ctl_secrets_json(const char **kv, size_t n)
 {
     json_t *o = json_object();
     char *text = NULL;
@@ -121,10 +109,9 @@ out:
     return text;
 }
 
-/* seal_hex - seal json for (tenant, channel) into new "\x..." bytea text and
- * the key id text */
-static char *seal_hex(const struct tn_keyring *k, const char *tenant, const char *channel,
-                      const char *json, char keyid[16])
+/* ctl_seal_hex - see ctl.h */
+char *ctl_seal_hex(const struct tn_keyring *k, const char *tenant, const char *channel,
+                   const char *json, char keyid[16])
 {
     char *hex = tn_secrets_seal_hex(k, tenant, channel, json), *out;
 
@@ -160,7 +147,7 @@ static int insert_channel(struct tn_pgconn *c, const char *const p[5], const cha
     int rc = CTL_EX_OK;
 
     if (json != NULL) {
-        hex = seal_hex(k, p[0], p[1], json, keyid);
+        hex = ctl_seal_hex(k, p[0], p[1], json, keyid);
         if (hex == NULL) {
             rc = ctl_fail("sealing the secrets", TN_EINVAL);
             goto out;
@@ -202,7 +189,7 @@ static int channel_add(int argc, char **argv)
         tenant == NULL || kind == NULL || addr == NULL || !kind_valid(kind) || *addr == '\0')
         return ctl_usage(CHANNEL_USAGE);
     if (nkv > 0) {
-        json = secrets_json(kv, nkv);
+        json = ctl_secrets_json(kv, nkv);
         if (json == NULL) {
             rc = ctl_usage("channel add ... --secret key=value (non-empty, unique keys)");
             goto out;
@@ -304,116 +291,6 @@ out:
     return rc;
 }
 
-/* merged - the channel's secrets (hex of the sealed bytes; NULL: none)
- * opened with k, with json's members set over them; new compact JSON text
- * (wipe and free it), or NULL when the stored ones do not open */
-static char *merged(const struct tn_keyring *k, const char *tenant, const char *channel,
-                    const char *hex, const char *json)
-{
-    json_t *o = hex != NULL ? tn_secrets_open(k, tenant, channel, hex) : json_object();
-    json_t *add = json != NULL ? json_loads(json, 0, NULL) : NULL;
-    char *text = NULL;
-    size_t len;
-
-    if (o == NULL)
-        goto out;
-    if (add != NULL)
-        json_object_update(o, add);
-    len = json_dumpb(o, NULL, 0, JSON_COMPACT | JSON_SORT_KEYS);
-    text = tn_xmalloc(len + 1);
-    json_dumpb(o, text, len, JSON_COMPACT | JSON_SORT_KEYS);
-    text[len] = '\0';
-out:
-    json_decref(o); /* XXX: jansson frees the plaintext strings without wiping them */
-    json_decref(add);
-    return text;
-}
-
-/* reseal - under one lock: read the channel's secrets, merge json (may be
- * NULL), seal under k's current key and store; prints the key id */
-static int reseal(struct tn_pgconn *c, const char *tid, const char *id, const char *json,
-                  const struct tn_keyring *k)
-{
-    struct pg_result *res = NULL;
-    char keyid[16], *text = NULL, *hex = NULL;
-    enum tn_err err = tn_pgconn_begin(c);
-    int rc = CTL_EX_FAIL;
-
-    if (err == TN_OK)
-        err = tn_pgconn_query(c, sql_lock, 2, (const char *[]){tid, id}, &res);
-    if (err != TN_OK) {
-        rc = ctl_fail("channel secrets", err);
-        goto out;
-    }
-    if (tn_pg_result_rows(res) != 1) {
-        fprintf(stderr, "ternctl: the tenant has no channel '%s'\n", id);
-        goto out;
-    }
-    if (tn_pg_result_value(res, 0, 0) == NULL && json == NULL) {
-        fprintf(stderr, "ternctl: channel '%s' has no secrets to seal again\n", id);
-        goto out;
-    }
-    text = merged(k, tid, id, tn_pg_result_value(res, 0, 0), json);
-    if (text == NULL) {
-        fprintf(stderr, "ternctl: channel '%s': no key of the master key ring opens its secrets\n",
-                id);
-        goto out;
-    }
-    hex = seal_hex(k, tid, id, text, keyid);
-    err = TN_EINVAL;
-    if (hex != NULL)
-        err = tn_pgconn_query(c, sql_reseal, 4, (const char *[]){tid, id, hex, keyid}, NULL);
-    if (err == TN_OK)
-        err = tn_pgconn_commit(c);
-    if (err != TN_OK) {
-        rc = ctl_fail("channel secrets", err);
-        goto out;
-    }
-    printf("sealed:key%s\n", keyid);
-    rc = CTL_EX_OK;
-out:
-    if (text != NULL)
-        tn_wipe(text, strlen(text));
-    tn_free(text);
-    tn_free(hex);
-    tn_pg_result_free(res);
-    tn_pgconn_rollback(c); /* nothing open after a commit */
-    return rc;
-}
-
-/* channel_secrets - `channel secrets` */
-static int channel_secrets(int argc, char **argv)
-{
-    const char *tenant = NULL, *id = NULL;
-    const struct ctl_opt opts[] = {{"--tenant", false, &tenant}, {"--id", false, &id}, {NULL}};
-    const char *kv[CHANNEL_MAX_SECRETS];
-    size_t nkv = 0;
-    char tid[37];
-    char *json = NULL;
-    struct tn_keyring *ring = NULL;
-    struct tn_pgconn *c = NULL;
-    int rc;
-
-    if (!ctl_parse_opts(argc, argv, opts, "--secret", kv, CHANNEL_MAX_SECRETS, &nkv) ||
-        tenant == NULL || id == NULL)
-        return ctl_usage(CHANNEL_USAGE);
-    if (nkv > 0 && (json = secrets_json(kv, nkv)) == NULL)
-        return ctl_usage("channel secrets ... --secret key=value (non-empty, unique keys)");
-    rc = ctl_load_keyring(&ring);
-    if (rc == CTL_EX_OK)
-        rc = ctl_connect(&c);
-    if (rc == CTL_EX_OK)
-        rc = ctl_tenant_resolve(c, tenant, tid);
-    if (rc == CTL_EX_OK)
-        rc = reseal(c, tid, id, json, ring);
-    if (json != NULL)
-        tn_wipe(json, strlen(json)); /* plaintext secrets */
-    tn_free(json);
-    tn_keyring_free(ring);
-    tn_pgconn_close(c);
-    return rc;
-}
-
 /* channel_remove - `channel remove` */
 static int channel_remove(int argc, char **argv)
 {
@@ -441,8 +318,9 @@ static int channel_remove(int argc, char **argv)
         fprintf(stderr,
                 "ternctl: channel '%s' has conversations or messages and stays;"
                 " to rotate its secrets: ternctl channel secrets --tenant %s --id %s"
-                " --secret key=value\n",
-                id, tenant, id);
+                " --secret key=value; to stop it and delete its secrets:"
+                " ternctl channel disconnect --tenant %s --id %s\n",
+                id, tenant, id, tenant, id);
         rc = CTL_EX_FAIL;
         goto out;
     }
@@ -469,7 +347,11 @@ int ctl_channel_main(int argc, char **argv)
     if (argc >= 1 && strcmp(argv[0], "list") == 0)
         return channel_list(argc - 1, argv + 1);
     if (argc >= 1 && strcmp(argv[0], "secrets") == 0)
-        return channel_secrets(argc - 1, argv + 1);
+        return ctl_channel_secrets(argc - 1, argv + 1);
+    if (argc >= 1 && strcmp(argv[0], "disconnect") == 0)
+        return ctl_channel_disconnect(argc - 1, argv + 1);
+    if (argc >= 1 && strcmp(argv[0], "enable") == 0)
+        return ctl_channel_enable(argc - 1, argv + 1);
     if (argc >= 1 && strcmp(argv[0], "remove") == 0)
         return channel_remove(argc - 1, argv + 1);
     return ctl_usage(CHANNEL_USAGE);

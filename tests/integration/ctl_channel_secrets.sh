@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# ctl_channel_secrets.sh - an operator rotates a channel's secrets in place.
+# ctl_channel_secrets.sh - an operator rotates a channel's secrets in place,
+# disconnects it and turns it on again.
 #
 # The channel has history (a conversation), so it can be neither removed
 # (refused, with a message that names `channel secrets`) nor added again
@@ -10,7 +11,10 @@
 # kept token. Then the master key is rotated (a new key put first): without
 # --secret the command seals the same secrets again under the new key; a
 # ring without that key can no longer open them, a tern-ingest given the new
-# ring accepts the webhook. No secret reaches ternctl's output.
+# ring accepts the webhook. Disconnected, the channel is no longer routed
+# (404) and its secrets are gone while its history stays; with new secrets
+# and enabled it is routed again. Each change leaves an audit row. No
+# secret reaches ternctl's output.
 set -u
 : "${TN_SRC_DIR:?run through scripts/test}"
 dir=$(mktemp -d "$TN_TEST_TMP/ctl_channel_secrets.XXXXXX")
@@ -94,6 +98,30 @@ as_ctl "$master2" channel secrets --tenant "$tid" --id "$bare" --secret "secret_
 want 0 $? "first secrets of a channel without any"
 as_ctl "" channel secrets --tenant "$tid" --id "$wa_ch"
 want 78 $? "no master key"
+
+# --- disconnect: not routed, secrets deleted, history kept; back on with new secrets
+as_ctl "$master2" channel disconnect --tenant "$tid" --id "$wa_ch"
+want 0 $? "disconnect"
+want "f|t|" "$(sql "SELECT enabled, secrets_sealed IS NULL, secrets_key_id FROM channels WHERE id = '$wa_ch'")" \
+    "disconnected channel row"
+not_routed() { [ "$(signed_with "$new_secret")" = 404 ]; }
+until_ok 10 not_routed && ok || bad "a disconnected channel's webhook is still routed"
+[ "$(sql "SELECT count(*) FROM conversations WHERE channel_id = '$wa_ch'")" = 1 ] && ok \
+    || bad "disconnect lost the channel's history"
+as_ctl "$master2" channel disconnect --tenant "$tid" --id 00000000-0000-0000-0000-000000000000
+want 1 $? "disconnect of an unknown channel"
+third="app-third-$RANDOM$RANDOM"
+as_ctl "$master2" channel secrets --tenant "$tid" --id "$wa_ch" --secret "app_secret=$third" \
+    --secret "verify_token=$wa_verify"
+want 0 $? "new secrets for the disconnected channel"
+as_ctl "$master2" channel enable --tenant "$tid" --id "$wa_ch"
+want 0 $? "enable"
+accepts_third() { [ "$(signed_with "$third")" = 200 ]; }
+until_ok 10 accepts_third && ok || bad "the re-enabled channel does not accept its new secret"
+want "channel.secrets,channel.secrets,channel.disconnect,channel.secrets,channel.enable" \
+    "$(sql "SELECT string_agg(action, ',' ORDER BY id) FROM audit_log
+            WHERE tenant_id = '$tid' AND actor = 'ternctl' AND detail ->> 'channel_id' = '$wa_ch'")" \
+    "audit rows of the channel"
 
 # nothing secret in what ternctl printed
 as_ctl "$master2" channel list --tenant "$tid"
