@@ -61,6 +61,19 @@ char *ctl_secrets_json(const char **kv, size_t n);
 char *ctl_seal_hex(const struct tn_keyring *k, const char *tenant, const char *channel,
                    const char *json, char keyid[16]);
 
+/* A channel named on the command line: --tenant T (an id or a slug) and
+ * --id ID (borrowed from argv), and T's id. */
+struct ctl_channel_ref {
+    const char *tenant, *id;
+    char tid[37];
+};
+
+/* ctl_channel_target - parse exactly --tenant T --id ID from argv (usage
+ * text for a mistake), connect (*c: new, tn_pgconn_close it whatever the
+ * result) and resolve T into t->tid (ctl_channel.c). Returns an exit code. */
+int ctl_channel_target(int argc, char **argv, const char *usage, struct ctl_channel_ref *t,
+                       struct tn_pgconn **c);
+
 /* ctl_channel_secrets, ctl_channel_disconnect, ctl_channel_enable - `ternctl
  * channel secrets|disconnect|enable` with the arguments after the verb
  * (ctl_channel_state.c). Return an exit code. */

@@ -291,36 +291,45 @@ out:
     return rc;
 }
 
+/* ctl_channel_target - see ctl.h */
+int ctl_channel_target(int argc, char **argv, const char *usage, struct ctl_channel_ref *t,
+                       struct tn_pgconn **c)
+{
+    const struct ctl_opt opts[] = {
+        {"--tenant", false, &t->tenant}, {"--id", false, &t->id}, {NULL}};
+    int rc;
+
+    *c = NULL;
+    t->tenant = t->id = NULL;
+    if (!ctl_parse_opts(argc, argv, opts, NULL, NULL, 0, NULL) || t->tenant == NULL ||
+        t->id == NULL)
+        return ctl_usage(usage);
+    rc = ctl_connect(c);
+    if (rc == CTL_EX_OK)
+        rc = ctl_tenant_resolve(*c, t->tenant, t->tid);
+    return rc;
+}
+
 /* channel_remove - `channel remove` */
 static int channel_remove(int argc, char **argv)
 {
-    const char *tenant = NULL, *id = NULL;
-    const struct ctl_opt opts[] = {{"--tenant", false, &tenant}, {"--id", false, &id}, {NULL}};
-    const char *params[2];
-    char tid[37];
+    struct ctl_channel_ref t;
     struct tn_pgconn *c = NULL;
     struct pg_result *res = NULL;
     enum tn_err err;
-    int rc;
+    int rc = ctl_channel_target(argc, argv, CHANNEL_USAGE, &t, &c);
 
-    if (!ctl_parse_opts(argc, argv, opts, NULL, NULL, 0, NULL) || tenant == NULL || id == NULL)
-        return ctl_usage(CHANNEL_USAGE);
-    rc = ctl_connect(&c);
-    if (rc == CTL_EX_OK)
-        rc = ctl_tenant_resolve(c, tenant, tid);
     if (rc != CTL_EX_OK)
         goto out;
-    params[0] = tid;
-    params[1] = id;
     err = tn_pgconn_query(c, "DELETE FROM channels WHERE tenant_id = $1 AND id::text = $2", 2,
-                          params, &res);
+                          (const char *[]){t.tid, t.id}, &res);
     if (err != TN_OK && strcmp(tn_pgconn_last_sqlstate(c), "23503") == 0) { /* a foreign key */
         fprintf(stderr,
                 "ternctl: channel '%s' has conversations or messages and stays;"
                 " to rotate its secrets: ternctl channel secrets --tenant %s --id %s"
                 " --secret key=value; to stop it and delete its secrets:"
                 " ternctl channel disconnect --tenant %s --id %s\n",
-                id, tenant, id, tenant, id);
+                t.id, t.tenant, t.id, t.tenant, t.id);
         rc = CTL_EX_FAIL;
         goto out;
     }
@@ -330,7 +339,7 @@ static int channel_remove(int argc, char **argv)
         goto out;
     }
     if (tn_pg_result_affected(res) != 1) {
-        fprintf(stderr, "ternctl: tenant '%s' has no channel '%s'\n", tenant, id);
+        fprintf(stderr, "ternctl: tenant '%s' has no channel '%s'\n", t.tenant, t.id);
         rc = CTL_EX_FAIL;
     }
 out:

@@ -187,31 +187,24 @@ int ctl_channel_secrets(int argc, char **argv)
  * the channel (sql) and its audit row (action), in one transaction */
 static int channel_set(int argc, char **argv, const char *sql, const char *action)
 {
-    const char *tenant = NULL, *id = NULL;
-    const struct ctl_opt opts[] = {{"--tenant", false, &tenant}, {"--id", false, &id}, {NULL}};
-    char tid[37];
+    struct ctl_channel_ref t;
     struct tn_pgconn *c = NULL;
     struct pg_result *res = NULL;
     enum tn_err err;
-    int rc;
+    int rc = ctl_channel_target(argc, argv, CHANNEL_STATE_USAGE, &t, &c);
 
-    if (!ctl_parse_opts(argc, argv, opts, NULL, NULL, 0, NULL) || tenant == NULL || id == NULL)
-        return ctl_usage(CHANNEL_STATE_USAGE);
-    rc = ctl_connect(&c);
-    if (rc == CTL_EX_OK)
-        rc = ctl_tenant_resolve(c, tenant, tid);
     if (rc != CTL_EX_OK)
         goto out;
     err = tn_pgconn_begin(c);
     if (err == TN_OK)
-        err = tn_pgconn_query(c, sql, 2, (const char *[]){tid, id}, &res);
+        err = tn_pgconn_query(c, sql, 2, (const char *[]){t.tid, t.id}, &res);
     if (err == TN_OK && tn_pg_result_affected(res) != 1) {
-        fprintf(stderr, "ternctl: tenant '%s' has no channel '%s'\n", tenant, id);
+        fprintf(stderr, "ternctl: tenant '%s' has no channel '%s'\n", t.tenant, t.id);
         rc = CTL_EX_FAIL;
         goto out;
     }
     if (err == TN_OK)
-        err = tn_pgconn_query(c, sql_audit, 3, (const char *[]){tid, id, action}, NULL);
+        err = tn_pgconn_query(c, sql_audit, 3, (const char *[]){t.tid, t.id, action}, NULL);
     if (err == TN_OK)
         err = tn_pgconn_commit(c);
     if (err != TN_OK)
