@@ -38,12 +38,9 @@ admin_pg="$TN_TEST_PG_ADMIN_DSN"
 admin_redis="$TN_TEST_REDIS_URL_ADMIN"
 dir=$(mktemp -d "$TN_TEST_TMP/agent_booking.XXXXXX")
 zone=America/New_York
-pass=0
-fail=0
+. "$TN_SRC_DIR/tests/support/check.sh"
 agent=""
 
-ok() { pass=$((pass + 1)); }
-bad() { echo "FAIL: $*" >&2; fail=$((fail + 1)); }
 check() { # check DESCRIPTION CMD... - count a pass when CMD succeeds
     local what=$1
     shift
@@ -278,15 +275,19 @@ import json, sys; e = json.loads(sys.stdin.read())
 print(json.dumps({"stream": "tern:cal", "fields": e["_fields"]}))' >>"$dir/validate.jsonl"
 check "book: notice, reminder and cal.request entries match their schemas" \
     node "$TN_SRC_DIR/tests/tools/validate-entries.mjs" "$dir/validate.jsonl" >/dev/null
-llm_requests | tail -1 >"$dir/req.json"
-check "book: the booking tools' definitions go to the model" python3 - "$dir/req.json" <<'EOF'
+llm_requests >"$dir/req.jsonl"
+check "book: the booking tools' definitions go to the model" python3 - "$dir/req.jsonl" <<'EOF'
 import json, sys
-r = json.loads(open(sys.argv[1]).read())["json"]
+# lead-one's last request (not another conversation's)
+reqs = [json.loads(l)["json"] for l in open(sys.argv[1])]
+mine = [r for r in reqs if any("lead-one" in (m.get("content") or "") for m in r["messages"])]
+assert mine, [m.get("content", "")[:80] for r in reqs for m in r["messages"][-1:]]
+r = mine[-1]
 names = {t["function"]["name"]: t["function"] for t in r["tools"]}
 for n in ["find_slots", "book", "reschedule", "cancel", "list_my_bookings"]:
     assert n in names and names[n]["parameters"]["type"] == "object", n
 assert names["book"]["parameters"]["required"] == ["service", "start"]
-assert "Check-up (60 min)" in r["messages"][0]["content"]
+assert "Check-up (60 min)" in r["messages"][0]["content"], r["messages"][0]["content"][:600]
 EOF
 
 # ---------------------------------------------------------------- race

@@ -32,12 +32,9 @@ set -u
 admin_pg="$TN_TEST_PG_ADMIN_DSN"
 admin_redis="$TN_TEST_REDIS_URL_ADMIN"
 dir=$(mktemp -d "$TN_TEST_TMP/agent_e2e.XXXXXX")
-pass=0
-fail=0
+. "$TN_SRC_DIR/tests/support/check.sh"
 declare -A agent_pid=()
 
-ok() { pass=$((pass + 1)); }
-bad() { echo "FAIL: $*" >&2; fail=$((fail + 1)); }
 check() { # check DESCRIPTION CMD... - count a pass when CMD succeeds
     local what=$1
     shift
@@ -168,6 +165,20 @@ for r in json.load(sys.stdin):
 '
 }
 
+# llm_request_of TEXT [N] - the Nth (1-based; default the last) recorded
+# chat completion whose user messages contain TEXT: one conversation's
+# requests, whatever other conversations asked meanwhile
+llm_request_of() {
+    llm_requests | python3 -c '
+import json, sys
+text, n = sys.argv[1], int(sys.argv[2])
+mine = [l for l in sys.stdin if any(m.get("role") == "user" and text in (m.get("content") or "")
+                                    for m in json.loads(l)["json"]["messages"])]
+if mine and abs(n) <= len(mine):
+    sys.stdout.write(mine[n - 1 if n > 0 else n])
+' "$1" "${2:--1}"
+}
+
 # ---------------------------------------------------------------- setup
 
 sandbox_start "$dir" || exit 1
@@ -223,7 +234,7 @@ check "lead first contact" test "$(sql "SELECT name || '|' || source_channel || 
     (first_response_ms >= 0) FROM leads l JOIN contacts c ON c.tenant_id = l.tenant_id
     AND c.id = l.contact_id WHERE l.tenant_id = '$tenant' AND c.address = '$phone'")" \
     = "Jana|whatsapp|true"
-llm_requests | tail -1 >"$dir/req.json"
+llm_request_of "Hi, my sink leaks" >"$dir/req.json"
 today=$(sql "SELECT to_char(now() AT TIME ZONE 'Europe/Berlin', 'YYYY-MM-DD')")
 check "prompt: profile, time in zone, no phone, no email, key only in header" \
     python3 - "$dir/req.json" "$uniq" "$today" "$key" <<'EOF'
@@ -299,7 +310,7 @@ check "tools: lead stored" test "$(sql "SELECT l.name || '|' || l.email || '|' |
     = "Jana K|jana@example.org|qualified|a leak"
 check "tools: human flag" test "$(sql "SELECT human_takeover FROM conversations
     WHERE tenant_id = '$tenant' AND id = '$(conv_of "$tenant" "$p2")'")" = t
-llm_requests | tail -2 | head -1 >"$dir/req.json"
+llm_request_of "leak in the kitchen" 2 >"$dir/req.json" # after the first tool round
 check "tools: validation error went back to the model" python3 - "$dir/req.json" <<'EOF'
 import json, sys
 msgs = json.loads(open(sys.argv[1]).read())["json"]["messages"]
@@ -317,7 +328,7 @@ check "burst: a reply" wait_nout "$tenant" "$p3" 1 10
 sleep 1
 check "burst: exactly one reply" test "$(nout "$tenant" "$(conv_of "$tenant" "$p3")")" = 1
 check "burst: reply to the last" test "$(last_text "$tenant" "$p3")" = "reply|Sandbox reply: burst three"
-llm_requests | tail -1 >"$dir/req.json"
+llm_request_of "burst three" >"$dir/req.json"
 check "burst: one request with all three" python3 - "$dir/req.json" <<'EOF'
 import json, sys
 msgs = json.loads(open(sys.argv[1]).read())["json"]["messages"]

@@ -16,10 +16,7 @@ set -u
 admin="$TN_TEST_PG_ADMIN_DSN"
 agent="${TN_TEST_PG_DSN_AGENT:-}"
 [ -n "$agent" ] || { echo "no TN_TEST_PG_DSN_AGENT" >&2; exit 77; }
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); }
-bad() { echo "FAIL: $*" >&2; fail=$((fail + 1)); }
+. "$TN_SRC_DIR/tests/support/check.sh"
 sql() { psql "$admin" -XAtq -v ON_ERROR_STOP=1 -c "$1"; }
 # check WHAT GOT WANT
 check() { if [ "$2" = "$3" ]; then ok; else bad "$1: got '$2', want '$3'"; fi; }

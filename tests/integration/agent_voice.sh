@@ -23,12 +23,9 @@ set -u
 admin_pg="$TN_TEST_PG_ADMIN_DSN"
 admin_redis="$TN_TEST_REDIS_URL_ADMIN"
 dir=$(mktemp -d "$TN_TEST_TMP/agent_voice.XXXXXX")
-pass=0
-fail=0
+. "$TN_SRC_DIR/tests/support/check.sh"
 agent=""
 
-ok() { pass=$((pass + 1)); }
-bad() { echo "FAIL: $*" >&2; fail=$((fail + 1)); }
 check() { # check DESCRIPTION CMD... - count a pass when CMD succeeds
     local what=$1
     shift

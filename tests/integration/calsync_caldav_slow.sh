@@ -16,10 +16,8 @@ set -u
 : "${TN_BIN_DIR:?run through scripts/test}" "${TN_TEST_TMP:?}"
 . "$TN_SRC_DIR/scripts/lib/stack.sh"
 dir=$(mktemp -d "$TN_TEST_TMP/calsync_slow.XXXXXX")
-pass=0 fail=0 cpid="" fpid=""
-ok() { pass=$((pass + 1)); }
-bad() { echo "FAIL: $*" >&2; fail=$((fail + 1)); }
-want() { if [ "$2" = "$1" ]; then ok; else bad "$3: got '$2', want '$1'"; fi; }
+. "$TN_SRC_DIR/tests/support/check.sh"
+cpid="" fpid=""
 finish() {
     local rc=0
     if [ -n "$cpid" ]; then

@@ -11,11 +11,8 @@ ctl="$TN_BIN_DIR/ternctl"
 admin="$TN_TEST_PG_ADMIN_DSN"
 export TN_PG_DSN="$admin"
 tmp=$(mktemp -d "${TN_TEST_TMP:-/tmp}/ctl_tenant.XXXXXX")
-pass=0
-fail=0
+. "$TN_SRC_DIR/tests/support/check.sh"
 
-ok() { pass=$((pass + 1)); }
-bad() { echo "FAIL: $*" >&2; fail=$((fail + 1)); }
 # expect CODE CMD... - run CMD, compare the exit status, keep stdout in $tmp/out
 expect() {
     local want=$1 got

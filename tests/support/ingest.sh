@@ -6,10 +6,8 @@
 : "${TN_BIN_DIR:?run through scripts/test}" "${TN_TEST_TMP:?}"
 . "$TN_SRC_DIR/scripts/lib/stack.sh"
 
-# assertions: ok, bad MESSAGE, want EXPECTED GOT WHAT (the body in $dir/resp)
-pass=0 fail=0
-ok() { pass=$((pass + 1)); }
-bad() { echo "FAIL: $*" >&2; fail=$((fail + 1)); }
+# assertions (tests/support/check.sh); want also shows the body in $dir/resp
+. "$TN_SRC_DIR/tests/support/check.sh"
 want() { if [ "$2" = "$1" ]; then ok; else bad "$3: got $2, want $1 ($(head -c 200 "$dir/resp" 2>/dev/null))"; fi; }
 
 admin_redis() { redis-cli -u "$TN_TEST_REDIS_URL_ADMIN" --no-auth-warning "$@"; }
