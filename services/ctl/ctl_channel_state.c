@@ -22,8 +22,10 @@
  *	disconnect is what a business leaving a provider gets: the channel is
  *	disabled (tern-ingest no longer routes its webhooks, tern-sender fails
  *	its messages with channel_disabled) and its secrets are deleted; the
- *	row stays for its conversations and messages. enable turns a channel
- *	on again (after secrets gave it new secrets).
+ *	row stays for its conversations and messages. Nothing is revoked at
+ *	the provider; for a mailbox channel (a Gmail grant, an SMTP password)
+ *	disconnect says so on stderr. enable turns a channel on again (after
+ *	secrets gave it new secrets).
  *
  *	Each adds an audit_log row (actor ternctl, action channel.secrets,
  *	channel.disconnect or channel.enable, the channel id) in its
@@ -62,10 +64,10 @@ static const char sql_reseal[] =
 
 static const char sql_disconnect[] =
     "UPDATE channels SET enabled = false, secrets_sealed = NULL, secrets_key_id = NULL"
-    " WHERE tenant_id = $1 AND id::text = $2";
+    " WHERE tenant_id = $1 AND id::text = $2 RETURNING kind";
 
 static const char sql_enable[] =
-    "UPDATE channels SET enabled = true WHERE tenant_id = $1 AND id::text = $2";
+    "UPDATE channels SET enabled = true WHERE tenant_id = $1 AND id::text = $2 RETURNING kind";
 
 static const char sql_audit[] =
     "INSERT INTO audit_log (tenant_id, actor, action, detail)"
@@ -209,6 +211,10 @@ static int channel_set(int argc, char **argv, const char *sql, const char *actio
         err = tn_pgconn_commit(c);
     if (err != TN_OK)
         rc = ctl_fail(action, err);
+    else if (sql == sql_disconnect && strcmp(tn_pg_result_value(res, 0, 0), "email") == 0)
+        fprintf(stderr, "ternctl: the mailbox's secrets are deleted here, not revoked at the"
+                        " provider: remove Tern's access in the Google account's security"
+                        " settings (a Gmail grant), or change the SMTP password\n");
 out:
     tn_pg_result_free(res);
     tn_pgconn_rollback(c); /* nothing open after a commit */

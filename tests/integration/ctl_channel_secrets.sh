@@ -96,6 +96,11 @@ as_ctl "$master2" channel secrets --tenant "$tid" --id "$bare"
 want 1 $? "re-seal of a channel without secrets"
 as_ctl "$master2" channel secrets --tenant "$tid" --id "$bare" --secret "secret_token=tg-$RANDOM"
 want 0 $? "first secrets of a channel without any"
+mailbox=$(TN_PG_DSN=$TN_TEST_PG_ADMIN_DSN TN_MASTER_KEY=$master2 "$ctl" channel add --tenant "$tid" \
+    --kind email --address "box$RANDOM@example.test" --secret "refresh_token=rt-$RANDOM")
+as_ctl "$master2" channel disconnect --tenant "$tid" --id "$mailbox"
+want 0 $? "disconnect of a mailbox"
+grep -q "not revoked at the provider" "$dir/out" && ok || bad "mailbox disconnect does not say its grant stays: $(cat "$dir/out")"
 as_ctl "" channel secrets --tenant "$tid" --id "$wa_ch"
 want 78 $? "no master key"
 
