@@ -101,6 +101,13 @@ mailbox=$(TN_PG_DSN=$TN_TEST_PG_ADMIN_DSN TN_MASTER_KEY=$master2 "$ctl" channel 
 as_ctl "$master2" channel disconnect --tenant "$tid" --id "$mailbox"
 want 0 $? "disconnect of a mailbox"
 grep -q "not revoked at the provider" "$dir/out" && ok || bad "mailbox disconnect does not say its grant stays: $(cat "$dir/out")"
+# the operator's own role (tern_ctl), not the admin: each command's grants
+for verb in "secrets --secret secret_token=tg2-$RANDOM" disconnect enable; do
+    # shellcheck disable=SC2086
+    TN_PG_DSN=$TN_TEST_PG_DSN_CTL TN_MASTER_KEY=$master2 "$ctl" channel $verb --tenant "$tid" \
+        --id "$bare" >"$dir/out" 2>&1
+    want 0 $? "channel $verb as tern_ctl ($(head -c 200 "$dir/out"))"
+done
 as_ctl "" channel secrets --tenant "$tid" --id "$wa_ch"
 want 78 $? "no master key"
 
