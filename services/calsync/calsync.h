@@ -237,8 +237,9 @@ void calsync_allow_init(struct calsync_allow *al);
  * after init). libical 3.0.16 adds a zone that is not in zone.tab
  * (a link such as US/Pacific) to its shared list without a lock; after
  * init has added them all, a lookup of such a name only reads the list,
- * and no other name is looked up (calsync_ical.c drops a TZID that is
- * neither a VTIMEZONE of its text nor known). Converting a time in a
+ * and no other name is looked up (calsync_ical.c rewrites a TZID that is
+ * neither a VTIMEZONE of its text nor known to the known name it ends
+ * with, or drops it). Converting a time in a
  * zone found is thread-safe (libical guards a zone's expanded changes
  * with a mutex), so a zone found here may be handed to the threadpool. */
 const struct _icaltimezone *calsync_zone_find(const char *name);

@@ -36,9 +36,10 @@
  *	order, in a list of Tern's own that nothing changes after init
  *	(calsync_zone_known, safe on any thread): once init has run, a name
  *	outside it is not passed to libical, neither here nor as a TZID
- *	(calsync_ical.c drops a TZID that is neither a VTIMEZONE of the text
- *	nor a preloaded name, so the time is read as floating), so nothing
- *	adds to libical's list after start. A zone found is kept by
+ *	(calsync_ical.c rewrites a TZID that is neither a VTIMEZONE of the
+ *	text nor a preloaded name to the preloaded name it ends with, or
+ *	drops it: the time is read as floating), so nothing adds to libical's
+ *	list after start. A zone found is kept by
  *	libical for the life of the process and converting a time in it is
  *	thread-safe (the zone's expanded changes are guarded by libical's own
  *	mutex), so the pointer is handed to the threadpool (calsync_report.c)
