@@ -50,6 +50,9 @@ int ctl_load_keyring(struct tn_keyring **out);
  * Returns an exit code. */
 int ctl_channel_main(int argc, char **argv);
 
+/* The --secret key=value options a channel command takes at most. */
+#define CTL_CHANNEL_MAX_SECRETS 16
+
 /* ctl_secrets_json - "k=v" strings (n of them, borrowed) into new compact
  * JSON text with sorted keys (the caller wipes and frees it), or NULL when
  * one is malformed or a key repeats (ctl_channel.c). */

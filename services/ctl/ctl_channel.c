@@ -55,7 +55,6 @@
     "       ternctl channel secrets --tenant T --id ID [--secret k=v ...]\n"                       \
     "       ternctl channel disconnect|enable --tenant T --id ID\n"                                \
     "       ternctl channel remove --tenant T --id ID"
-#define CHANNEL_MAX_SECRETS 16
 
 static const char *const kinds[] = {"whatsapp", "twilio_sms", "twilio_whatsapp", "telegram",
                                     "email"};
@@ -177,7 +176,7 @@ static int channel_add(int argc, char **argv)
                                    {"--address", false, &addr},
                                    {"--name", false, &name},
                                    {NULL}};
-    const char *kv[CHANNEL_MAX_SECRETS];
+    const char *kv[CTL_CHANNEL_MAX_SECRETS];
     size_t nkv = 0;
     char tid[37], cid[37];
     char *json = NULL;
@@ -185,7 +184,7 @@ static int channel_add(int argc, char **argv)
     struct tn_pgconn *c = NULL;
     int rc;
 
-    if (!ctl_parse_opts(argc, argv, opts, "--secret", kv, CHANNEL_MAX_SECRETS, &nkv) ||
+    if (!ctl_parse_opts(argc, argv, opts, "--secret", kv, CTL_CHANNEL_MAX_SECRETS, &nkv) ||
         tenant == NULL || kind == NULL || addr == NULL || !kind_valid(kind) || *addr == '\0')
         return ctl_usage(CHANNEL_USAGE);
     if (nkv > 0) {

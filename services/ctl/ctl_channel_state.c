@@ -52,7 +52,6 @@
 #define CHANNEL_STATE_USAGE                                                                        \
     "channel secrets --tenant T --id ID [--secret k=v ...]\n"                                      \
     "       ternctl channel disconnect|enable --tenant T --id ID"
-#define CHANNEL_MAX_SECRETS 16 /* as ctl_channel.c */
 
 static const char sql_lock[] =
     "SELECT encode(secrets_sealed, 'hex') FROM channels WHERE tenant_id = $1 AND id::text = $2"
@@ -157,7 +156,7 @@ int ctl_channel_secrets(int argc, char **argv)
 {
     const char *tenant = NULL, *id = NULL;
     const struct ctl_opt opts[] = {{"--tenant", false, &tenant}, {"--id", false, &id}, {NULL}};
-    const char *kv[CHANNEL_MAX_SECRETS];
+    const char *kv[CTL_CHANNEL_MAX_SECRETS];
     size_t nkv = 0;
     char tid[37];
     char *json = NULL;
@@ -165,7 +164,7 @@ int ctl_channel_secrets(int argc, char **argv)
     struct tn_pgconn *c = NULL;
     int rc;
 
-    if (!ctl_parse_opts(argc, argv, opts, "--secret", kv, CHANNEL_MAX_SECRETS, &nkv) ||
+    if (!ctl_parse_opts(argc, argv, opts, "--secret", kv, CTL_CHANNEL_MAX_SECRETS, &nkv) ||
         tenant == NULL || id == NULL)
         return ctl_usage(CHANNEL_STATE_USAGE);
     if (nkv > 0 && (json = ctl_secrets_json(kv, nkv)) == NULL)
