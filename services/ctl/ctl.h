@@ -64,14 +64,15 @@ char *ctl_secrets_json(const char **kv, size_t n);
 char *ctl_seal_hex(const struct tn_keyring *k, const char *tenant, const char *channel,
                    const char *json, char keyid[16]);
 
-/* A channel named on the command line: --tenant T (an id or a slug) and
- * --id ID (borrowed from argv), and T's id. */
+/* A channel named on the command line: --tenant T (an id or a slug),
+ * --id ID and the optional --wait SECONDS (borrowed from argv; NULL when
+ * absent), and T's id. */
 struct ctl_channel_ref {
-    const char *tenant, *id;
+    const char *tenant, *id, *wait;
     char tid[37];
 };
 
-/* ctl_channel_target - parse exactly --tenant T --id ID from argv (usage
+/* ctl_channel_target - parse --tenant T --id ID [--wait S] from argv (usage
  * text for a mistake), connect (*c: new, tn_pgconn_close it whatever the
  * result) and resolve T into t->tid (ctl_channel.c). Returns an exit code. */
 int ctl_channel_target(int argc, char **argv, const char *usage, struct ctl_channel_ref *t,
@@ -95,6 +96,12 @@ int ctl_privacy_main(int argc, char **argv);
  * argv[0] is "disconnect". Also reachable as `ternctl privacy disconnect`.
  * Returns an exit code. */
 int ctl_calendar_disconnect(int argc, char **argv);
+
+/* ctl_privacy_channel_disconnect - record and enqueue a privacy disconnect
+ * of the tenant's channel (tenant: id or slug; wait: seconds or NULL) for
+ * tern-sweeper, which revokes a mailbox's Gmail grant (ctl_privacy.c).
+ * Prints the request id. Returns an exit code. */
+int ctl_privacy_channel_disconnect(const char *tenant, const char *channel, const char *wait);
 
 /* ctl_connect - open TN_PG_DSN (the admin / tern_ctl DSN) into *out (new).
  * Prints the reason to stderr. Returns an exit code (CTL_EX_OK on success). */

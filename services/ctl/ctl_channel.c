@@ -5,7 +5,7 @@
  *	ternctl channel add --tenant T --kind K --address A [--name N] [--secret k=v ...]
  *	ternctl channel list --tenant T [--json]
  *	ternctl channel secrets --tenant T --id ID [--secret k=v ...]
- *	ternctl channel disconnect --tenant T --id ID
+ *	ternctl channel disconnect --tenant T --id ID [--wait SECONDS]
  *	ternctl channel enable --tenant T --id ID
  *	ternctl channel remove --tenant T --id ID
  * DESCRIPTION
@@ -53,7 +53,8 @@
     "--address A [--name N] [--secret k=v ...]\n"                                                  \
     "       ternctl channel list --tenant T [--json]\n"                                            \
     "       ternctl channel secrets --tenant T --id ID [--secret k=v ...]\n"                       \
-    "       ternctl channel disconnect|enable --tenant T --id ID\n"                                \
+    "       ternctl channel disconnect --tenant T --id ID [--wait SECONDS]\n"                      \
+    "       ternctl channel enable --tenant T --id ID\n"                                           \
     "       ternctl channel remove --tenant T --id ID"
 
 static const char *const kinds[] = {"whatsapp", "twilio_sms", "twilio_whatsapp", "telegram",
@@ -294,12 +295,14 @@ out:
 int ctl_channel_target(int argc, char **argv, const char *usage, struct ctl_channel_ref *t,
                        struct tn_pgconn **c)
 {
-    const struct ctl_opt opts[] = {
-        {"--tenant", false, &t->tenant}, {"--id", false, &t->id}, {NULL}};
+    const struct ctl_opt opts[] = {{"--tenant", false, &t->tenant},
+                                   {"--id", false, &t->id},
+                                   {"--wait", false, &t->wait},
+                                   {NULL}};
     int rc;
 
     *c = NULL;
-    t->tenant = t->id = NULL;
+    t->tenant = t->id = t->wait = NULL;
     if (!ctl_parse_opts(argc, argv, opts, NULL, NULL, 0, NULL) || t->tenant == NULL ||
         t->id == NULL)
         return ctl_usage(usage);
@@ -318,6 +321,8 @@ static int channel_remove(int argc, char **argv)
     enum tn_err err;
     int rc = ctl_channel_target(argc, argv, CHANNEL_USAGE, &t, &c);
 
+    if (rc == CTL_EX_OK && t.wait != NULL)
+        rc = ctl_usage(CHANNEL_USAGE);
     if (rc != CTL_EX_OK)
         goto out;
     err = tn_pgconn_query(c, "DELETE FROM channels WHERE tenant_id = $1 AND id::text = $2", 2,

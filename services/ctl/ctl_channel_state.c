@@ -3,7 +3,7 @@
  *	ctl_channel_state - `ternctl channel secrets|disconnect|enable`
  * SYNOPSIS
  *	ternctl channel secrets --tenant T --id ID [--secret k=v ...]
- *	ternctl channel disconnect --tenant T --id ID
+ *	ternctl channel disconnect --tenant T --id ID [--wait SECONDS]
  *	ternctl channel enable --tenant T --id ID
  * DESCRIPTION
  *	A channel's life after `channel add` (ctl_channel.c), in place: the
@@ -22,20 +22,28 @@
  *	disconnect is what a business leaving a provider gets: the channel is
  *	disabled (tern-ingest no longer routes its webhooks, tern-sender fails
  *	its messages with channel_disabled) and its secrets are deleted; the
- *	row stays for its conversations and messages. Nothing is revoked at
- *	the provider; for a mailbox channel (a Gmail grant, an SMTP password)
- *	disconnect says so on stderr. enable turns a channel on again (after
- *	secrets gave it new secrets).
+ *	row stays for its conversations and messages. A WhatsApp, Twilio or
+ *	Telegram channel's secrets are the business's own and nothing is
+ *	revoked: ternctl does it at once. A mailbox (email channel) may hold
+ *	a Gmail grant, which must also end at Google, and tern-sweeper holds
+ *	the revocation path (retried, like a calendar disconnect): ternctl
+ *	records and enqueues a privacy disconnect of the channel
+ *	(ctl_privacy.c), prints its request id, and with --wait waits for it;
+ *	tern-sweeper disables the channel, deletes the secrets and commits,
+ *	then revokes the grant (sweeper_mailbox.c). enable turns a channel on
+ *	again (after secrets gave it new secrets).
  *
  *	Each adds an audit_log row (actor ternctl, action channel.secrets,
  *	channel.disconnect or channel.enable, the channel id) in its
- *	transaction. No secret is printed or logged.
+ *	transaction; a mailbox's disconnect is audited by tern-sweeper
+ *	(privacy.disconnect). No secret is printed or logged.
  * RUNS ON
- *	CLI (blocking libpq).
+ *	CLI (blocking libpq; hiredis for a mailbox's disconnect).
  * DIAGNOSTICS
  *	Exit 0 ok; 1 no such channel, secrets that no key of the ring opens,
  *	nothing to seal, or server down; 64 usage; 78 missing configuration
- *	(TN_PG_DSN, or the key ring for secrets).
+ *	(TN_PG_DSN, the key ring for secrets, TN_REDIS_URL for a mailbox's
+ *	disconnect).
  */
 #include <stdio.h>
 #include <string.h>
@@ -51,7 +59,8 @@
 
 #define CHANNEL_STATE_USAGE                                                                        \
     "channel secrets --tenant T --id ID [--secret k=v ...]\n"                                      \
-    "       ternctl channel disconnect|enable --tenant T --id ID"
+    "       ternctl channel disconnect --tenant T --id ID [--wait SECONDS]\n"                      \
+    "       ternctl channel enable --tenant T --id ID"
 
 static const char sql_lock[] =
     "SELECT encode(secrets_sealed, 'hex') FROM channels WHERE tenant_id = $1 AND id::text = $2"
@@ -63,10 +72,12 @@ static const char sql_reseal[] =
 
 static const char sql_disconnect[] =
     "UPDATE channels SET enabled = false, secrets_sealed = NULL, secrets_key_id = NULL"
-    " WHERE tenant_id = $1 AND id::text = $2 RETURNING kind";
+    " WHERE tenant_id = $1 AND id::text = $2";
 
 static const char sql_enable[] =
-    "UPDATE channels SET enabled = true WHERE tenant_id = $1 AND id::text = $2 RETURNING kind";
+    "UPDATE channels SET enabled = true WHERE tenant_id = $1 AND id::text = $2";
+
+static const char sql_kind[] = "SELECT kind FROM channels WHERE tenant_id = $1 AND id::text = $2";
 
 static const char sql_audit[] =
     "INSERT INTO audit_log (tenant_id, actor, action, detail)"
@@ -184,51 +195,78 @@ int ctl_channel_secrets(int argc, char **argv)
     return rc;
 }
 
-/* channel_set - `channel disconnect` and `channel enable`: one UPDATE of
- * the channel (sql) and its audit row (action), in one transaction */
-static int channel_set(int argc, char **argv, const char *sql, const char *action)
+/* channel_set - one UPDATE of the channel (sql) and its audit row
+ * (action), in one transaction */
+static int channel_set(struct tn_pgconn *c, const struct ctl_channel_ref *t, const char *sql,
+                       const char *action)
 {
-    struct ctl_channel_ref t;
-    struct tn_pgconn *c = NULL;
     struct pg_result *res = NULL;
-    enum tn_err err;
-    int rc = ctl_channel_target(argc, argv, CHANNEL_STATE_USAGE, &t, &c);
+    enum tn_err err = tn_pgconn_begin(c);
+    int rc = CTL_EX_OK;
 
-    if (rc != CTL_EX_OK)
-        goto out;
-    err = tn_pgconn_begin(c);
     if (err == TN_OK)
-        err = tn_pgconn_query(c, sql, 2, (const char *[]){t.tid, t.id}, &res);
+        err = tn_pgconn_query(c, sql, 2, (const char *[]){t->tid, t->id}, &res);
     if (err == TN_OK && tn_pg_result_affected(res) != 1) {
-        fprintf(stderr, "ternctl: tenant '%s' has no channel '%s'\n", t.tenant, t.id);
+        fprintf(stderr, "ternctl: tenant '%s' has no channel '%s'\n", t->tenant, t->id);
         rc = CTL_EX_FAIL;
         goto out;
     }
     if (err == TN_OK)
-        err = tn_pgconn_query(c, sql_audit, 3, (const char *[]){t.tid, t.id, action}, NULL);
+        err = tn_pgconn_query(c, sql_audit, 3, (const char *[]){t->tid, t->id, action}, NULL);
     if (err == TN_OK)
         err = tn_pgconn_commit(c);
     if (err != TN_OK)
         rc = ctl_fail(action, err);
-    else if (sql == sql_disconnect && strcmp(tn_pg_result_value(res, 0, 0), "email") == 0)
-        fprintf(stderr, "ternctl: the mailbox's secrets are deleted here, not revoked at the"
-                        " provider: remove Tern's access in the Google account's security"
-                        " settings (a Gmail grant), or change the SMTP password\n");
 out:
     tn_pg_result_free(res);
     tn_pgconn_rollback(c); /* nothing open after a commit */
-    tn_pgconn_close(c);
     return rc;
+}
+
+/* is_mailbox - whether the tenant's channel t is an email channel; false
+ * also when there is no such channel (channel_set then says so) */
+static bool is_mailbox(struct tn_pgconn *c, const struct ctl_channel_ref *t)
+{
+    struct pg_result *res = NULL;
+    bool yes = tn_pgconn_query(c, sql_kind, 2, (const char *[]){t->tid, t->id}, &res) == TN_OK &&
+               tn_pg_result_rows(res) == 1 && strcmp(tn_pg_result_value(res, 0, 0), "email") == 0;
+
+    tn_pg_result_free(res);
+    return yes;
 }
 
 /* ctl_channel_disconnect - see ctl.h */
 int ctl_channel_disconnect(int argc, char **argv)
 {
-    return channel_set(argc, argv, sql_disconnect, "channel.disconnect");
+    struct ctl_channel_ref t;
+    struct tn_pgconn *c = NULL;
+    int rc = ctl_channel_target(argc, argv, CHANNEL_STATE_USAGE, &t, &c);
+    bool mailbox = rc == CTL_EX_OK && is_mailbox(c, &t);
+
+    if (rc == CTL_EX_OK && !mailbox)
+        rc = channel_set(c, &t, sql_disconnect, "channel.disconnect");
+    tn_pgconn_close(c);
+    if (!mailbox)
+        return rc;
+    rc = ctl_privacy_channel_disconnect(t.tenant, t.id, t.wait);
+    if (rc == CTL_EX_OK)
+        fprintf(stderr, "ternctl: tern-sweeper disables the mailbox, deletes its secrets and"
+                        " revokes its Gmail grant at Google; an SMTP password is not revoked"
+                        " anywhere: change it at the mail provider\n");
+    return rc;
 }
 
 /* ctl_channel_enable - see ctl.h */
 int ctl_channel_enable(int argc, char **argv)
 {
-    return channel_set(argc, argv, sql_enable, "channel.enable");
+    struct ctl_channel_ref t;
+    struct tn_pgconn *c = NULL;
+    int rc = ctl_channel_target(argc, argv, CHANNEL_STATE_USAGE, &t, &c);
+
+    if (rc == CTL_EX_OK && t.wait != NULL)
+        rc = ctl_usage(CHANNEL_STATE_USAGE);
+    if (rc == CTL_EX_OK)
+        rc = channel_set(c, &t, sql_enable, "channel.enable");
+    tn_pgconn_close(c);
+    return rc;
 }

@@ -5,13 +5,17 @@
  * SYNOPSIS
  *	ternctl privacy erase|export|restrict|unrestrict --tenant T
  *	        (--contact ID | --phone P | --email E) [--wait SECONDS]
- *	ternctl privacy disconnect --tenant T --account ID [--wait SECONDS]
- *	(also `ternctl calendar disconnect ...` once ctl_calendar.c
- *	dispatches "disconnect" to ctl_calendar_disconnect)
+ *	ternctl privacy disconnect --tenant T (--account ID | --channel ID)
+ *	        [--wait SECONDS]
+ *	(also `ternctl calendar disconnect ...`, which ctl_calendar.c
+ *	dispatches to ctl_calendar_disconnect, and `ternctl channel disconnect`
+ *	of a mailbox, which ctl_channel_state.c hands to
+ *	ctl_privacy_channel_disconnect)
  * DESCRIPTION
  *	The subject is resolved to contact ids here, under the tenant: a
  *	phone matches contacts.address with or without its '+', an email
- *	matches contacts.email, an email address and leads.email (any case).
+ *	matches contacts.email, an email address and leads.email (any case);
+ *	an account or channel id must be one of the tenant's.
  *	Neither the privacy_requests row nor the tern:privacy entry then
  *	carries the address, only ids. One request per matching contact: its
  *	row (status pending) is inserted, then a privacy.request entry is
@@ -48,7 +52,8 @@
 
 #define PRIVACY_USAGE                                                                              \
     "privacy erase|export|restrict|unrestrict --tenant T (--contact ID | --phone P | --email E)"   \
-    " [--wait SECONDS]\n       ternctl privacy disconnect --tenant T --account ID"                 \
+    " [--wait SECONDS]\n       ternctl privacy disconnect --tenant T (--account ID | --channel "   \
+    "ID)"                                                                                          \
     " [--wait SECONDS]"
 #define MAX_REQUESTS 32
 
@@ -63,6 +68,8 @@ static const char sql_by_email[] =
     " WHERE tenant_id = $1::uuid AND lower(email) = lower($2))) ORDER BY created_at LIMIT 32";
 static const char sql_account[] =
     "SELECT id FROM oauth_accounts WHERE tenant_id = $1::uuid AND id::text = $2";
+static const char sql_channel[] =
+    "SELECT id FROM channels WHERE tenant_id = $1::uuid AND id::text = $2";
 static const char sql_insert[] =
     "INSERT INTO privacy_requests (tenant_id, kind, subject_ref) VALUES ($1::uuid, $2, $3)"
     " RETURNING id";
@@ -71,9 +78,10 @@ static const char sql_status[] =
 
 struct request {
     const char *kind;
+    const char *of; /* what the subjects are: "contact", "account", "channel" */
     char tenant[37];
     size_t n;
-    char subjects[MAX_REQUESTS][37]; /* contact or account ids */
+    char subjects[MAX_REQUESTS][37]; /* contact, account or channel ids */
     char ids[MAX_REQUESTS][37];      /* request ids */
 };
 
@@ -125,8 +133,7 @@ static int resolve(struct tn_pgconn *c, struct request *rq, const char *sql, con
         snprintf(rq->subjects[i], 37, "%s", tn_pg_result_value(res, (int)i, 0));
     tn_pg_result_free(res);
     if (rq->n == 0) {
-        fprintf(stderr, "ternctl: no such %s in this tenant\n",
-                sql == sql_account ? "account" : "contact");
+        fprintf(stderr, "ternctl: no such %s in this tenant\n", rq->of);
         return CTL_EX_FAIL;
     }
     return CTL_EX_OK;
@@ -143,8 +150,9 @@ static bool entry_data(const struct request *rq, size_t i, char *out, size_t siz
                   "requested_by", "operator:ternctl");
     size_t n;
 
-    if (strcmp(rq->kind, "disconnect") == 0)
-        json_object_set_new(d, "account_id", json_string(rq->subjects[i]));
+    if (strcmp(rq->of, "contact") != 0) /* "account_id" or "channel_id" */
+        json_object_set_new(d, strcmp(rq->of, "account") == 0 ? "account_id" : "channel_id",
+                            json_string(rq->subjects[i]));
     else
         json_object_set_new(d, "subject", json_pack("{s:s}", "contact_id", rq->subjects[i]));
     n = json_dumpb(d, out, size - 1, JSON_COMPACT);
@@ -197,8 +205,7 @@ static int record_all(struct tn_pgconn *c, struct request *rq)
         struct pg_result *res = NULL;
         enum tn_err err;
 
-        snprintf(subject, sizeof(subject), "%s:%s",
-                 strcmp(rq->kind, "disconnect") == 0 ? "account" : "contact", rq->subjects[i]);
+        snprintf(subject, sizeof(subject), "%s:%s", rq->of, rq->subjects[i]);
         err = tn_pgconn_query(c, sql_insert, 3, (const char *[]){rq->tenant, rq->kind, subject},
                               &res);
         if (err != TN_OK) {
@@ -271,7 +278,7 @@ int ctl_privacy_main(int argc, char **argv)
     const struct ctl_opt opts[] = {{"--tenant", false, &tenant}, {"--contact", false, &contact},
                                    {"--phone", false, &phone},   {"--email", false, &email},
                                    {"--wait", false, &wait},     {NULL, false, NULL}};
-    struct request rq = {0};
+    struct request rq = {.of = "contact"};
 
     if (argc >= 1 && strcmp(argv[0], "disconnect") == 0)
         return ctl_calendar_disconnect(argc, argv);
@@ -292,16 +299,26 @@ int ctl_privacy_main(int argc, char **argv)
 /* ctl_calendar_disconnect - `ternctl calendar|privacy disconnect ...` */
 int ctl_calendar_disconnect(int argc, char **argv)
 {
-    const char *tenant = NULL, *account = NULL, *wait = NULL;
+    const char *tenant = NULL, *account = NULL, *channel = NULL, *wait = NULL;
     const struct ctl_opt opts[] = {{"--tenant", false, &tenant},
                                    {"--account", false, &account},
+                                   {"--channel", false, &channel},
                                    {"--wait", false, &wait},
                                    {NULL, false, NULL}};
-    struct request rq = {.kind = "disconnect"};
 
     if (argc < 1 || strcmp(argv[0], "disconnect") != 0 ||
         !ctl_parse_opts(argc - 1, argv + 1, opts, NULL, NULL, 0, NULL) || tenant == NULL ||
-        account == NULL)
+        (account != NULL) == (channel != NULL))
         return ctl_usage(PRIVACY_USAGE);
-    return run(&rq, tenant, sql_account, account, wait);
+    if (channel != NULL)
+        return ctl_privacy_channel_disconnect(tenant, channel, wait);
+    return run(&(struct request){.kind = "disconnect", .of = "account"}, tenant, sql_account,
+               account, wait);
+}
+
+/* ctl_privacy_channel_disconnect - see ctl.h */
+int ctl_privacy_channel_disconnect(const char *tenant, const char *channel, const char *wait)
+{
+    return run(&(struct request){.kind = "disconnect", .of = "channel"}, tenant, sql_channel,
+               channel, wait);
 }

@@ -29,8 +29,8 @@
  *	TN_SWEEPER_EXPORT_DIR (where exports are written, mode 0600);
  *	TN_SUPPRESSION_KEY(_FILE) (HMAC key of suppressed addresses; without
  *	it erasures are retried, never done half); TN_MASTER_KEY(_FILE)
- *	(opens OAuth tokens to revoke them; without it tokens are deleted
- *	and not revoked); TN_GOOGLE_REVOKE_URL; TN_GOOGLE_CALENDAR_BASE
+ *	(opens OAuth tokens and mailbox secrets to revoke their grants;
+ *	without it they are deleted and not revoked); TN_GOOGLE_REVOKE_URL; TN_GOOGLE_CALENDAR_BASE
  *	(channels.stop of a disconnected account's push channel, with its
  *	access token, before the revocation); TN_SWEEPER_INTERVAL,
  *	TN_SWEEPER_BATCH, TN_SWEEPER_BUDGET, TN_SWEEPER_STREAMS,

@@ -9,7 +9,8 @@
  *     -> threadpool: sweeper_request.c dispatches on the kind to
  *        sweeper_erase.c / sweeper_export.c / restrict / disconnect
  *     -> loop: verdict (ACK / RETRY / DEAD); tokens taken from a
- *        disconnected account go to sweeper_revoke.c (HTTP, retried): the
+ *        disconnected account (sweeper_tokens.c) or mailbox channel
+ *        (sweeper_mailbox.c) go to sweeper_revoke.c (HTTP, retried): the
  *        account's push channel is stopped first, then the grant revoked
  *   erase -> after COMMIT, one cal.request delete_event per calendar event
  *     of the erased bookings (sweeper_caldel.c; rows of calendar_deletions)
@@ -112,7 +113,8 @@ struct sweeper_job {
     char tenant[37];
     char request[37];
     char contact[37]; /* erase/export/restrict: the subject */
-    char account[37]; /* disconnect: the calendar account */
+    char account[37]; /* disconnect: the calendar account, or "" */
+    char channel[37]; /* disconnect: the messaging channel, or "" */
     const char *fail; /* static reason when the work failed for good */
     long purged;      /* rows removed or changed (metrics) */
     size_t ntokens;
@@ -149,9 +151,25 @@ enum tn_err sweeper_erase_work(struct tn_pgconn *c, struct sweeper_job *job);
 /* sweeper_export_work - EXPORT (sweeper_export.c). Runs on: threadpool. */
 enum tn_err sweeper_export_work(struct tn_pgconn *c, struct sweeper_job *job);
 
-/* sweeper_disconnect_work - delete an account's tokens, keep them in job for
- * revocation (sweeper_revoke.c). Runs on: threadpool. */
+/* sweeper_disconnect_work - delete an account's tokens (or a channel's
+ * secrets: job->channel), keep what is to revoke in job (sweeper_revoke.c).
+ * Runs on: threadpool. */
 enum tn_err sweeper_disconnect_work(struct tn_pgconn *c, struct sweeper_job *job);
+
+/* sweeper_channel_disconnect - inside the caller's tenant transaction:
+ * disable job->channel, delete its secrets and keep a mailbox's Gmail grant
+ * in job->tokens (sweeper_mailbox.c); job->fail "no_such_channel" when the
+ * tenant has no such channel. Runs on: threadpool. */
+enum tn_err sweeper_channel_disconnect(struct tn_pgconn *c, struct sweeper_job *job);
+
+/* sweeper_take_mailboxes - inside the caller's tenant transaction, disable
+ * the tenant's email channels that still hold secrets (at most room of
+ * them), delete the secrets and move their Gmail grants into tokens
+ * (opened with keys; NULL keys: none). *n gets how many. Runs on:
+ * threadpool. */
+enum tn_err sweeper_take_mailboxes(struct tn_pgconn *c, const struct tn_keyring *keys,
+                                   const char *tenant, struct sweeper_token *tokens, size_t room,
+                                   size_t *n);
 
 /* sweeper_take_tokens - inside the caller's tenant transaction, clear the
  * tokens of one account (every account of the tenant when account is NULL;

@@ -93,8 +93,12 @@ static const char *parse_entry(const struct tn_entry *e, struct sweeper_job *job
         goto out;
     }
     if (job->kind == SWEEPER_DISCONNECT) {
-        if (!copy_uuid(json_object_get(d, "account_id"), job->account))
-            why = "bad_account";
+        json_t *ch = json_object_get(d, "channel_id"), *acct = json_object_get(d, "account_id");
+
+        if ((ch != NULL) == (acct != NULL))
+            why = "bad_account"; /* exactly one of them */
+        else if (ch != NULL ? !copy_uuid(ch, job->channel) : !copy_uuid(acct, job->account))
+            why = ch != NULL ? "bad_channel" : "bad_account";
         goto out;
     }
     if (!copy_uuid(json_object_get(json_object_get(d, "subject"), "contact_id"), job->contact))

@@ -75,7 +75,9 @@ enum tn_err sweeper_request_finish(struct tn_pgconn *c, const struct sweeper_job
     const char *p[5];
     enum tn_err err;
 
-    if (job->kind == SWEEPER_DISCONNECT)
+    if (job->kind == SWEEPER_DISCONNECT && job->channel[0] != '\0')
+        snprintf(subject, sizeof(subject), "channel:%s", job->channel);
+    else if (job->kind == SWEEPER_DISCONNECT)
         snprintf(subject, sizeof(subject), "account:%s", job->account);
     else
         snprintf(subject, sizeof(subject), "contact:%s", job->contact);

@@ -9,8 +9,11 @@
  *	its expired rows purged; then the streams are trimmed. A failure in
  *	one step is logged and the others still run; the next sweep retries.
  *
- *	Offboarding: first the tenant's OAuth tokens are cleared (committed)
- *	and kept for revocation; then every table holding tenant_id is
+ *	Offboarding: first the tenant's OAuth tokens and its mailboxes'
+ *	secrets are cleared (committed) and the grants kept for revocation
+ *	(sweeper_tokens.c, sweeper_mailbox.c); while that fills this sweep's
+ *	room for grants, the tenant waits for the next sweep (a grant is
+ *	never deleted unrevoked for want of room); then every table holding tenant_id is
  *	emptied in batches, children before parents (tables this file does
  *	not know, added by later migrations, go first); finally the tenants
  *	row itself and the tenant's schedule keys in Redis. A table that
@@ -20,7 +23,7 @@
  *	loop (start, done); threadpool (sweep_work and what it calls).
  * DIAGNOSTICS
  *	sweeper.sweep (rows, entries, ms), sweeper.offboarded,
- *	sweeper.offboard_blocked, sweeper.sweep_failed.
+ *	sweeper.offboard_blocked, sweeper.offboard_continues, sweeper.sweep_failed.
  */
 #include <stdio.h>
 #include <string.h>
@@ -92,16 +95,21 @@ static enum tn_err empty_table(struct tn_pgconn *c, const char *tenant, const ch
     return err;
 }
 
-/* take_tokens - clear the tenant's tokens (committed), keep them in s */
+/* take_tokens - clear the tenant's OAuth tokens and its mailboxes' secrets
+ * (committed), keep the grants to revoke in s */
 static enum tn_err take_tokens(struct tn_pgconn *c, struct sweep *s, const char *tenant)
 {
-    size_t n = 0;
+    size_t n = 0, m = 0;
     enum tn_err err = tn_pgconn_begin_tenant(c, tenant);
 
     if (err != TN_OK)
         return err;
     err = sweeper_take_tokens(c, s->ctx->keys, tenant, NULL, s->tokens + s->ntokens,
                               SWEEP_TOKENS - s->ntokens, &n);
+    if (err == TN_OK)
+        err = sweeper_take_mailboxes(c, s->ctx->keys, tenant, s->tokens + s->ntokens + n,
+                                     SWEEP_TOKENS - s->ntokens - n, &m);
+    n += m;
     err = err == TN_OK ? tn_pgconn_commit(c) : err;
     if (err != TN_OK) {
         tn_pgconn_rollback(c);
@@ -164,6 +172,10 @@ static void offboard(struct tn_pgconn *c, struct sweep *s, const char *tenant)
     long before = s->purged;
     enum tn_err err = take_tokens(c, s, tenant);
 
+    if (err == TN_OK && s->ntokens == SWEEP_TOKENS) {
+        tn_log_info(&lc, "sweeper.offboard_continues", TN_KV_STR("reason", "revocations"));
+        return; /* more grants than room: the next sweep takes them first */
+    }
     if (err == TN_OK)
         err = empty_tables(c, s, tenant);
     if (err == TN_OK)

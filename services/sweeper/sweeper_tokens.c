@@ -195,7 +195,7 @@ enum tn_err sweeper_disconnect_work(struct tn_pgconn *c, struct sweeper_job *job
         return err;
     err = sweeper_request_done_already(c, job, &done);
     if (err == TN_OK && !done)
-        err = disconnect(c, job);
+        err = job->channel[0] != '\0' ? sweeper_channel_disconnect(c, job) : disconnect(c, job);
     if (err == TN_OK && job->fail == NULL && !done)
         err = tn_pgconn_commit(c);
     else
