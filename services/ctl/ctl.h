@@ -85,6 +85,10 @@ int ctl_channel_secrets(int argc, char **argv);
 int ctl_channel_disconnect(int argc, char **argv);
 int ctl_channel_enable(int argc, char **argv);
 
+/* ctl_keys_main - `ternctl keys status|reseal` (ctl_keys.c). Returns an
+ * exit code. */
+int ctl_keys_main(int argc, char **argv);
+
 /* ctl_dead_main - `ternctl dead list|show|replay` (ctl_dead.c). Returns an exit code. */
 int ctl_dead_main(int argc, char **argv);
 

@@ -11,6 +11,7 @@
  *	ternctl dead list|show|replay ... (dead letters; see ctl_dead.c)
  *	ternctl privacy erase|export|restrict|unrestrict|disconnect ...
  *	(privacy requests; see ctl_privacy.c)
+ *	ternctl keys status|reseal [--tenant T] (master key rotation; ctl_keys.c)
  * DESCRIPTION
  *	A dispatch table over the command groups (ctl_*.c). Blocking libpq is
  *	fine here: this is a CLI, not a daemon loop.
@@ -59,6 +60,7 @@ static const struct {
     {"streams", ctl_streams_main},
     {"dead", ctl_dead_main},
     {"privacy", ctl_privacy_main},
+    {"keys", ctl_keys_main},
     /* clang-format on */
 };
 
@@ -79,6 +81,7 @@ int main(int argc, char **argv)
         return commands[i].fn(argc - 2, argv + 2);
     }
     return ctl_usage(
-        "migrate | tenant add|list|delete | channel add|list|remove | streams ... | dead "
-        "list|show|replay | privacy ...");
+        "migrate | tenant add|list|delete | channel "
+        "add|list|secrets|disconnect|enable|remove | calendar link|disconnect | streams ... | "
+        "dead list|show|replay | privacy ... | keys status|reseal");
 }

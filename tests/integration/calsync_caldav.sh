@@ -43,17 +43,7 @@ ics() {
     [ -n "${4:-}" ] && printf '%s\r\n' "$4"
     printf 'SUMMARY:Private\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n'
 }
-# seal KEY_B64 KID AAD PLAINTEXT - tn_seal's format, hex (AES-256-GCM,
-# aad = version byte, key id, caller's aad)
-seal() {
-    node -e '
-const c = require("crypto"); const [key, kid, aad, pt] = process.argv.slice(1);
-const h = Buffer.alloc(5); h[0] = 1; h.writeUInt32BE(Number(kid), 1);
-const n = c.randomBytes(12); const ci = c.createCipheriv("aes-256-gcm", Buffer.from(key, "base64"), n);
-ci.setAAD(Buffer.concat([h, Buffer.from(aad)]));
-const ct = Buffer.concat([ci.update(pt), ci.final()]);
-process.stdout.write(Buffer.concat([h, n, ct, ci.getAuthTag()]).toString("hex"));' "$@"
-}
+. "$TN_SRC_DIR/tests/support/sealed.sh" # tn_seal_hex: the account's sealed password
 
 # ---------------------------------------------------------------- servers and tenant
 caldav_radicale_start "$dir" || exit 1
@@ -81,7 +71,7 @@ svc=$(sql "INSERT INTO services (tenant_id, name, duration_min, min_notice_min)
 contact=$(sql "INSERT INTO contacts (tenant_id, kind, address)
                VALUES ('$tid', 'telegram', 'c$RANDOM') RETURNING id")
 acct=$(sql "SELECT gen_random_uuid()")
-sealed=$(seal "$key" 7 "oauth:$tid:$acct:access" "$rad_pass")
+sealed=$(tn_seal_hex "$key" 7 "oauth:$tid:$acct:access" "$rad_pass")
 sql "INSERT INTO oauth_accounts (tenant_id, id, provider, calendar_id, username,
      access_token_sealed, key_id) VALUES ('$tid', '$acct', 'caldav', '$cal', '$rad_user',
      decode('$sealed', 'hex'), 7)" >/dev/null

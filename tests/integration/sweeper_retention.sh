@@ -20,18 +20,11 @@ set -euo pipefail
 : "${TN_BIN_DIR:?run through scripts/test}" "${TN_TEST_TMP:?}"
 . "$TN_SRC_DIR/scripts/lib/stack.sh"
 . "$TN_SRC_DIR/tests/support/sweeper.sh"
+. "$TN_SRC_DIR/tests/support/sealed.sh"
 sw_setup sweeper_retention
 
 # seal PLAINTEXT AAD - a tn_seal envelope (hex) under key 1 of $master
-seal() {
-    node -e 'const c = require("crypto"); const [k, aad, pt] = process.argv.slice(1);
-        const hdr = Buffer.from([1, 0, 0, 0, 1]); const iv = c.randomBytes(12);
-        const ci = c.createCipheriv("aes-256-gcm", Buffer.from(k, "base64"), iv);
-        ci.setAAD(Buffer.concat([hdr, Buffer.from(aad)]));
-        const ct = Buffer.concat([ci.update(pt), ci.final()]);
-        process.stdout.write(Buffer.concat([hdr, iv, ct, ci.getAuthTag()]).toString("hex"));' \
-        "$mkey" "$2" "$1"
-}
+seal() { tn_seal_hex "$mkey" 1 "$2" "$1"; }
 
 # the provider's revoke endpoint: records each body; 503 for tokens with "fail".
 # Its channels.stop (any path ending so): records "stop <bearer> <body>";

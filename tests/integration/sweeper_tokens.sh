@@ -28,6 +28,7 @@ set -euo pipefail
 : "${TN_BIN_DIR:?run through scripts/test}" "${TN_TEST_TMP:?}"
 . "$TN_SRC_DIR/scripts/lib/stack.sh"
 . "$TN_SRC_DIR/tests/support/sweeper.sh"
+. "$TN_SRC_DIR/tests/support/sealed.sh"
 sw_setup sweeper_tokens
 . "$TN_SRC_DIR/tests/support/ingest.sh"
 . "$TN_SRC_DIR/tests/sandbox/client.sh"
@@ -77,24 +78,13 @@ acct=$(sql "SELECT id FROM oauth_accounts WHERE tenant_id = '$tid' AND refresh_t
 [ -n "$acct" ] || sw_fail "tern-calsync stored no tokens: $(tail -3 "$dir/calsync.log")"
 
 # --- at rest: the raw bytes are envelopes that open only with key and AAD
-# open_sealed HEX AAD KEY - the plaintext, or exit 1
-open_sealed() {
-    node -e 'const c = require("crypto"); const [hex, aad, k] = process.argv.slice(1);
-        const b = Buffer.from(hex, "hex");
-        if (b.length < 1 + 4 + 12 + 16 + 1 || b[0] !== 1) process.exit(2);
-        const d = c.createDecipheriv("aes-256-gcm", Buffer.from(k, "base64"), b.subarray(5, 17));
-        d.setAAD(Buffer.concat([b.subarray(0, 5), Buffer.from(aad)]));
-        d.setAuthTag(b.subarray(b.length - 16));
-        try { process.stdout.write(Buffer.concat([d.update(b.subarray(17, b.length - 16)), d.final()]).toString()); }
-        catch (e) { process.exit(1); }' "$@"
-}
 raw() { sql "SELECT encode($1, 'hex') FROM oauth_accounts WHERE id = '$acct'"; }
 racc=$(raw access_token_sealed) rref=$(raw refresh_token_sealed)
-acc=$(open_sealed "$racc" "oauth:$tid:$acct:access" "$mkey") || sw_fail "the access token is not a sealed envelope"
-ref=$(open_sealed "$rref" "oauth:$tid:$acct:refresh" "$mkey") || sw_fail "the refresh token is not a sealed envelope"
+acc=$(tn_open_hex "$racc" "oauth:$tid:$acct:access" "$mkey") || sw_fail "the access token is not a sealed envelope"
+ref=$(tn_open_hex "$rref" "oauth:$tid:$acct:refresh" "$mkey") || sw_fail "the refresh token is not a sealed envelope"
 [ "$(sql "SELECT key_id FROM oauth_accounts WHERE id = '$acct'")" = 1 ] || sw_fail "key_id"
-if open_sealed "$rref" "oauth:$tid:$acct:access" "$mkey" >/dev/null; then sw_fail "opens with another AAD"; fi
-if open_sealed "$rref" "oauth:$tid:$acct:refresh" "$(head -c 32 /dev/urandom | base64 -w0)" >/dev/null; then
+if tn_open_hex "$rref" "oauth:$tid:$acct:access" "$mkey" >/dev/null; then sw_fail "opens with another AAD"; fi
+if tn_open_hex "$rref" "oauth:$tid:$acct:refresh" "$(head -c 32 /dev/urandom | base64 -w0)" >/dev/null; then
     sw_fail "opens with another key"
 fi
 [ "$(curl -s "$G/token" -d grant_type=refresh_token -d "refresh_token=$ref" -d "client_id=$client" \
@@ -159,7 +149,7 @@ done
 [ "$(goog_push "$chan" "$chtok" exists 901)" = 200 ] || sw_fail "tern-ingest does not route the channel"
 
 # --- disconnect: gone at once, revoked at the provider
-acc=$(open_sealed "$(raw access_token_sealed)" "oauth:$tid:$acct:access" "$mkey") \
+acc=$(tn_open_hex "$(raw access_token_sealed)" "oauth:$tid:$acct:access" "$mkey") \
     || sw_fail "the access token does not open" # the one in the row now (a refresh may have replaced it)
 [ "$(sql "SELECT expires_at > now() + interval '5 minutes' FROM oauth_accounts WHERE id = '$acct'")" = t ] \
     || sw_fail "the access token is about to expire: the channel would not be stopped"

@@ -779,6 +779,8 @@ static void test_rotation(void **state)
     r21 = ring(both);
     r2 = ring(k2);
     assert_int_equal(tn_keyring_current(r21), 2);
+    assert_true(tn_keyring_has(r21, 1) && tn_keyring_has(r21, 2));
+    assert_false(tn_keyring_has(r2, 1) || tn_keyring_has(r21, 3));
 
     old = seal(r1, "channel:t1:c1", "old-secret", &oldlen);
     assert_int_equal(tn_sealed_key_id(old, oldlen, &id), TN_OK);

@@ -65,6 +65,9 @@ enum tn_err tn_base64_decode(const char *s, size_t len, bool url, unsigned char 
 enum tn_err tn_keyring_parse(const char *spec, struct tn_keyring **out);
 /* tn_keyring_current - the id that tn_seal uses. */
 uint32_t tn_keyring_current(const struct tn_keyring *k);
+/* tn_keyring_has - whether the ring holds a key with this id (reports of
+ * what a rotation still needs). */
+bool tn_keyring_has(const struct tn_keyring *k, uint32_t id);
 /* tn_keyring_free - wipe and release (NULL-safe). */
 void tn_keyring_free(struct tn_keyring *k);
 

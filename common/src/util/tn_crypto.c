@@ -440,6 +440,12 @@ static const struct tn_ring_key *keyring_find(const struct tn_keyring *k, uint32
     return NULL;
 }
 
+/* tn_keyring_has - see tn_crypto.h */
+bool tn_keyring_has(const struct tn_keyring *k, uint32_t id)
+{
+    return keyring_find(k, id) != NULL;
+}
+
 /* gcm_start - a context set up for AES-256-GCM with a 12-byte nonce and aad */
 static EVP_CIPHER_CTX *gcm_start(bool enc, const unsigned char *key, const unsigned char *iv,
                                  const void *aad, size_t aadlen)
