@@ -57,7 +57,8 @@
  *	is rewritten to the preloaded zone it ends with (posix/Europe/Berlin,
  *	libical's own /freeassociation.sourceforge.net/ prefix: Europe/Berlin),
  *	or else dropped (a made-up name: the time is read as floating, in the
- *	calendar's zone; tzid_guard), and libical's lookups only read its
+ *	calendar's zone; tzid_guard; a DTEND so dropped is read in its
+ *	DTSTART's zone when that has one: event_of), and libical's lookups only read its
  *	list.
  * DIAGNOSTICS
  *	None: malformed text yields no event or no ranges.
@@ -154,7 +155,10 @@ static int64_t all_day_length(icalcomponent *ev, struct icaltimetype start)
 /* event_of - ev's DTSTART and length, times read in zone; false without a
  * DTSTART. An all-day event runs for its whole days (all_day_length) on
  * the calendar's clock; a timed one without DTEND or DURATION takes no
- * time. */
+ * time. A floating DTEND of a DTSTART with a zone (UTC or a TZID: its own
+ * TZID dropped by tzid_guard, or left out) is read in DTSTART's zone, not
+ * the calendar's: in the calendar's, it could end before it starts and
+ * take no time. */
 static bool event_of(icalcomponent *ev, const icaltimezone *zone, struct event *e)
 {
     struct icaltimetype end;
@@ -167,6 +171,8 @@ static bool event_of(icalcomponent *ev, const icaltimezone *zone, struct event *
         return true;
     }
     end = icalcomponent_get_dtend(ev);
+    if (!icaltime_is_null_time(end) && end.zone == NULL && !end.is_date)
+        end.zone = e->dtstart.zone;
     if (!icaltime_is_null_time(end))
         e->dur = epoch(end, zone) - epoch(e->dtstart, zone);
     if (e->dur < 0)

@@ -552,6 +552,24 @@ static void unknown_tzid_floating(void **state)
          .to = utc(2026, 6, 1, 0),
          .n = 1,
          .want = {{utc(2026, 5, 4, 23), utc(2026, 5, 5, 0)}}},
+        {.name = "UTC start, made-up end: the end read in UTC too",
+         .zone = "Europe/Berlin",
+         .lines = "DTSTART:20260505T090000Z\r\n"
+                  "DTEND;TZID=Mars/Olympus_Mons:20260505T100000",
+         .from = utc(2026, 5, 1, 0),
+         .to = utc(2026, 6, 1, 0),
+         .n = 1,
+         .want = {{utc(2026, 5, 5, 9), utc(2026, 5, 5, 10)}}},
+        {.name = "known start, made-up end: the end read in the start's zone",
+         .zone = "Australia/Sydney",
+         .lines = "DTSTART;TZID=Europe/Berlin:20260505T090000\r\n"
+                  "DTEND;TZID=Mars/Olympus_Mons:20260505T100000\r\n"
+                  "RRULE:FREQ=DAILY;COUNT=2",
+         .from = utc(2026, 5, 1, 0),
+         .to = utc(2026, 6, 1, 0),
+         .n = 2,
+         .want = {{utc(2026, 5, 5, 7), utc(2026, 5, 5, 8)},
+                  {utc(2026, 5, 6, 7), utc(2026, 5, 6, 8)}}},
         {.name = "made-up name, and a second TZID that is known",
          .zone = "America/Los_Angeles",
          .lines = "DTSTART;TZID=Mars/Olympus;TZID=Europe/Berlin:20260505T090000\r\n"
