@@ -28,7 +28,9 @@
  *	a Gmail grant, which must also end at Google, and tern-sweeper holds
  *	the revocation path (retried, like a calendar disconnect): ternctl
  *	records and enqueues a privacy disconnect of the channel
- *	(ctl_privacy.c), prints its request id, and with --wait waits for it;
+ *	(ctl_privacy.c), prints its request id, and with --wait waits for it
+ *	(any other channel is disconnected when ternctl returns: --wait is
+ *	then satisfied at once);
  *	tern-sweeper disables the channel, deletes the secrets and commits,
  *	then revokes the grant (sweeper_mailbox.c). enable turns a channel on
  *	again (after secrets gave it new secrets).
@@ -41,9 +43,9 @@
  *	CLI (blocking libpq; hiredis for a mailbox's disconnect).
  * DIAGNOSTICS
  *	Exit 0 ok; 1 no such channel, secrets that no key of the ring opens,
- *	nothing to seal, or server down; 64 usage; 78 missing configuration
- *	(TN_PG_DSN, the key ring for secrets, TN_REDIS_URL for a mailbox's
- *	disconnect).
+ *	nothing to seal, server down, or (a mailbox's disconnect) no usable
+ *	TN_REDIS_URL; 64 usage; 78 missing configuration (TN_PG_DSN, the key
+ *	ring for secrets).
  */
 #include <stdio.h>
 #include <string.h>
@@ -103,8 +105,8 @@ static char *merged(const struct tn_keyring *k, const char *tenant, const char *
     json_dumpb(o, text, len, JSON_COMPACT | JSON_SORT_KEYS);
     text[len] = '\0';
 out:
-    json_decref(o); /* XXX: jansson frees the plaintext strings without wiping them */
-    json_decref(add);
+    tn_secrets_free(o);
+    tn_secrets_free(add);
     return text;
 }
 
@@ -223,30 +225,35 @@ out:
     return rc;
 }
 
-/* is_mailbox - whether the tenant's channel t is an email channel; false
- * also when there is no such channel (channel_set then says so) */
-static bool is_mailbox(struct tn_pgconn *c, const struct ctl_channel_ref *t)
+/* is_mailbox - whether the tenant's channel t is an email channel into
+ * *yes (false also when there is no such channel: channel_set then says
+ * so); an exit code, not OK when the lookup failed */
+static int is_mailbox(struct tn_pgconn *c, const struct ctl_channel_ref *t, bool *yes)
 {
     struct pg_result *res = NULL;
-    bool yes = tn_pgconn_query(c, sql_kind, 2, (const char *[]){t->tid, t->id}, &res) == TN_OK &&
-               tn_pg_result_rows(res) == 1 && strcmp(tn_pg_result_value(res, 0, 0), "email") == 0;
+    enum tn_err err = tn_pgconn_query(c, sql_kind, 2, (const char *[]){t->tid, t->id}, &res);
 
+    *yes = err == TN_OK && tn_pg_result_rows(res) == 1 &&
+           strcmp(tn_pg_result_value(res, 0, 0), "email") == 0;
     tn_pg_result_free(res);
-    return yes;
+    return err == TN_OK ? CTL_EX_OK : ctl_fail("channel disconnect", err);
 }
 
-/* ctl_channel_disconnect - see ctl.h */
+/* ctl_channel_disconnect - see ctl.h. --wait matters for a mailbox only:
+ * any other channel is disconnected when ternctl returns. */
 int ctl_channel_disconnect(int argc, char **argv)
 {
     struct ctl_channel_ref t;
     struct tn_pgconn *c = NULL;
+    bool mailbox = false;
     int rc = ctl_channel_target(argc, argv, CHANNEL_STATE_USAGE, &t, &c);
-    bool mailbox = rc == CTL_EX_OK && is_mailbox(c, &t);
 
+    if (rc == CTL_EX_OK)
+        rc = is_mailbox(c, &t, &mailbox);
     if (rc == CTL_EX_OK && !mailbox)
         rc = channel_set(c, &t, sql_disconnect, "channel.disconnect");
     tn_pgconn_close(c);
-    if (!mailbox)
+    if (rc != CTL_EX_OK || !mailbox)
         return rc;
     rc = ctl_privacy_channel_disconnect(t.tenant, t.id, t.wait);
     if (rc == CTL_EX_OK)

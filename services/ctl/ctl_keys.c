@@ -19,7 +19,9 @@
  *	  key<TAB>channels<TAB>calendar_tokens<TAB>ring
  *	  2<TAB>5<TAB>3<TAB>current
  *	  1<TAB>1<TAB>2<TAB>yes
- *	A key may leave the ring once its line is gone.
+ *	A key may leave the ring once its line is gone. The exit status is 1
+ *	when a value is sealed under a key the ring lacks (or is no sealed
+ *	value at all).
  *
  *	reseal opens every row holding a value sealed under another key than
  *	the current one and seals it again under the current key, one row per
@@ -34,8 +36,9 @@
  * RUNS ON
  *	CLI (blocking libpq).
  * DIAGNOSTICS
- *	Exit 0 ok; 1 a value no key opens, unknown tenant or server down; 64
- *	usage; 78 missing TN_PG_DSN or key ring. No secret is printed.
+ *	Exit 0 ok; 1 a value no key of the ring opens (status: a line
+ *	"missing"; reseal: rows left unopened), unknown tenant or server down;
+ *	64 usage; 78 missing TN_PG_DSN or key ring. No secret is printed.
  */
 #include <stdio.h>
 #include <string.h>
@@ -111,6 +114,7 @@ struct tally {
     size_t n;
     uint32_t id[MAX_KEY_IDS];
     long count[MAX_KEY_IDS][2];
+    long uncounted; /* values under ids past the MAX_KEY_IDS first */
 };
 
 /* count - one value of kind k sealed under id */
@@ -120,8 +124,10 @@ static void count(struct tally *t, uint32_t id, size_t k)
 
     while (i < t->n && t->id[i] != id)
         i++;
-    if (i == MAX_KEY_IDS)
-        return; /* more ids than any ring has: not counted */
+    if (i == MAX_KEY_IDS) {
+        t->uncounted++; /* more ids than any ring has: reported, not listed */
+        return;
+    }
     if (i == t->n) {
         t->id[t->n++] = id;
         t->count[i][0] = t->count[i][1] = 0;
@@ -133,7 +139,7 @@ static void count(struct tally *t, uint32_t id, size_t k)
 static int status(struct tn_pgconn *c, const char *tid, const struct tn_keyring *ring)
 {
     struct tally t = {0};
-    long bad = 0;
+    long bad = 0, missing = 0;
 
     for (size_t k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++) {
         struct pg_result *res = NULL;
@@ -155,14 +161,23 @@ static int status(struct tn_pgconn *c, const char *tid, const struct tn_keyring 
         tn_pg_result_free(res);
     }
     printf("key\tchannels\tcalendar_tokens\tring\n");
-    for (size_t i = 0; i < t.n; i++)
+    for (size_t i = 0; i < t.n; i++) {
+        bool held = tn_keyring_has(ring, t.id[i]);
+
         printf("%u\t%ld\t%ld\t%s\n", (unsigned)t.id[i], t.count[i][0], t.count[i][1],
                t.id[i] == tn_keyring_current(ring) ? "current"
-               : tn_keyring_has(ring, t.id[i])     ? "yes"
+               : held                              ? "yes"
                                                    : "missing");
-    if (bad > 0)
-        fprintf(stderr, "ternctl: %ld stored values are not sealed values\n", bad);
-    return bad > 0 ? CTL_EX_FAIL : CTL_EX_OK;
+        missing += held ? 0 : t.count[i][0] + t.count[i][1];
+    }
+    if (bad + t.uncounted > 0)
+        fprintf(stderr,
+                "ternctl: %ld stored values are not sealed values, %ld are under key ids"
+                " past the first %d listed\n",
+                bad, t.uncounted, MAX_KEY_IDS);
+    if (missing > 0)
+        fprintf(stderr, "ternctl: %ld values are sealed under keys the ring lacks\n", missing);
+    return bad + t.uncounted + missing > 0 ? CTL_EX_FAIL : CTL_EX_OK;
 }
 
 /* reseal_hex - hex (a sealed value, borrowed) sealed again under ring's

@@ -199,7 +199,7 @@ out:
         err = tn_pgconn_commit(c);
     else
         tn_pgconn_rollback(c);
-    json_decref(secrets); /* XXX: jansson does not wipe the freed strings */
+    tn_secrets_free(secrets);
     tn_free(hex);
     tn_pg_result_free(res);
     return err;

@@ -318,7 +318,7 @@ static const json_t *secrets_of(struct group *g, const struct sender_job *job, i
         g->keys[g->nkeys].channel = job->channel;
         g->keys[g->nkeys++].secrets = j;
     } else if (j != NULL) {
-        json_decref(g->keys[0].secrets); /* more channels than slots: reuse the first */
+        tn_secrets_free(g->keys[0].secrets); /* more channels than slots: reuse the first */
         g->keys[0].channel = job->channel;
         g->keys[0].secrets = j;
     }
@@ -484,7 +484,7 @@ out:
     if (err != TN_OK)
         tn_pgconn_rollback(c);
     for (size_t i = 0; i < g->nkeys; i++)
-        json_decref(g->keys[i].secrets); /* XXX: jansson does not wipe the freed strings */
+        tn_secrets_free(g->keys[i].secrets);
     tn_pg_result_free(res);
     return err;
 }
@@ -518,7 +518,7 @@ void sender_store_decide_fresh(struct sender_job **jobs, const struct sender_fre
         decide(&g, job, r);
     }
     for (size_t i = 0; i < g.nkeys; i++)
-        json_decref(g.keys[i].secrets);
+        tn_secrets_free(g.keys[i].secrets);
 }
 
 /* job_tenant - a job's tenant (sender_group_end) */

@@ -165,20 +165,22 @@ enum tn_err sweeper_channel_disconnect(struct tn_pgconn *c, struct sweeper_job *
 /* sweeper_take_mailboxes - inside the caller's tenant transaction, disable
  * the tenant's email channels that still hold secrets (at most room of
  * them), delete the secrets and move their Gmail grants into tokens
- * (opened with keys; NULL keys: none). *n gets how many. Runs on:
- * threadpool. */
+ * (opened with keys; NULL keys: none). *n gets how many grants; *more
+ * whether there may be mailboxes left (room rows taken, or room 0). Runs
+ * on: threadpool. */
 enum tn_err sweeper_take_mailboxes(struct tn_pgconn *c, const struct tn_keyring *keys,
                                    const char *tenant, struct sweeper_token *tokens, size_t room,
-                                   size_t *n);
+                                   size_t *n, bool *more);
 
 /* sweeper_take_tokens - inside the caller's tenant transaction, clear the
  * tokens of one account (every account of the tenant when account is NULL;
  * at most room accounts per call) and move their plaintext Google tokens into
- * tokens (opened with keys; NULL keys: none). *n gets how many. Runs on:
+ * tokens (opened with keys; NULL keys: none). *n gets how many; *more
+ * whether there may be accounts left (room rows taken, or room 0). Runs on:
  * threadpool. */
 enum tn_err sweeper_take_tokens(struct tn_pgconn *c, const struct tn_keyring *keys,
                                 const char *tenant, const char *account,
-                                struct sweeper_token *tokens, size_t room, size_t *n);
+                                struct sweeper_token *tokens, size_t room, size_t *n, bool *more);
 
 /* sweeper_revoke_start - for each token (moved out of tokens[0..n), which
  * is zeroed): stop its push channel, then revoke it at the provider,

@@ -96,7 +96,7 @@ static const char *parse_entry(const struct tn_entry *e, struct sweeper_job *job
         json_t *ch = json_object_get(d, "channel_id"), *acct = json_object_get(d, "account_id");
 
         if ((ch != NULL) == (acct != NULL))
-            why = "bad_account"; /* exactly one of them */
+            why = "bad_target"; /* exactly one of them */
         else if (ch != NULL ? !copy_uuid(ch, job->channel) : !copy_uuid(acct, job->account))
             why = ch != NULL ? "bad_channel" : "bad_account";
         goto out;

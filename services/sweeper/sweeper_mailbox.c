@@ -4,7 +4,7 @@
  *	its secrets, and keep a mailbox's Gmail grant long enough to revoke it
  * SYNOPSIS
  *	err = sweeper_channel_disconnect(c, job);   (in sweeper_disconnect_work)
- *	err = sweeper_take_mailboxes(c, keys, tenant, tokens, room, &n);
+ *	err = sweeper_take_mailboxes(c, keys, tenant, tokens, room, &n, &more);
  * DESCRIPTION
  *	A channel's secrets (channels.secrets_sealed, aad
  *	"channel:<tenant>:<channel>") are the business's own provider
@@ -54,13 +54,15 @@ static const char sql_clear[] =
     "UPDATE channels SET enabled = false, secrets_sealed = NULL, secrets_key_id = NULL"
     " WHERE id = $1::uuid";
 
-/* take_grant - the Gmail grant in the secrets of channel id (hex of the
- * sealed bytes, may be NULL) into t; false when there is none to revoke */
+/* take_grant - the Gmail grant in the secrets of email channel id (hex of
+ * the sealed bytes, may be NULL) into t; false when there is none to
+ * revoke. A mailbox with an smtp_url is an SMTP one (sender_email.c picks
+ * the transport the same way): its secrets hold no Google grant. */
 static bool take_grant(const struct tn_keyring *keys, const char *tenant, const char *id,
                        const char *hex, struct sweeper_token *t)
 {
     json_t *s = hex != NULL ? tn_secrets_open(keys, tenant, id, hex) : NULL;
-    const char *grant;
+    const char *grant = NULL;
 
     memset(t, 0, sizeof(*t));
     if (s == NULL) {
@@ -69,15 +71,16 @@ static bool take_grant(const struct tn_keyring *keys, const char *tenant, const 
                         TN_KV_STR("channel", id));
         return false;
     }
-    grant = json_string_value(json_object_get(s, "refresh_token"));
-    if (grant == NULL)
+    if (json_object_get(s, "smtp_url") == NULL)
+        grant = json_string_value(json_object_get(s, "refresh_token"));
+    if (grant == NULL && json_object_get(s, "smtp_url") == NULL)
         grant = json_string_value(json_object_get(s, "access_token"));
     if (grant != NULL && grant[0] != '\0') {
         t->value = tn_xstrdup(grant);
         snprintf(t->tenant, sizeof(t->tenant), "%s", tenant);
         snprintf(t->account, sizeof(t->account), "%s", id);
     }
-    json_decref(s); /* XXX: jansson frees the plaintext strings without wiping them */
+    tn_secrets_free(s);
     return t->value != NULL;
 }
 
@@ -98,7 +101,9 @@ static enum tn_err take(struct tn_pgconn *c, const struct tn_keyring *keys, cons
     for (int i = 0; err == TN_OK && i < *rows; i++) {
         const char *id = tn_pg_result_value(res, i, 0);
 
-        if (take_grant(keys, tenant, id, tn_pg_result_value(res, i, 2), &tokens[*n]))
+        /* only a mailbox holds a Google grant: a WhatsApp access_token is Meta's */
+        if (strcmp(tn_pg_result_value(res, i, 1), "email") == 0 &&
+            take_grant(keys, tenant, id, tn_pg_result_value(res, i, 2), &tokens[*n]))
             (*n)++; /* at most room rows: LIMIT */
         err = tn_pgconn_query(c, sql_clear, 1, (const char *[]){id}, NULL);
     }
@@ -109,14 +114,16 @@ static enum tn_err take(struct tn_pgconn *c, const struct tn_keyring *keys, cons
 /* sweeper_take_mailboxes - see sweeper.h */
 enum tn_err sweeper_take_mailboxes(struct tn_pgconn *c, const struct tn_keyring *keys,
                                    const char *tenant, struct sweeper_token *tokens, size_t room,
-                                   size_t *n)
+                                   size_t *n, bool *more)
 {
-    int rows;
+    int rows = 0;
+    enum tn_err err = TN_OK;
 
     *n = 0;
-    if (room == 0)
-        return TN_OK;
-    return take(c, keys, tenant, NULL, tokens, room, n, &rows);
+    if (room > 0)
+        err = take(c, keys, tenant, NULL, tokens, room, n, &rows);
+    *more = room == 0 || (size_t)rows == room; /* not looked, or LIMIT reached */
+    return err;
 }
 
 /* sweeper_channel_disconnect - see sweeper.h */

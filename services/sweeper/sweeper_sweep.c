@@ -11,9 +11,12 @@
  *
  *	Offboarding: first the tenant's OAuth tokens and its mailboxes'
  *	secrets are cleared (committed) and the grants kept for revocation
- *	(sweeper_tokens.c, sweeper_mailbox.c); while that fills this sweep's
- *	room for grants, the tenant waits for the next sweep (a grant is
- *	never deleted unrevoked for want of room); then every table holding tenant_id is
+ *	(sweeper_tokens.c, sweeper_mailbox.c); when this sweep's room for
+ *	grants (SWEEP_TOKENS rows, counted as rows: a CalDAV account or an
+ *	SMTP mailbox takes a place too) cannot hold all of the tenant's, the
+ *	rows taken are cleared and the tenant waits for the next sweep, which
+ *	takes the rest (a grant is never deleted unrevoked for want of room);
+ *	then every table holding tenant_id is
  *	emptied in batches, children before parents (tables this file does
  *	not know, added by later migrations, go first); finally the tenants
  *	row itself and the tenant's schedule keys in Redis. A table that
@@ -96,20 +99,24 @@ static enum tn_err empty_table(struct tn_pgconn *c, const char *tenant, const ch
 }
 
 /* take_tokens - clear the tenant's OAuth tokens and its mailboxes' secrets
- * (committed), keep the grants to revoke in s */
-static enum tn_err take_tokens(struct tn_pgconn *c, struct sweep *s, const char *tenant)
+ * (committed), keep the grants to revoke in s; *more when this sweep had no
+ * room for all of them */
+static enum tn_err take_tokens(struct tn_pgconn *c, struct sweep *s, const char *tenant, bool *more)
 {
     size_t n = 0, m = 0;
+    bool more_m = false;
     enum tn_err err = tn_pgconn_begin_tenant(c, tenant);
 
+    *more = false;
     if (err != TN_OK)
         return err;
     err = sweeper_take_tokens(c, s->ctx->keys, tenant, NULL, s->tokens + s->ntokens,
-                              SWEEP_TOKENS - s->ntokens, &n);
+                              SWEEP_TOKENS - s->ntokens, &n, more);
     if (err == TN_OK)
         err = sweeper_take_mailboxes(c, s->ctx->keys, tenant, s->tokens + s->ntokens + n,
-                                     SWEEP_TOKENS - s->ntokens - n, &m);
+                                     SWEEP_TOKENS - s->ntokens - n, &m, &more_m);
     n += m;
+    *more = *more || more_m;
     err = err == TN_OK ? tn_pgconn_commit(c) : err;
     if (err != TN_OK) {
         tn_pgconn_rollback(c);
@@ -170,9 +177,10 @@ static void offboard(struct tn_pgconn *c, struct sweep *s, const char *tenant)
     struct tn_log_ctx lc = {.tenant_id = tenant};
     struct pg_result *res = NULL;
     long before = s->purged;
-    enum tn_err err = take_tokens(c, s, tenant);
+    bool more = false;
+    enum tn_err err = take_tokens(c, s, tenant, &more);
 
-    if (err == TN_OK && s->ntokens == SWEEP_TOKENS) {
+    if (err == TN_OK && more) {
         tn_log_info(&lc, "sweeper.offboard_continues", TN_KV_STR("reason", "revocations"));
         return; /* more grants than room: the next sweep takes them first */
     }

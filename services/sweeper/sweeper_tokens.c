@@ -4,7 +4,7 @@
  *	only long enough to revoke them
  * SYNOPSIS
  *	err = sweeper_disconnect_work(c, job);
- *	err = sweeper_take_tokens(c, keys, tenant, account, tokens, room, &n);
+ *	err = sweeper_take_tokens(c, keys, tenant, account, tokens, room, &n, &more);
  * DESCRIPTION
  *	A disconnect clears the account's sealed access and refresh tokens
  *	(and its expiry and sync cursor) and forgets its Google push channel
@@ -129,17 +129,19 @@ static void take_google(struct pg_result *res, int i, const struct tn_keyring *k
 /* sweeper_take_tokens - clear, and keep what the provider must be told */
 enum tn_err sweeper_take_tokens(struct tn_pgconn *c, const struct tn_keyring *keys,
                                 const char *tenant, const char *account,
-                                struct sweeper_token *tokens, size_t room, size_t *n)
+                                struct sweeper_token *tokens, size_t room, size_t *n, bool *more)
 {
     struct pg_result *res = NULL;
     char lim[24];
     enum tn_err err;
 
     *n = 0;
+    *more = room == 0; /* not looked: there may be some */
     if (room == 0)
         return TN_OK;
     snprintf(lim, sizeof(lim), "%zu", room);
     err = tn_pgconn_query(c, sql_tokens, 2, (const char *[]){account, lim}, &res);
+    *more = err == TN_OK && (size_t)tn_pg_result_rows(res) == room;
     for (int i = 0; err == TN_OK && i < tn_pg_result_rows(res); i++) {
         const char *id = tn_pg_result_value(res, i, 0);
 
@@ -162,6 +164,7 @@ static enum tn_err disconnect(struct tn_pgconn *c, struct sweeper_job *job)
     struct pg_result *res = NULL;
     char receipt[200];
     size_t nrevoke = 0, nstop = 0;
+    bool more; /* one account: LIMIT is never the bound */
     enum tn_err err;
 
     err = tn_pgconn_query(c, sql_account, 1, (const char *[]){job->account}, &res);
@@ -171,7 +174,7 @@ static enum tn_err disconnect(struct tn_pgconn *c, struct sweeper_job *job)
     if (err != TN_OK || job->fail != NULL)
         return err;
     err = sweeper_take_tokens(c, job->ctx->keys, job->tenant, job->account, job->tokens,
-                              SWEEPER_MAX_TOKENS, &job->ntokens);
+                              SWEEPER_MAX_TOKENS, &job->ntokens, &more);
     if (err != TN_OK)
         return err;
     for (size_t i = 0; i < job->ntokens; i++) {
@@ -201,6 +204,8 @@ enum tn_err sweeper_disconnect_work(struct tn_pgconn *c, struct sweeper_job *job
     else
         tn_pgconn_rollback(c);
     if (err != TN_OK || job->fail != NULL) {
+        /* XXX: a COMMIT that failed on the way back after the server made
+         * it durable leaves the tokens deleted and, wiped here, unrevoked */
         for (size_t i = 0; i < job->ntokens; i++)
             sweeper_token_wipe(&job->tokens[i]);
         job->ntokens = 0; /* not deleted: nothing to revoke yet */

@@ -126,10 +126,12 @@ account "$g2" google "$tb" 1 "$k1" "ya29.late-$u"
 secrets+=("ya29.lost-$u" "1//lost-$u" "ya29.late-$u")
 lost=$(raw refresh_token_sealed "$x9")
 keys "$r21" "$admin" keys status --tenant "b$u"
+want 1 $? "status with a key the ring lacks"
 want "key	channels	calendar_tokens	ring
 1	0	1	yes
 2	1	0	current
-9	0	2	missing" "$(status_lines)" "status with a key the ring lacks"
+9	0	2	missing" "$(status_lines)" "status lines with a key the ring lacks"
+grep -q "2 values are sealed under keys the ring lacks" "$dir/err" && ok || bad "status: $(cat "$dir/err")"
 keys "$r21" "$admin" keys reseal --tenant "b$u"
 want 1 $? "reseal with a value no key opens"
 want "channels	resealed 0	current 1	unopened 0

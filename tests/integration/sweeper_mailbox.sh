@@ -15,20 +15,27 @@
 #   smtp        an SMTP mailbox: disabled, password deleted, nothing sent
 #               to Google, and ternctl says the password is not revoked
 #   whatsapp    a WhatsApp channel is disconnected by ternctl at once (no
-#               privacy request, no revoke)
+#               privacy request, no revoke); through tern-sweeper (`privacy
+#               disconnect --channel`) it is cleared, and its access token
+#               (Meta's) is not sent to Google; nor is an SMTP mailbox's
+#               access_token
 #   replay      the request's entry matches privacy.request v1 and carries
 #               ids only; the same entry again is acknowledged, not revoked
 #               a second time
 #   refused     an unknown channel (exit 1, nothing queued); an entry naming
 #               both an account and a channel is dead-lettered
-#   offboarding `ternctl tenant delete` of a tenant with a Gmail mailbox:
-#               its grant is revoked before its rows are deleted
+#   offboarding `ternctl tenant delete` of a tenant with 70 CalDAV accounts
+#               (more than a sweep's room of 64), a Google account and a
+#               Gmail mailbox: both grants are revoked (the sweep clears what
+#               its room holds and leaves the tenant for the next one), then
+#               the tenant is gone
 set -euo pipefail
 : "${TN_BIN_DIR:?run through scripts/test}" "${TN_TEST_TMP:?}"
 . "$TN_SRC_DIR/scripts/lib/stack.sh"
 . "$TN_SRC_DIR/tests/support/sweeper.sh"
 sw_setup sweeper_mailbox
 . "$TN_SRC_DIR/tests/sandbox/client.sh"
+. "$TN_SRC_DIR/tests/support/sealed.sh"
 mb_cleanup() {
     sandbox_stop
     sw_cleanup
@@ -128,6 +135,21 @@ TN_REDIS_URL=redis://127.0.0.1:1 "$ctl" channel disconnect --tenant "$tid" --id 
     || sw_fail "a WhatsApp disconnect went through tern-sweeper"
 echo "whatsapp ok: disconnected by ternctl"
 
+# --- through tern-sweeper: a WhatsApp access token and an SMTP mailbox's
+# access_token are not Google grants
+wa2=$("$ctl" channel add --tenant "$tid" --kind whatsapp --address "8$RANDOM$RANDOM" \
+    --secret "app_secret=app2-$u" --secret "access_token=EAAG-meta-$u")
+sm2=$("$ctl" channel add --tenant "$tid" --kind email --address "smtp2-$u@example.test" \
+    --secret smtp_url=smtp://127.0.0.1:2525 --secret "access_token=ya29.smtp-$u")
+"$ctl" privacy disconnect --tenant "$tid" --channel "$wa2" --wait 10 >/dev/null || sw_fail "privacy disconnect of WhatsApp"
+"$ctl" privacy disconnect --tenant "$tid" --channel "$sm2" --wait 10 >/dev/null || sw_fail "privacy disconnect of SMTP"
+[ "$(chan_state "$wa2") $(chan_state "$sm2")" = "false true false true" ] || sw_fail "not cleared by tern-sweeper"
+sleep 0.3
+[ "$(revokes "EAAG-meta-$u") $(revokes "ya29.smtp-$u")" = "0 0" ] || sw_fail "a non-Google token was sent to Google"
+[ "$(sql "SELECT string_agg(receipt->>'to_revoke', ' ') FROM privacy_requests
+          WHERE subject_ref IN ('channel:$wa2', 'channel:$sm2')")" = "0 0" ] || sw_fail "receipts of non-Google channels"
+echo "non-google ok: cleared, nothing sent to Google"
+
 # --- replay: the Gmail request's entry again
 mapfile -t fields < <(rr XRANGE tern:privacy - + | awk -v r="$req" '
     /^[0-9]+-[0-9]+$/ { if (hit) exit; n = 0; delete f; next }
@@ -150,7 +172,7 @@ done
     || sw_fail "the replayed entry was not acknowledged"
 sleep 0.3
 [ "$(revokes "$ref1")" = 1 ] || sw_fail "a replay revoked again"
-[ "$(sandbox_requests google-oauth 0 | jq length)" = "$before" ] || sw_fail "the SMTP or replayed disconnect called Google"
+[ "$(sandbox_requests google-oauth 0 | jq length)" = "$before" ] || sw_fail "the SMTP, WhatsApp or replayed disconnect called Google"
 echo "replay ok: acknowledged, nothing sent twice"
 
 # --- refused: an unknown channel, an entry naming both
@@ -163,7 +185,7 @@ rc=0
 bad_req=$(cat /proc/sys/kernel/random/uuid)
 rr XADD tern:privacy '*' type privacy.request v 1 tenant "$tid" trace "00-$(openssl rand -hex 16)-$(openssl rand -hex 8)-01" \
     request "$bad_req" dedupe "priv:$bad_req" data "{\"tenant\":\"$tid\",\"request_id\":\"$bad_req\",\"kind\":\"disconnect\",\"account_id\":\"$gm\",\"channel_id\":\"$gm\"}" >/dev/null
-invalid() { grep '"event":"sweeper.request_invalid"' "$dir/sweeper.log" | grep -q '"reason":"bad_account"'; }
+invalid() { grep '"event":"sweeper.request_invalid"' "$dir/sweeper.log" | grep -q '"reason":"bad_target"'; }
 for _ in $(seq 1 50); do invalid && break; sleep 0.1; done
 invalid || sw_fail "an entry naming both an account and a channel was not refused"
 echo "refused ok"
@@ -173,15 +195,25 @@ sw_stop
 u2=${u}o
 t2=$("$ctl" tenant add --slug "$u2" --name "Offboard $u2" --tz Europe/Lisbon)
 read -r acc3 ref3 <<<"$(grant)"
+read -r _ ref4 <<<"$(grant)"
+# the CalDAV accounts first, so that a sweep's first 64 rows are theirs
+sql "INSERT INTO oauth_accounts (tenant_id, provider, calendar_id, access_token_sealed)
+     SELECT '$t2', 'caldav', 'https://dav.example/' || g, '\\x00'::bytea FROM generate_series(1, 70) g" >/dev/null
+g4=$(sql "SELECT gen_random_uuid()")
+sql "INSERT INTO oauth_accounts (tenant_id, id, provider, calendar_id, refresh_token_sealed)
+     VALUES ('$t2', '$g4', 'google', 'primary',
+             decode('$(tn_seal_hex "$mkey" 1 "oauth:$t2:$g4:refresh" "$ref4")', 'hex'))" >/dev/null
 "$ctl" channel add --tenant "$t2" --kind email --address "desk-$u2@example.test" \
     --secret "access_token=$acc3" --secret "refresh_token=$ref3" >/dev/null
 sw_start TN_GOOGLE_REVOKE_URL="$G/revoke" TN_SWEEPER_INTERVAL=300ms
 "$ctl" tenant delete --tenant "$t2" >/dev/null || sw_fail "tenant delete"
-for _ in $(seq 1 100); do [ "$(sql "SELECT count(*) FROM tenants WHERE id = '$t2'")" = 0 ] && break; sleep 0.1; done
+for _ in $(seq 1 150); do [ "$(sql "SELECT count(*) FROM tenants WHERE id = '$t2'")" = 0 ] && break; sleep 0.1; done
 [ "$(sql "SELECT count(*) FROM tenants WHERE id = '$t2'")" = 0 ] || sw_fail "the tenant was not offboarded"
 wait_revokes "$ref3" 1 || sw_fail "offboarding did not revoke the mailbox's grant"
+wait_revokes "$ref4" 1 || sw_fail "offboarding did not revoke the Google account behind 70 CalDAV accounts"
 refused "$ref3" || sw_fail "Google still honours the offboarded mailbox's refresh token"
-echo "offboarding ok: the mailbox's grant revoked"
+grep -q '"event":"sweeper.offboard_continues"' "$dir/sweeper.log" || sw_fail "the sweep did not leave the rest for the next"
+echo "offboarding ok: every grant revoked, also past a sweep's room"
 
 rr XRANGE tern:privacy - + >"$dir/privacy.stream"
 for t in "$acc1" "$ref1" "$acc2" "$ref2" "$acc3" "$ref3" "pw-$u"; do

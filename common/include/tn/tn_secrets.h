@@ -26,6 +26,12 @@ char *tn_secrets_seal_hex(const struct tn_keyring *k, const char *tenant, const 
 struct json_t *tn_secrets_open(const struct tn_keyring *k, const char *tenant, const char *channel,
                                const char *hex);
 
+/* tn_secrets_free - release an opened credentials object (NULL-safe):
+ * when this is its last reference, every string in it is wiped first
+ * (jansson frees without wiping). Strings borrowed from it die with it, as
+ * with json_decref. Runs on: any thread. */
+void tn_secrets_free(struct json_t *s);
+
 /* tn_secrets_open_object - open sealed (slen bytes, borrowed) under the
  * associated data aad (aad_len bytes) and parse the plaintext as a JSON
  * object: the step tn_secrets_open and tn_oauth's tokens share. Returns: a

@@ -72,3 +72,28 @@ json_t *tn_secrets_open(const struct tn_keyring *k, const char *tenant, const ch
     tn_free(sealed);
     return obj;
 }
+
+/* wipe_strings - zero every string held only by j, at any depth */
+static void wipe_strings(json_t *j)
+{
+    const char *key;
+    json_t *v;
+    size_t i;
+
+    if (j == NULL || j->refcount != 1)
+        return; /* shared: another holder still reads it */
+    if (json_is_string(j)) {
+        tn_wipe((char *)json_string_value(j), json_string_length(j));
+    } else if (json_is_object(j)) {
+        json_object_foreach(j, key, v) wipe_strings(v);
+    } else if (json_is_array(j)) {
+        json_array_foreach(j, i, v) wipe_strings(v);
+    }
+}
+
+/* tn_secrets_free - see tn_secrets.h */
+void tn_secrets_free(json_t *s)
+{
+    wipe_strings(s);
+    json_decref(s);
+}
