@@ -23,8 +23,9 @@
  *	               200 without a usable token is the endpoint's fault)
  *	expires_in is read only as a JSON integer; a huge one is capped at a
  *	year, and the sum with now_s saturates instead of overflowing.
- *	XXX: jansson frees the parsed tree's copy of the tokens without
- *	wiping it; the strings returned here are wiped by _clear.
+ *	The parsed tree's copies of the tokens are wiped when it is freed
+ *	(tn_secrets_free); the strings returned here are wiped by _clear.
+ *	XXX: the answer's body itself is tn_http's, freed unwiped.
  * RUNS ON
  *	any thread (read, clear); loop (refresh, through tn_http).
  * DIAGNOSTICS
@@ -39,6 +40,7 @@
 #include <tn/tn_http.h>
 #include <tn/tn_mem.h>
 #include <tn/tn_oauth_token.h>
+#include <tn/tn_secrets.h>
 
 /* token - obj[key] when it is a non-empty string shorter than max: new, else NULL */
 static char *token(const json_t *obj, const char *key, size_t max)
@@ -115,7 +117,7 @@ void tn_oauth_token_read(const struct tn_http_response *resp, enum tn_err err, i
         out->expires_s = expiry(b, now_s);
     }
 out:
-    json_decref(b);
+    tn_secrets_free(b); /* the tree's copies of the tokens, wiped */
 }
 
 void tn_oauth_token_clear(struct tn_oauth_token *t)
