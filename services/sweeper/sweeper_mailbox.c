@@ -71,10 +71,11 @@ static bool take_grant(const struct tn_keyring *keys, const char *tenant, const 
                         TN_KV_STR("channel", id));
         return false;
     }
-    if (json_object_get(s, "smtp_url") == NULL)
+    if (json_object_get(s, "smtp_url") == NULL) { /* Gmail: the refresh token, else the access */
         grant = json_string_value(json_object_get(s, "refresh_token"));
-    if (grant == NULL && json_object_get(s, "smtp_url") == NULL)
-        grant = json_string_value(json_object_get(s, "access_token"));
+        if (grant == NULL)
+            grant = json_string_value(json_object_get(s, "access_token"));
+    }
     if (grant != NULL && grant[0] != '\0') {
         t->value = tn_xstrdup(grant);
         snprintf(t->tenant, sizeof(t->tenant), "%s", tenant);
